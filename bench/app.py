@@ -1,0 +1,71 @@
+"""The app under load: one plain route and one session-authenticated route.
+
+Configured by environment (the bench runner starts it under uvicorn):
+``BENCH_STORE`` is a session store URL.  ``POST /_bench/login`` mints a
+session without a password; this app exists only for benchmarks on loopback.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import asynccontextmanager
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from gatepass.asgi import AuthMiddleware, auth_of, require_user
+from gatepass.asgi.middleware import Receive, Scope, Send
+from gatepass.sessions.manager import SessionManager
+from gatepass.stores.urls import open_session_store
+
+
+async def plain(request: Request) -> Response:
+    return PlainTextResponse("ok")
+
+
+async def me(request: Request) -> Response:
+    user = await require_user(request)
+    return PlainTextResponse(user.user_id)
+
+
+async def bench_login(request: Request) -> Response:
+    issued = await auth_of(request).login("bench-user", ("user",))
+    return PlainTextResponse(issued.token)
+
+
+class BenchApp:
+    """Opens the store on the server's loop, then serves."""
+
+    def __init__(self) -> None:
+        self.inner: Any = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self.lifespan(scope, receive, send)
+            return
+        await self.inner(scope, receive, send)
+
+    async def lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
+        @asynccontextmanager
+        async def span(app: Starlette) -> Any:
+            yield
+            await store.close()
+
+        store = await open_session_store(os.environ["BENCH_STORE"])
+        app = Starlette(
+            routes=[
+                Route("/plain", plain),
+                Route("/me", me),
+                Route("/_bench/login", bench_login, methods=["POST"]),
+            ],
+            lifespan=span,
+        )
+        app.add_middleware(AuthMiddleware, sessions=SessionManager(store))
+        self.inner = app
+        await app(scope, receive, send)
+
+
+app = BenchApp()

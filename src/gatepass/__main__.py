@@ -1,0 +1,5 @@
+import sys
+
+from gatepass.cli import main
+
+sys.exit(main())

@@ -1,0 +1,22 @@
+"""ASGI integration: the middleware, the dependencies, and the error mapping."""
+
+from gatepass.asgi.dependencies import (
+    RequirePermissions,
+    RequireRoles,
+    auth_of,
+    current_user,
+    require_user,
+    requires_user,
+)
+from gatepass.asgi.middleware import AuthMiddleware, RequestAuth
+
+__all__ = [
+    "AuthMiddleware",
+    "RequestAuth",
+    "RequirePermissions",
+    "RequireRoles",
+    "auth_of",
+    "current_user",
+    "require_user",
+    "requires_user",
+]

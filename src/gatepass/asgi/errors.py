@@ -1,0 +1,59 @@
+"""The one place where gatepass errors become HTTP responses.
+
+Bodies follow the contract: ``{"error": "<code>", "detail": "<human text>"}``.
+401 answers always carry ``WWW-Authenticate``.  Nothing here ever echoes
+request data back.
+"""
+
+from __future__ import annotations
+
+import json
+
+from gatepass.errors import (
+    Conflict,
+    GatepassError,
+    InvalidRequest,
+    NotAuthenticated,
+    NotFound,
+    PayloadTooLarge,
+    PermissionDenied,
+    StoreUnavailable,
+)
+
+#: Most specific class first; the first isinstance match wins.
+_STATUS: tuple[tuple[type[GatepassError], int], ...] = (
+    (PayloadTooLarge, 413),
+    (InvalidRequest, 400),
+    (NotAuthenticated, 401),
+    (PermissionDenied, 403),
+    (NotFound, 404),
+    (Conflict, 409),
+    (StoreUnavailable, 503),
+)
+
+WWW_AUTHENTICATE = 'Cookie realm="gatepass"'
+
+Header = tuple[bytes, bytes]
+
+
+def status_for(exc: GatepassError) -> int:
+    for cls, status in _STATUS:
+        if isinstance(exc, cls):
+            return status
+    return 500
+
+
+def error_parts(exc: GatepassError) -> tuple[int, list[Header], bytes]:
+    """Status, headers and body for an error, ready for ASGI or any framework."""
+    status = status_for(exc)
+    body = json.dumps({"error": exc.code, "detail": exc.detail}).encode()
+    headers: list[Header] = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"cache-control", b"no-store"),
+    ]
+    if status == 401:
+        headers.append((b"www-authenticate", WWW_AUTHENTICATE.encode()))
+    if status == 503:
+        headers.append((b"retry-after", b"5"))
+    return status, headers, body

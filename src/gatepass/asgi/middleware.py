@@ -1,0 +1,208 @@
+"""The ASGI middleware that resolves who is calling, once per request.
+
+A plain ASGI class in Starlette's manner: everything that can be is
+precomputed in ``__init__``; ``__call__`` reads the session cookie with the
+strict parser, loads the session (one store read; a write only when sliding
+renewal is due), and exposes the result as ``scope["user"]`` (an
+:class:`~gatepass.identity.Identity` or ``ANONYMOUS``) and ``scope["auth"]``
+(a :class:`RequestAuth`, through which a route logs in or out).
+
+Failure modes, on purpose:
+
+* A cookie that is garbage, unknown, expired, duplicated or look-alike makes
+  the caller anonymous.  Never a 500, never someone else's session.
+* A store that cannot be reached makes the request fail with 503.  The
+  caller is never treated as anonymous (clients would drop their session)
+  and never let through unchecked.
+* Any :class:`~gatepass.errors.GatepassError` raised by the app, e.g. by a
+  ``require_user`` dependency, is turned into its HTTP answer here, by the
+  one mapping in :mod:`gatepass.asgi.errors`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from gatepass.asgi.errors import error_parts
+from gatepass.cookies import CookieSpec, read_cookie
+from gatepass.errors import GatepassError
+from gatepass.identity import ANONYMOUS, Anonymous, Identity, RolePermissions
+from gatepass.sessions.manager import IssuedSession, SessionManager
+from gatepass.sessions.record import SessionRecord
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class RequestAuth:
+    """Per-request authentication state and the actions a route can take.
+
+    Obtain it with ``request.auth`` (Starlette) or :func:`gatepass.asgi.auth_of`.
+    """
+
+    __slots__ = ("_middleware", "_scope", "record", "set_cookies", "token")
+
+    def __init__(
+        self, middleware: AuthMiddleware, scope: Scope, token: str | None,
+        record: SessionRecord | None,
+    ) -> None:  # fmt: skip
+        self._middleware = middleware
+        self._scope = scope
+        self.token = token
+        self.record = record
+        #: ``Set-Cookie`` values to add to the response.
+        self.set_cookies: list[str] = []
+
+    @property
+    def scopes(self) -> list[str]:
+        """Permissions, under the name Starlette's ``@requires`` reads."""
+        user = self._scope.get("user")
+        return sorted(user.permissions) if isinstance(user, Identity) else []
+
+    @property
+    def manager(self) -> SessionManager:
+        return self._middleware.sessions
+
+    async def login(
+        self, user_id: str, roles: tuple[str, ...] = (), *, remember: bool = False
+    ) -> IssuedSession:
+        """Start a session under a fresh id and set its cookie.
+
+        Whatever session the request came with is destroyed first, so a
+        planted id never survives a login.
+        """
+        mw = self._middleware
+        issued = await mw.sessions.create(
+            user_id,
+            roles,
+            remember=remember,
+            ip=client_ip(self._scope),
+            user_agent=header(self._scope, b"user-agent"),
+            replacing=self.token,
+        )
+        max_age = issued.record.absolute_expires_at - issued.record.created_at
+        self.set_cookies.append(
+            mw.cookie.header(issued.token, max_age=int(max_age) if remember else None)
+        )
+        self._become(issued)
+        return issued
+
+    async def rotate(self) -> IssuedSession | None:
+        """A fresh id for the current session (call on privilege change)."""
+        if self.token is None:
+            return None
+        issued = await self._middleware.sessions.rotate(self.token)
+        if issued is None:
+            return None
+        remember = issued.record.remember
+        lifetime = int(issued.record.absolute_expires_at - self._middleware.sessions.clock())
+        self.set_cookies.append(
+            self._middleware.cookie.header(issued.token, max_age=lifetime if remember else None)
+        )
+        self._become(issued)
+        return issued
+
+    async def logout(self) -> None:
+        """Destroy the session server-side and clear the cookie."""
+        if self.token is not None:
+            await self._middleware.sessions.destroy(self.token)
+        self.set_cookies.append(self._middleware.cookie.deletion_header())
+        self.token = None
+        self.record = None
+        self._scope["user"] = ANONYMOUS
+
+    def _become(self, issued: IssuedSession) -> None:
+        self.token = issued.token
+        self.record = issued.record
+        self._scope["user"] = self._middleware.permissions.identity_for(issued.record)
+
+
+class AuthMiddleware:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        sessions: SessionManager,
+        cookie: CookieSpec | None = None,
+        permissions: RolePermissions | None = None,
+    ) -> None:
+        self.app = app
+        self.sessions = sessions
+        self.cookie = cookie or CookieSpec()
+        self.permissions = permissions or RolePermissions()
+        self._cookie_name = self.cookie.name
+        self._stale_cookie = self.cookie.deletion_header()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+
+        token = read_cookie(header(scope, b"cookie"), self._cookie_name)
+        record: SessionRecord | None = None
+        if token is not None:
+            try:
+                record = await self.sessions.load(token)
+            except GatepassError as exc:
+                await _send_error(send, exc)
+                return
+        auth = RequestAuth(self, scope, token if record else None, record)
+        if token is not None and record is None:
+            # A cookie for a session that is gone: tell the browser to drop it.
+            auth.set_cookies.append(self._stale_cookie)
+        user: Identity | Anonymous = (
+            self.permissions.identity_for(record) if record is not None else ANONYMOUS
+        )
+        scope["user"] = user
+        scope["auth"] = auth
+
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        started = False
+
+        async def send_with_cookies(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                if auth.set_cookies:
+                    headers = list(message.get("headers", ()))
+                    headers.extend((b"set-cookie", v.encode("latin-1")) for v in auth.set_cookies)
+                    # A response that sets a session cookie must never be
+                    # stored by a shared cache and served to someone else.
+                    headers = [(k, v) for k, v in headers if k.lower() != b"cache-control"]
+                    headers.append((b"cache-control", b"no-store"))
+                    message["headers"] = headers
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_cookies)
+        except GatepassError as exc:
+            if started:
+                raise
+            await _send_error(send_with_cookies, exc)
+
+
+def header(scope: Scope, name: bytes) -> str | None:
+    """One request header, decoded as latin-1; repeated headers are joined."""
+    found = [v for k, v in scope.get("headers", ()) if k == name]
+    if not found:
+        return None
+    sep = b"; " if name == b"cookie" else b", "
+    return sep.join(found).decode("latin-1")
+
+
+def client_ip(scope: Scope) -> str | None:
+    client = scope.get("client")
+    return str(client[0]) if client else None
+
+
+async def _send_error(send: Send, exc: GatepassError) -> None:
+    status, headers, body = error_parts(exc)
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

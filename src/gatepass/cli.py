@@ -1,0 +1,167 @@
+"""The ``gatepass`` command: the server and its administration.
+
+Passwords are never taken from arguments (they would land in shell history
+and in every process listing): ``--password-stdin`` reads one line from
+standard input, otherwise the user is prompted without echo.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from gatepass.errors import GatepassError
+from gatepass.server.components import Components
+from gatepass.server.settings import Settings
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gatepass", description="Sessions, tokens and login.")
+    parser.add_argument("--data-dir", type=Path, help="data directory (default ./.gatepass)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the auth server")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--data-dir", type=Path, dest="serve_data_dir")
+    serve.add_argument("--log-level", default="info")
+
+    users = sub.add_parser("users", help="manage accounts").add_subparsers(
+        dest="action", required=True
+    )
+    add = users.add_parser("add", help="create an account")
+    add.add_argument("email")
+    add.add_argument("--password-stdin", action="store_true")
+    add.add_argument("--role", action="append", default=[], help="grant a role (repeatable)")
+    users.add_parser("list", help="list accounts")
+    users.add_parser("disable", help="disable an account and end its sessions").add_argument(
+        "email"
+    )
+    users.add_parser("enable", help="enable a disabled account").add_argument("email")
+    setpw = users.add_parser("set-password", help="set a password and end all sessions")
+    setpw.add_argument("email")
+    setpw.add_argument("--password-stdin", action="store_true")
+
+    roles = sub.add_parser("roles", help="grant and revoke roles").add_subparsers(
+        dest="action", required=True
+    )
+    for name in ("grant", "revoke"):
+        p = roles.add_parser(name)
+        p.add_argument("email")
+        p.add_argument("role")
+
+    sessions = sub.add_parser("sessions", help="inspect and end sessions").add_subparsers(
+        dest="action", required=True
+    )
+    sessions.add_parser("list").add_argument("email")
+    revoke = sessions.add_parser("revoke")
+    revoke.add_argument("email")
+    which = revoke.add_mutually_exclusive_group(required=True)
+    which.add_argument("--all", action="store_true")
+    which.add_argument("session_id", nargs="?")
+    return parser
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        line = sys.stdin.readline()
+        return line[:-1] if line.endswith("\n") else line
+    first = getpass.getpass("Password: ")
+    if getpass.getpass("Repeat password: ") != first:
+        raise SystemExit("Passwords do not match.")
+    return first
+
+
+async def _admin(settings: Settings, action: Callable[[Components], Awaitable[Any]]) -> Any:
+    parts = await Components.open(settings)
+    try:
+        return await action(parts)
+    finally:
+        await parts.close()
+
+
+def _print(value: Any) -> None:
+    print(json.dumps(value, indent=2))
+
+
+async def _run_admin(args: argparse.Namespace, settings: Settings) -> None:
+    cmd, action = args.command, args.action
+
+    async def go(parts: Components) -> None:
+        accounts = parts.accounts
+        if cmd == "users" and action == "add":
+            password = _read_password(args.password_stdin)
+            user = await accounts.register(args.email, password, tuple(args.role))
+            _print({"id": user.id, "email": user.email, "roles": list(user.roles)})
+        elif cmd == "users" and action == "list":
+            _print([
+                {"id": u.id, "email": u.email, "roles": list(u.roles), "disabled": u.disabled}
+                for u in await accounts.users.list(limit=100_000)
+            ])
+        elif cmd == "users" and action in ("disable", "enable"):
+            user = await accounts.get(args.email)
+            await (accounts.disable(user) if action == "disable" else accounts.enable(user))
+            print(f"{user.email}: {action}d")
+        elif cmd == "users" and action == "set-password":
+            user = await accounts.get(args.email)
+            await accounts.set_password(user, _read_password(args.password_stdin))
+            print(f"{user.email}: password set; all sessions ended")
+        elif cmd == "roles":
+            user = await accounts.get(args.email)
+            change = accounts.grant_role if action == "grant" else accounts.revoke_role
+            user = await change(user, args.role)
+            _print({"email": user.email, "roles": list(user.roles)})
+        elif cmd == "sessions" and action == "list":
+            from gatepass.server.api import session_json
+
+            user = await accounts.get(args.email)
+            _print([session_json(r, None) for r in await parts.sessions.list_user(user.id)])
+        elif cmd == "sessions" and action == "revoke":
+            user = await accounts.get(args.email)
+            if args.all:
+                count = await parts.sessions.revoke_all(user.id)
+                print(f"{user.email}: {count} sessions ended")
+            else:
+                await parts.sessions.revoke(user.id, args.session_id)
+                print(f"{user.email}: session ended")
+
+    await _admin(settings, go)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    overrides: dict[str, Any] = {"data_dir": args.data_dir}
+    if args.command == "serve":
+        overrides.update(host=args.host, port=args.port)
+        overrides["data_dir"] = args.serve_data_dir or args.data_dir
+    try:
+        settings = Settings.load(overrides)
+        if args.command == "serve":
+            import uvicorn
+
+            from gatepass.server.app import create_app
+
+            uvicorn.run(
+                create_app(settings),
+                host=settings.host,
+                port=settings.port,
+                log_level=args.log_level,
+                server_header=False,
+                proxy_headers=False,
+            )
+            return 0
+        asyncio.run(_run_admin(args, settings))
+        return 0
+    except GatepassError as exc:
+        print(f"gatepass: {exc.detail}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

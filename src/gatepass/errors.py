@@ -1,0 +1,118 @@
+"""The exception tree.
+
+Every error gatepass raises on purpose derives from :class:`GatepassError`,
+which is never raised directly.  Each class carries the stable error ``code``
+of the HTTP contract; the mapping from these classes to HTTP statuses lives in
+exactly one place, :mod:`gatepass.asgi.errors`.
+
+Messages are written for the person reading them and never contain a secret:
+no password, session id, token or cookie value is ever interpolated.
+"""
+
+from __future__ import annotations
+
+
+class GatepassError(Exception):
+    """Root of every gatepass error.  Never raised directly."""
+
+    code: str = "error"
+    #: Default human text, used when no message is given.
+    default_detail: str = "An error occurred."
+
+    def __init__(self, detail: str | None = None) -> None:
+        self.detail = detail or self.default_detail
+        super().__init__(self.detail)
+
+
+class ConfigurationError(GatepassError):
+    """Settings that are unsafe or inconsistent; raised at start-up, not per request."""
+
+    code = "configuration_error"
+    default_detail = "The configuration is invalid."
+
+
+class InvalidRequest(GatepassError):
+    """The request is malformed: bad JSON, a missing field, a value out of range."""
+
+    code = "invalid_request"
+    default_detail = "The request is malformed."
+
+
+class PayloadTooLarge(InvalidRequest):
+    """A body, header or field exceeds its limit; refused before any parsing."""
+
+    code = "payload_too_large"
+    default_detail = "The request is too large."
+
+
+class WeakPassword(InvalidRequest):
+    """The new password does not meet the policy (length bounds)."""
+
+    code = "weak_password"
+    default_detail = "The password does not meet the policy."
+
+
+class NotAuthenticated(GatepassError):
+    """No valid credentials came with the request."""
+
+    code = "not_authenticated"
+    default_detail = "Authentication required."
+
+
+class InvalidCredentials(NotAuthenticated):
+    """Email and password did not match an enabled account.
+
+    The same error, with the same text, is raised for an unknown email, a
+    wrong password and a disabled account, so that none can be told apart.
+    """
+
+    code = "invalid_credentials"
+    default_detail = "Invalid email or password."
+
+
+class PermissionDenied(GatepassError):
+    """The caller is authenticated but not allowed to do this."""
+
+    code = "forbidden"
+    default_detail = "You are not allowed to do this."
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        required_roles: tuple[str, ...] = (),
+        required_permissions: tuple[str, ...] = (),
+    ) -> None:
+        super().__init__(detail)
+        self.required_roles = required_roles
+        self.required_permissions = required_permissions
+
+
+class NotFound(GatepassError):
+    code = "not_found"
+    default_detail = "Not found."
+
+
+class Conflict(GatepassError):
+    code = "conflict"
+    default_detail = "The resource already exists."
+
+
+class UserExists(Conflict):
+    code = "user_exists"
+    default_detail = "An account with this email already exists."
+
+
+class StoreUnavailable(GatepassError):
+    """A store that the request needs cannot be reached.
+
+    Never treated as "anonymous": the request is refused with 503 so that
+    nothing is let through unchecked and clients keep their sessions.
+    """
+
+    code = "store_unavailable"
+    default_detail = "A backing store is unavailable; try again shortly."
+
+    def __init__(self, detail: str | None = None, *, store: str = "") -> None:
+        super().__init__(detail)
+        self.store = store

@@ -1,0 +1,96 @@
+"""Who is making the request: the object apps see as ``request.user``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from gatepass.sessions.record import SessionRecord
+
+Scheme = Literal["session", "bearer"]
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """An authenticated caller.
+
+    Compatible with Starlette's ``BaseUser`` duck type (``is_authenticated``,
+    ``display_name``, ``identity``), so ``request.user`` works in Starlette and
+    FastAPI apps without further glue.
+    """
+
+    user_id: str
+    roles: frozenset[str]
+    permissions: frozenset[str]
+    scheme: Scheme
+    session: SessionRecord | None = None
+
+    @property
+    def is_authenticated(self) -> bool:
+        return True
+
+    @property
+    def display_name(self) -> str:
+        return self.user_id
+
+    @property
+    def identity(self) -> str:
+        return self.user_id
+
+    def has_roles(self, *roles: str) -> bool:
+        return all(role in self.roles for role in roles)
+
+    def has_permissions(self, *permissions: str) -> bool:
+        return all(p in self.permissions for p in permissions)
+
+
+@dataclass(frozen=True, slots=True)
+class Anonymous:
+    """The caller when no valid credentials came with the request."""
+
+    @property
+    def is_authenticated(self) -> bool:
+        return False
+
+    @property
+    def display_name(self) -> str:
+        return ""
+
+    @property
+    def identity(self) -> str:
+        return ""
+
+
+ANONYMOUS = Anonymous()
+
+
+class RolePermissions:
+    """Maps roles to permissions; the union over a caller's roles is cached.
+
+    Built once from configuration: ``RolePermissions({"admin": {"users:read"}})``.
+    """
+
+    def __init__(self, mapping: Mapping[str, set[str] | frozenset[str]] | None = None) -> None:
+        self._mapping = {role: frozenset(perms) for role, perms in (mapping or {}).items()}
+        self._cache: dict[tuple[str, ...], frozenset[str]] = {}
+
+    def for_roles(self, roles: tuple[str, ...]) -> frozenset[str]:
+        cached = self._cache.get(roles)
+        if cached is None:
+            perms: set[str] = set()
+            for role in roles:
+                perms |= self._mapping.get(role, frozenset())
+            cached = frozenset(perms)
+            if len(self._cache) < 4096:
+                self._cache[roles] = cached
+        return cached
+
+    def identity_for(self, record: SessionRecord) -> Identity:
+        return Identity(
+            user_id=record.user_id,
+            roles=frozenset(record.roles),
+            permissions=self.for_roles(record.roles),
+            scheme="session",
+            session=record,
+        )

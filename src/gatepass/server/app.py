@@ -1,0 +1,116 @@
+"""The ``gatepass serve`` application.
+
+:class:`Server` is the ASGI entry point.  It opens the stores during the
+lifespan start-up, on the server's own event loop (connection pools belong to
+the loop that made them), then builds the Starlette app around them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from gatepass.asgi.middleware import AuthMiddleware, Receive, Scope, Send
+from gatepass.errors import GatepassError
+from gatepass.server import api, pages
+from gatepass.server.components import Components
+from gatepass.server.settings import Settings
+
+logger = logging.getLogger("gatepass.server")
+
+PURGE_INTERVAL = 60.0
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "invalid_request")
+    return JSONResponse(
+        {"error": code, "detail": exc.detail}, status_code=exc.status_code, headers=exc.headers
+    )
+
+
+def build_app(parts: Components) -> Starlette:
+    app = Starlette(
+        routes=[*api.routes, *pages.routes],
+        middleware=[
+            Middleware(
+                AuthMiddleware,
+                sessions=parts.sessions,
+                cookie=parts.cookie,
+                permissions=parts.permissions,
+            )
+        ],
+        exception_handlers={HTTPException: http_error},
+    )
+    app.state.components = parts
+    return app
+
+
+class Server:
+    """ASGI app that owns its components for the length of the lifespan."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.components: Components | None = None
+        self.app: Starlette | None = None
+        self._purger: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self.components = await Components.open(self.settings)
+        self.app = build_app(self.components)
+        self._purger = asyncio.create_task(self._purge_forever())
+
+    async def stop(self) -> None:
+        if self._purger is not None:
+            self._purger.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._purger
+        if self.components is not None:
+            await self.components.close()
+
+    async def _purge_forever(self) -> None:
+        assert self.components is not None
+        manager = self.components.sessions
+        while True:
+            await asyncio.sleep(PURGE_INTERVAL)
+            try:
+                removed = await manager.store.purge_expired(manager.clock())
+                if removed:
+                    logger.info("purged %d expired sessions", removed)
+            except GatepassError:
+                logger.warning("session purge skipped: store unavailable")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if self.app is None:
+            raise RuntimeError("The server has not been started (no lifespan).")
+        await self.app(scope, receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.start()
+                except Exception as exc:  # reported to the ASGI server, which exits
+                    logger.error("start-up failed: %s", exc)
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.stop()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+def create_app(settings: Settings | None = None) -> Server:
+    return Server(settings or Settings.load())

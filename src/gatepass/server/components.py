@@ -1,0 +1,60 @@
+"""The server's parts, opened from settings and closed together."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gatepass.accounts import Accounts
+from gatepass.cookies import CookieSpec
+from gatepass.identity import RolePermissions
+from gatepass.server.settings import Settings
+from gatepass.sessions.config import SessionConfig
+from gatepass.sessions.manager import SessionManager
+from gatepass.stores.urls import open_session_store
+from gatepass.users.passwords import PasswordHasher
+from gatepass.users.urls import open_user_store
+
+#: What each built-in role may do.  Apps built on the library pass their own.
+DEFAULT_PERMISSIONS = RolePermissions(
+    {"admin": {"users:read", "users:write", "sessions:admin"}}
+)
+
+
+@dataclass(slots=True)
+class Components:
+    settings: Settings
+    accounts: Accounts
+    sessions: SessionManager
+    cookie: CookieSpec
+    permissions: RolePermissions
+
+    @classmethod
+    async def open(cls, settings: Settings) -> Components:
+        settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        users = await open_user_store(settings.database_url)
+        store = await open_session_store(settings.session_store_url)
+        config = SessionConfig(
+            idle_timeout=settings.session_idle_timeout,
+            absolute_timeout=settings.session_absolute_timeout,
+            remember_idle_timeout=max(settings.session_idle_timeout, 7 * 24 * 3600),
+            remember_absolute_timeout=max(settings.session_absolute_timeout, 30 * 24 * 3600),
+        )
+        sessions = SessionManager(store, config)
+        cookie = CookieSpec(
+            name=settings.cookie_name,
+            secure=settings.cookie_secure,
+            same_site=settings.cookie_same_site,
+            domain=settings.cookie_domain,
+        )
+        return cls(
+            settings=settings,
+            accounts=Accounts(users, sessions, PasswordHasher()),
+            sessions=sessions,
+            cookie=cookie,
+            permissions=DEFAULT_PERMISSIONS,
+        )
+
+    async def close(self) -> None:
+        await self.sessions.store.close()
+        await self.accounts.users.close()
+        self.accounts.hasher.close()

@@ -1,0 +1,116 @@
+"""Server settings: flags, then ``GATEPASS_*`` environment variables, then defaults.
+
+Read once at start-up into a frozen dataclass and validated there; nothing
+reads the environment afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from gatepass.errors import ConfigurationError
+
+BrowserMode = Literal["session", "jwt"]
+Registration = Literal["open", "closed"]
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    data_dir: Path = Path(".gatepass")
+    #: Users and accounts.  Default: SQLite in the data dir.
+    database_url: str = ""
+    #: Sessions (and later tokens, revocation, throttling).  Default: the database.
+    session_store_url: str = ""
+    public_url: str = ""
+    cors_origins: tuple[str, ...] = ()
+    trusted_proxies: tuple[str, ...] = ()
+    browser_mode: BrowserMode = "session"
+    registration: Registration = "open"
+    session_idle_timeout: int = 30 * 60
+    session_absolute_timeout: int = 8 * 60 * 60
+    #: The session cookie's name; ``__Host-`` keeps it bound to this host.
+    cookie_name: str = "__Host-gatepass"
+    #: Secure cookies are accepted by browsers on http://127.0.0.1 and
+    #: http://localhost, so the safe default costs nothing in development.
+    cookie_secure: bool = True
+    cookie_same_site: Literal["lax", "strict", "none"] = "lax"
+    cookie_domain: str | None = None
+    #: Largest request body accepted on the JSON and form endpoints.
+    max_body_bytes: int = 64 * 1024
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not 0 < self.port < 65536:
+            raise ConfigurationError("port must be between 1 and 65535.")
+        if self.browser_mode not in ("session", "jwt"):
+            raise ConfigurationError("GATEPASS_BROWSER_MODE must be 'session' or 'jwt'.")
+        if self.registration not in ("open", "closed"):
+            raise ConfigurationError("GATEPASS_REGISTRATION must be 'open' or 'closed'.")
+        if not self.database_url:
+            db = (self.data_dir / "gatepass.db").resolve()
+            object.__setattr__(self, "database_url", f"sqlite:///{db}")
+        if not self.session_store_url:
+            object.__setattr__(self, "session_store_url", self.database_url)
+        if not self.public_url:
+            object.__setattr__(self, "public_url", f"http://{self.host}:{self.port}")
+        if self.session_idle_timeout > self.session_absolute_timeout:
+            raise ConfigurationError(
+                "GATEPASS_SESSION_IDLE_TIMEOUT cannot exceed GATEPASS_SESSION_ABSOLUTE_TIMEOUT."
+            )
+
+    @classmethod
+    def load(
+        cls, overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+    ) -> Settings:
+        """Build settings from flags (``overrides``, None values ignored) and the environment."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            if f.name == "extra":
+                continue
+            raw = env.get(f"GATEPASS_{f.name.upper()}")
+            if raw is not None and raw != "":
+                values[f.name] = _convert(f.name, raw)
+        for name, value in (overrides or {}).items():
+            if value is not None:
+                values[name] = value
+        try:
+            return cls(**values)
+        except TypeError as exc:
+            raise ConfigurationError(str(exc)) from exc
+
+
+def _convert(name: str, raw: str) -> Any:
+    if name in ("port", "session_idle_timeout", "session_absolute_timeout", "max_body_bytes"):
+        try:
+            return int(raw)
+        except ValueError:
+            raise ConfigurationError(f"GATEPASS_{name.upper()} must be an integer.") from None
+    if name == "cookie_secure":
+        if raw.lower() not in ("1", "0", "true", "false", "yes", "no"):
+            raise ConfigurationError("GATEPASS_COOKIE_SECURE must be true or false.")
+        return raw.lower() in ("1", "true", "yes")
+    if name == "data_dir":
+        return Path(raw)
+    if name in ("cors_origins", "trusted_proxies"):
+        return tuple(part.strip() for part in raw.split(",") if part.strip())
+    return raw
+
+
+def redact_url(url: str) -> str:
+    """A URL fit for messages and logs: the password is removed."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    user = f"{parts.username}:***@" if parts.username else ""
+    return urlunsplit((parts.scheme, user + host, parts.path, parts.query, parts.fragment))

@@ -1,0 +1,163 @@
+"""The session lifecycle: create, load, renew, rotate, destroy.
+
+Security operations live here once (as Django's ``cycle_key``/``flush`` do),
+whatever the store:
+
+* the server mints every id: a token we did not issue, or one whose session
+  is gone, is never adopted;
+* login always issues a fresh id, and :meth:`rotate` issues one on privilege
+  change, deleting the old one atomically;
+* the idle and the absolute deadline are checked with an injected clock on
+  every load, and expired sessions are deleted on sight.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from gatepass.errors import NotFound
+from gatepass.sessions.config import SessionConfig
+from gatepass.sessions.record import SessionRecord
+from gatepass.sessions.store import SessionStore
+from gatepass.sessions.tokens import is_well_formed, new_token, token_key
+
+Clock = Callable[[], float]
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedSession:
+    """A session just created or rotated, with the token for its cookie.
+
+    The token is the only copy of the secret; it goes into a cookie and
+    nowhere else.
+    """
+
+    token: str
+    record: SessionRecord
+
+
+class SessionManager:
+    def __init__(
+        self,
+        store: SessionStore,
+        config: SessionConfig | None = None,
+        *,
+        clock: Clock = time.time,
+    ) -> None:
+        self.store = store
+        self.config = config or SessionConfig()
+        self.clock = clock
+
+    async def create(
+        self,
+        user_id: str,
+        roles: tuple[str, ...] = (),
+        *,
+        remember: bool = False,
+        ip: str | None = None,
+        user_agent: str | None = None,
+        replacing: str | None = None,
+    ) -> IssuedSession:
+        """Start a session for ``user_id``.
+
+        ``replacing`` is the token the client presented, if any: that
+        session is destroyed, whoever it belonged to, so a planted id never
+        survives a login.
+        """
+        now = self.clock()
+        cfg = self.config
+        idle = cfg.remember_idle_timeout if remember else cfg.idle_timeout
+        absolute = cfg.remember_absolute_timeout if remember else cfg.absolute_timeout
+        token = new_token()
+        record = SessionRecord(
+            key=token_key(token),
+            user_id=user_id,
+            roles=tuple(roles),
+            created_at=now,
+            last_seen_at=now,
+            expires_at=now + idle,
+            absolute_expires_at=now + absolute,
+            idle_timeout=idle,
+            remember=remember,
+            ip=ip,
+            user_agent=user_agent[:512] if user_agent else None,
+        )
+        if replacing is not None and is_well_formed(replacing):
+            await self.store.delete(token_key(replacing))
+        await self.store.create(record)
+        return IssuedSession(token, record)
+
+    async def load(self, token: str) -> SessionRecord | None:
+        """The live session for a token, renewed if due; None otherwise."""
+        if not is_well_formed(token):
+            return None
+        key = token_key(token)
+        record = await self.store.get(key)
+        if record is None:
+            return None
+        now = self.clock()
+        if record.is_expired(now) or now >= record.absolute_expires_at:
+            await self.store.delete(key)
+            return None
+        if now - record.last_seen_at >= self.config.renew_after(record.idle_timeout):
+            renewed = record.touched(now)
+            if not await self.store.touch(
+                key, last_seen_at=renewed.last_seen_at, expires_at=renewed.expires_at
+            ):
+                return None
+            record = renewed
+        return record
+
+    async def rotate(self, token: str) -> IssuedSession | None:
+        """Give the session behind ``token`` a fresh id (privilege change).
+
+        The old id stops working at once.  None when the session is gone.
+        """
+        record = await self.load(token)
+        if record is None:
+            return None
+        fresh = new_token()
+        now = self.clock()
+        moved = SessionRecord(
+            key=token_key(fresh),
+            user_id=record.user_id,
+            roles=record.roles,
+            created_at=record.created_at,
+            last_seen_at=now,
+            expires_at=min(now + record.idle_timeout, record.absolute_expires_at),
+            absolute_expires_at=record.absolute_expires_at,
+            idle_timeout=record.idle_timeout,
+            remember=record.remember,
+            ip=record.ip,
+            user_agent=record.user_agent,
+            data=record.data,
+        )
+        if not await self.store.replace(record.key, moved):
+            return None
+        return IssuedSession(fresh, moved)
+
+    async def destroy(self, token: str) -> SessionRecord | None:
+        if not is_well_formed(token):
+            return None
+        return await self.store.delete(token_key(token))
+
+    async def list_user(self, user_id: str) -> list[SessionRecord]:
+        now = self.clock()
+        return [r for r in await self.store.list_user(user_id) if not r.is_expired(now)]
+
+    async def revoke(self, user_id: str, public_id: str) -> None:
+        """End one of the user's sessions, named by its public id.
+
+        Raises NotFound when the user has no such session, so one user can
+        never end another's.
+        """
+        for record in await self.store.list_user(user_id):
+            if record.public_id == public_id:
+                await self.store.delete(record.key)
+                return
+        raise NotFound("No such session.")
+
+    async def revoke_all(self, user_id: str, *, keep: SessionRecord | None = None) -> int:
+        return await self.store.delete_user(user_id, keep=keep.key if keep else None)

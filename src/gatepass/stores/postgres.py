@@ -1,0 +1,191 @@
+"""PostgreSQL session store.
+
+The same table as the SQLite store: a real column per field (roles and data
+as JSON text, timestamps as double precision so they round-trip exactly).
+The table is created on first use, not at start-up, so the store can be
+built while PostgreSQL is down (see :class:`~gatepass.stores._postgres.PostgresPool`).
+
+Under READ COMMITTED a ``DELETE … WHERE user_id = $1`` does not see a row
+inserted by a transaction it waited for, so ``replace`` and ``delete_user``
+take a per-user advisory lock: "log out everywhere" running while a session
+is rotated deletes the new session or makes the rotation fail, never lets it
+survive.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+
+from gatepass.sessions.record import SessionRecord
+from gatepass.stores._postgres import PostgresPool
+
+#: Advisory lock serialising the DDL of processes starting together ("gatepass"
+#: in ASCII; outside the int4 range of the per-user hashtext() locks).
+_SCHEMA_LOCK = 0x6761746570617373
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS gatepass_sessions (
+    key text PRIMARY KEY,
+    user_id text NOT NULL,
+    roles text NOT NULL,
+    created_at double precision NOT NULL,
+    last_seen_at double precision NOT NULL,
+    expires_at double precision NOT NULL,
+    absolute_expires_at double precision NOT NULL,
+    idle_timeout integer NOT NULL,
+    remember boolean NOT NULL,
+    ip text,
+    user_agent text,
+    data text NOT NULL
+);
+CREATE INDEX IF NOT EXISTS gatepass_sessions_user_id ON gatepass_sessions (user_id, created_at);
+CREATE INDEX IF NOT EXISTS gatepass_sessions_expires_at ON gatepass_sessions (expires_at);
+"""
+
+_COLUMNS = (
+    "key, user_id, roles, created_at, last_seen_at, expires_at, absolute_expires_at,"
+    " idle_timeout, remember, ip, user_agent, data"
+)
+_INSERT = (
+    f"INSERT INTO gatepass_sessions ({_COLUMNS})"  # noqa: S608
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+)
+_SELECT = f"SELECT {_COLUMNS} FROM gatepass_sessions"  # noqa: S608
+_USER_LOCK = "SELECT pg_advisory_xact_lock(hashtext('gatepass_sessions:' || $1))"
+
+
+def _json(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _params(r: SessionRecord) -> tuple[Any, ...]:
+    return (
+        r.key, r.user_id, _json(list(r.roles)), r.created_at, r.last_seen_at, r.expires_at,
+        r.absolute_expires_at, r.idle_timeout, r.remember, r.ip, r.user_agent, _json(r.data),
+    )  # fmt: skip
+
+
+def _record(row: asyncpg.Record) -> SessionRecord:
+    return SessionRecord(
+        key=row["key"],
+        user_id=row["user_id"],
+        roles=tuple(json.loads(row["roles"])),
+        created_at=row["created_at"],
+        last_seen_at=row["last_seen_at"],
+        expires_at=row["expires_at"],
+        absolute_expires_at=row["absolute_expires_at"],
+        idle_timeout=row["idle_timeout"],
+        remember=row["remember"],
+        ip=row["ip"],
+        user_agent=row["user_agent"],
+        data=json.loads(row["data"]),
+    )
+
+
+def _count(status: str) -> int:
+    # asyncpg returns the command tag, e.g. "UPDATE 3" or "DELETE 0".
+    return int(status.rsplit(" ", 1)[1])
+
+
+class PostgresSessionStore:
+    def __init__(self, pool: PostgresPool, *, close_pool: bool = False) -> None:
+        self.pool = pool
+        self._close_pool = close_pool
+        self._schema_ready = False
+
+    @classmethod
+    def from_dsn(cls, dsn: str) -> PostgresSessionStore:
+        """A store owning its pool; nothing connects until first use."""
+        return cls(PostgresPool(dsn), close_pool=True)
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
+        async with self.pool.connection() as conn:
+            if not self._schema_ready:
+                await self._create_schema(conn)
+                self._schema_ready = True
+            yield conn
+
+    @staticmethod
+    async def _create_schema(conn: asyncpg.Connection) -> None:
+        # CREATE … IF NOT EXISTS is not safe against itself: two processes
+        # starting together can both pass the check and one fails on the
+        # catalog's unique index.  The advisory lock makes them take turns.
+        async with conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", _SCHEMA_LOCK)
+            await conn.execute(_SCHEMA)
+
+    async def create(self, record: SessionRecord) -> None:
+        async with self._connection() as conn:
+            await conn.execute(_INSERT, *_params(record))
+
+    async def get(self, key: str) -> SessionRecord | None:
+        async with self._connection() as conn:
+            row = await conn.fetchrow(f"{_SELECT} WHERE key = $1", key)
+        return None if row is None else _record(row)
+
+    async def touch(self, key: str, *, last_seen_at: float, expires_at: float) -> bool:
+        sql = "UPDATE gatepass_sessions SET last_seen_at = $1, expires_at = $2 WHERE key = $3"
+        async with self._connection() as conn:
+            status = await conn.execute(sql, last_seen_at, expires_at, key)
+        return _count(status) == 1
+
+    async def update_data(self, key: str, data: dict[str, object]) -> bool:
+        sql = "UPDATE gatepass_sessions SET data = $1 WHERE key = $2"
+        async with self._connection() as conn:
+            status = await conn.execute(sql, _json(data), key)
+        return _count(status) == 1
+
+    async def replace(self, old_key: str, record: SessionRecord) -> bool:
+        async with self._connection() as conn, conn.transaction():
+            await conn.execute(_USER_LOCK, record.user_id)
+            gone = await conn.fetchval(
+                "DELETE FROM gatepass_sessions WHERE key = $1 RETURNING key", old_key
+            )
+            if gone is None:
+                return False
+            await conn.execute(_INSERT, *_params(record))
+            return True
+
+    async def delete(self, key: str) -> SessionRecord | None:
+        sql = f"DELETE FROM gatepass_sessions WHERE key = $1 RETURNING {_COLUMNS}"  # noqa: S608
+        async with self._connection() as conn:
+            row = await conn.fetchrow(sql, key)
+        return None if row is None else _record(row)
+
+    async def list_user(self, user_id: str) -> list[SessionRecord]:
+        sql = f"{_SELECT} WHERE user_id = $1 ORDER BY created_at, key"
+        async with self._connection() as conn:
+            rows = await conn.fetch(sql, user_id)
+        return [_record(row) for row in rows]
+
+    async def delete_user(self, user_id: str, *, keep: str | None = None) -> int:
+        sql = "DELETE FROM gatepass_sessions WHERE user_id = $1 AND key IS DISTINCT FROM $2"
+        async with self._connection() as conn, conn.transaction():
+            await conn.execute(_USER_LOCK, user_id)
+            # A statement after the lock: its snapshot includes whatever the
+            # rotation we waited for committed.
+            return _count(await conn.execute(sql, user_id, keep))
+
+    async def set_roles(self, user_id: str, roles: tuple[str, ...]) -> int:
+        sql = "UPDATE gatepass_sessions SET roles = $1 WHERE user_id = $2"
+        async with self._connection() as conn:
+            return _count(await conn.execute(sql, _json(list(roles)), user_id))
+
+    async def purge_expired(self, now: float) -> int:
+        async with self._connection() as conn:
+            status = await conn.execute("DELETE FROM gatepass_sessions WHERE expires_at <= $1", now)
+        return _count(status)
+
+    async def ping(self) -> None:
+        async with self._connection() as conn:
+            await conn.fetchval("SELECT 1")
+
+    async def close(self) -> None:
+        if self._close_pool:
+            await self.pool.close()

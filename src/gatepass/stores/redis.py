@@ -1,0 +1,381 @@
+"""Redis session store: one plain GET per request, TTLs instead of purging.
+
+Key layout (``P`` is the prefix, ``gatepass:`` by default)::
+
+    P s:<key>      STRING  dumps(record), expiring at record.expires_at (PXAT)
+    P u:<user_id>  ZSET    member <key>, score max(expires_at, absolute_expires_at);
+                           the key itself expires with its highest score
+
+Why it looks like this:
+
+* ``get`` is a single GET of compact JSON (a ~300-byte list, see
+  :func:`~gatepass.sessions.record.dumps`) and never writes.
+* Redis forgets a session at ``expires_at`` by itself, so ``purge_expired``
+  has nothing to do.
+* The index is scored by the *absolute* deadline, which no sliding renewal can
+  pass, so ``touch`` (the hot write, once a minute per active session) leaves
+  the index alone and stays one round trip on one key.  Members of sessions
+  that ended early (idle timeout, logout) linger until that deadline; readers
+  skip them, and each ``create`` trims members past their score using the
+  Redis clock, the same clock that expires the session keys.
+* **Redis Cluster**: every Lua script and every atomic step touches exactly
+  one key, so no hash tags are needed and none are used.  Operations that span
+  a session and an index (create, replace, delete, delete_user) are ordered
+  instead, so that a live session is never missing from its user's index:
+  members are added before the session is written and removed after it is
+  gone.  A member without a session is harmless (readers skip it).
+* ``replace`` claims the old session with GETDEL, so exactly one of several
+  concurrent replaces wins.  It is not atomic across the two keys, but no one
+  can observe that: the new key is the hash of a token nobody holds until
+  ``replace`` returns.  A crash half-way loses the session (the user logs in
+  again), never duplicates it.
+* ``delete_user`` must also catch a session being rotated while it runs
+  ("log out everywhere" has to win).  It overwrites each session key of the
+  user with a short-lived empty *tombstone* instead of deleting it, and new
+  sessions are written with ``SET NX``: a rotation whose new key was already
+  revoked fails instead of resurrecting the session.  It then re-reads the
+  index until it finds no member it has not revoked, which catches a rotation
+  that claimed the old key before the revocation reached it.  Readers treat
+  anything that is not a JSON list as absent.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, ParamSpec, TypeVar
+
+import redis.asyncio as aioredis
+import redis.exceptions as rexc
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff
+
+from gatepass.errors import StoreUnavailable
+from gatepass.sessions.record import SessionRecord, dumps, loads
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+#: Failures that mean "Redis cannot serve us right now", as opposed to a bug.
+#: READONLY and the cluster errors are what a failover in progress looks like.
+_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    rexc.ConnectionError,  # includes BusyLoadingError, MaxConnectionsError
+    rexc.TimeoutError,
+    rexc.ReadOnlyError,
+    rexc.ClusterDownError,
+    rexc.TryAgainError,
+    TimeoutError,
+    OSError,
+)
+
+#: How long a revoked session key stays blocked against a late ``SET NX``.
+#: It only has to outlast one in-flight ``replace``.
+_TOMBSTONE_MS = 5 * 60 * 1000
+
+#: ``delete_user`` re-reads the index until it is stable; a user logging in
+#: in a tight loop must not keep it spinning forever.
+_MAX_REVOKE_PASSES = 8
+
+# Positions (1-based, as in Lua) of fields in the list written by dumps().
+_ROLES, _DATA = 3, 12
+
+# Splits a record written by dumps() into its twelve top-level JSON values
+# without decoding them: Redis's cjson prints numbers with 14 significant
+# digits (a timestamp would lose its milliseconds) and turns [] into {}, so
+# decoding and re-encoding would corrupt the fields we are not changing.
+# The first eleven values are strings, numbers, booleans, null or (roles) a
+# list of strings; the twelfth (data) is kept verbatim.
+_LUA_SPLIT = r"""
+local function skip_string(s, i)
+  if string.sub(s, i, i) ~= '"' then return nil end
+  local j = i + 1
+  while true do
+    local k = string.find(s, '["\\]', j)
+    if not k then return nil end
+    if string.sub(s, k, k) == '"' then return k + 1 end
+    j = k + 2
+  end
+end
+
+local function skip_value(s, i)
+  local c = string.sub(s, i, i)
+  if c == '"' then return skip_string(s, i) end
+  if c == '[' then
+    local j = i + 1
+    if string.sub(s, j, j) == ']' then return j + 1 end
+    while j do
+      j = skip_string(s, j)
+      if not j then return nil end
+      local d = string.sub(s, j, j)
+      if d == ']' then return j + 1 end
+      if d ~= ',' then return nil end
+      j = j + 1
+    end
+    return nil
+  end
+  return string.find(s, ',', i, true)
+end
+
+-- nil: no session here (missing key or tombstone); error: corrupt value.
+local function split(raw)
+  if not raw or string.sub(raw, 1, 1) ~= '[' then return nil end
+  local parts, i = {}, 2
+  for n = 1, 11 do
+    local j = skip_value(raw, i)
+    if not j or string.sub(raw, j, j) ~= ',' then
+      return redis.error_reply('gatepass: corrupt session record')
+    end
+    parts[n] = string.sub(raw, i, j - 1)
+    i = j + 1
+  end
+  parts[12] = string.sub(raw, i, -2)
+  return parts
+end
+
+local function join(parts) return '[' .. table.concat(parts, ',') .. ']' end
+"""
+
+# ARGV: last_seen_at, expires_at (JSON numbers), expiry in ms, force flag.
+# Returns {1} done, {0} no session, {2, user_id} when expires_at would pass
+# the index score (the absolute deadline): the caller raises the score first
+# and calls again with force, so the index never expires before the session.
+_LUA_TOUCH = (
+    _LUA_SPLIT
+    + r"""
+local p = split(redis.call('GET', KEYS[1]))
+if not p then return {0} end
+if p.err then return p end
+if ARGV[4] ~= '1' and tonumber(ARGV[2]) > tonumber(p[7]) then return {2, p[2]} end
+p[5], p[6] = ARGV[1], ARGV[2]
+redis.call('SET', KEYS[1], join(p), 'PXAT', ARGV[3])
+return {1}
+"""
+)
+
+# ARGV: field position, its new JSON.  Keeps the key's expiry.
+_LUA_PATCH = (
+    _LUA_SPLIT
+    + r"""
+local p = split(redis.call('GET', KEYS[1]))
+if not p then return 0 end
+if p.err then return p end
+p[tonumber(ARGV[1])] = ARGV[2]
+redis.call('SET', KEYS[1], join(p), 'KEEPTTL')
+return 1
+"""
+)
+
+# KEYS[1]: a user's index.  ARGV: score, member.  Trims members whose score
+# has passed on the Redis clock (their sessions are certainly gone), adds or
+# raises the member, and lets the whole index expire with its last member.
+_LUA_INDEX_ADD = r"""
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. now)
+redis.call('ZADD', KEYS[1], 'GT', ARGV[1], ARGV[2])
+local top = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+redis.call('PEXPIREAT', KEYS[1], math.ceil(tonumber(top[2]) * 1000))
+return 1
+"""
+
+
+def redis_client(url: str) -> aioredis.Redis:
+    """A client configured for the session store; connects on first use.
+
+    Short timeouts and a single quick retry: a retry rescues a pooled
+    connection that went stale when Redis restarted, while a Redis that is
+    really down becomes a 503 within a few seconds instead of a hung request.
+    """
+    return aioredis.Redis.from_url(
+        url,
+        socket_timeout=2,
+        socket_connect_timeout=2,
+        health_check_interval=30,
+        decode_responses=False,
+        retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.2), retries=1),
+    )
+
+
+def _guarded(fn: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, Any, T]]:
+    """Turn connection failures into StoreUnavailable (whose text names no key)."""
+
+    @functools.wraps(fn)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return await fn(*args, **kwargs)
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailable("Redis is unavailable.", store="redis") from exc
+
+    return wrapper
+
+
+def _json(value: object) -> str:
+    # Must match dumps() byte for byte in style, since values are spliced in.
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _ms(timestamp: float) -> int:
+    # Round up: Redis must not forget a session before its deadline.
+    return math.ceil(timestamp * 1000)
+
+
+def _decode(raw: bytes | str | None) -> SessionRecord | None:
+    # Tombstones (b"") and anything else that is not a record read as absent.
+    if not raw or raw[:1] not in (b"[", "["):
+        return None
+    return loads(raw)
+
+
+class RedisSessionStore:
+    def __init__(
+        self, client: aioredis.Redis, *, prefix: str = "gatepass:", close_client: bool = False
+    ) -> None:
+        self.client = client
+        self.prefix = prefix
+        self._close_client = close_client
+        self._touch = client.register_script(_LUA_TOUCH)
+        self._patch = client.register_script(_LUA_PATCH)
+        self._index_add = client.register_script(_LUA_INDEX_ADD)
+
+    @classmethod
+    def from_url(cls, url: str, *, prefix: str = "gatepass:") -> RedisSessionStore:
+        """A store that owns its client; nothing connects until first use."""
+        return cls(redis_client(url), prefix=prefix, close_client=True)
+
+    def session_key(self, key: str) -> str:
+        return f"{self.prefix}s:{key}"
+
+    def index_key(self, user_id: str) -> str:
+        return f"{self.prefix}u:{user_id}"
+
+    async def _add_to_index(self, record: SessionRecord) -> None:
+        score = max(record.expires_at, record.absolute_expires_at)
+        await self._index_add(keys=[self.index_key(record.user_id)], args=[score, record.key])
+
+    @_guarded
+    async def create(self, record: SessionRecord) -> None:
+        await self._add_to_index(record)
+        # NX fails only if delete_user revoked this key while we were writing
+        # it: the session then ends at once, as if revoked right after login.
+        await self.client.set(
+            self.session_key(record.key), dumps(record), nx=True, pxat=_ms(record.expires_at)
+        )
+
+    @_guarded
+    async def get(self, key: str) -> SessionRecord | None:
+        raw = await self.client.get(self.session_key(key))
+        return _decode(raw)
+
+    @_guarded
+    async def touch(self, key: str, *, last_seen_at: float, expires_at: float) -> bool:
+        args: list[str | int | float] = [
+            _json(float(last_seen_at)),
+            _json(float(expires_at)),
+            _ms(expires_at),
+            "0",
+        ]
+        result = await self._touch(keys=[self.session_key(key)], args=args)
+        if result[0] == 2:
+            # Past the absolute deadline (the manager never asks for this):
+            # raise the index score first, then write.
+            user_id = json.loads(result[1])
+            await self._index_add(keys=[self.index_key(user_id)], args=[expires_at, key])
+            args[3] = "1"
+            result = await self._touch(keys=[self.session_key(key)], args=args)
+        return bool(result[0] == 1)
+
+    @_guarded
+    async def update_data(self, key: str, data: dict[str, object]) -> bool:
+        done = await self._patch(keys=[self.session_key(key)], args=[_DATA, _json(data)])
+        return bool(done)
+
+    @_guarded
+    async def replace(self, old_key: str, record: SessionRecord) -> bool:
+        # Sequential awaits, not one pipeline: in a cluster a pipeline's
+        # commands to different nodes may run in any order, and delete_user's
+        # correctness needs "index member added" before "old key claimed".
+        await self._add_to_index(record)
+        old = _decode(await self.client.getdel(self.session_key(old_key)))
+        written = old is not None and bool(
+            await self.client.set(
+                self.session_key(record.key), dumps(record), nx=True, pxat=_ms(record.expires_at)
+            )
+        )
+        async with self.client.pipeline(transaction=False) as pipe:
+            if not written:
+                pipe.zrem(self.index_key(record.user_id), record.key)
+            if old is not None:
+                pipe.zrem(self.index_key(old.user_id), old_key)
+            await pipe.execute()
+        return written
+
+    @_guarded
+    async def delete(self, key: str) -> SessionRecord | None:
+        record = _decode(await self.client.getdel(self.session_key(key)))
+        if record is not None:
+            await self.client.zrem(self.index_key(record.user_id), key)
+        return record
+
+    async def _members(self, user_id: str) -> list[str]:
+        members: list[Any] = await self.client.zrange(self.index_key(user_id), 0, -1)
+        return [m.decode() for m in members]
+
+    @_guarded
+    async def list_user(self, user_id: str) -> list[SessionRecord]:
+        members = await self._members(user_id)
+        if not members:
+            return []
+        # A pipeline of GETs rather than MGET: MGET across hash slots is
+        # refused by a cluster, a pipeline is split per node.
+        async with self.client.pipeline(transaction=False) as pipe:
+            for member in members:
+                pipe.get(self.session_key(member))
+            raws: list[bytes | None] = await pipe.execute()
+        records = [r for r in map(_decode, raws) if r is not None and r.user_id == user_id]
+        return sorted(records, key=lambda r: (r.created_at, r.key))
+
+    @_guarded
+    async def delete_user(self, user_id: str, *, keep: str | None = None) -> int:
+        revoked: set[str] = set()
+        removed = 0
+        for _ in range(_MAX_REVOKE_PASSES):
+            fresh = [m for m in await self._members(user_id) if m != keep and m not in revoked]
+            if not fresh:
+                break
+            revoked.update(fresh)
+            async with self.client.pipeline(transaction=False) as pipe:
+                for member in fresh:
+                    pipe.set(self.session_key(member), b"", px=_TOMBSTONE_MS, get=True)
+                previous: list[bytes | None] = await pipe.execute()
+            removed += sum(1 for raw in previous if _decode(raw) is not None)
+            # After the keys are gone, never before.
+            await self.client.zrem(self.index_key(user_id), *fresh)
+        return removed
+
+    @_guarded
+    async def set_roles(self, user_id: str, roles: tuple[str, ...]) -> int:
+        members = await self._members(user_id)
+        if not members:
+            return 0
+        roles_json = _json(list(roles))
+        async with self.client.pipeline(transaction=False) as pipe:
+            for member in members:
+                await self._patch(
+                    keys=[self.session_key(member)], args=[_ROLES, roles_json], client=pipe
+                )
+            done: list[int] = await pipe.execute()
+        return sum(done)
+
+    async def purge_expired(self, now: float) -> int:
+        # Session keys expire by themselves; index members are trimmed on create.
+        return 0
+
+    @_guarded
+    async def ping(self) -> None:
+        await self.client.ping()
+
+    async def close(self) -> None:
+        if self._close_client:
+            await self.client.aclose()

@@ -1,0 +1,206 @@
+"""A local cache in front of the Redis session store, kept coherent by Redis.
+
+A ``redis.asyncio`` GET costs more event-loop time than a whole plain request,
+so reading the session from Redis on every request caps throughput at about
+half.  This cache serves repeat reads from process memory and stays exact
+through Redis's server-assisted client-side caching in broadcast mode:
+
+* one dedicated connection runs ``CLIENT TRACKING ON REDIRECT <own id> BCAST
+  PREFIX <prefix>s:`` and subscribes to ``__redis__:invalidate``; Redis then
+  pushes the name of every session key that is written, deleted, expired or
+  evicted, by any client on any instance, and the entry is dropped;
+* a read that raced with an invalidation is not cached (a generation counter
+  taken before the read must be unchanged after it);
+* when the invalidation connection is down, or has been silent past a ping,
+  the cache is emptied and bypassed until it is back: it never serves an
+  entry that may have missed an invalidation.
+
+So a logout or revocation on one instance takes effect on the others as soon
+as Redis's push reaches them, well before the next request can.  Entries also
+carry the record's own deadlines, which the session manager checks on every
+request, and are refetched at least every ``max_age`` seconds regardless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import OrderedDict
+from typing import Any
+
+import redis.exceptions as rexc
+from redis.asyncio.connection import AbstractConnection
+
+from gatepass.sessions.record import SessionRecord
+from gatepass.stores.redis import RedisSessionStore
+
+logger = logging.getLogger("gatepass.stores.redis_cache")
+
+_CHANNEL = b"__redis__:invalidate"
+
+
+class CachingRedisSessionStore(RedisSessionStore):
+    """:class:`RedisSessionStore` with a coherent in-process read cache."""
+
+    def __init__(
+        self,
+        *args: Any,
+        max_entries: int = 100_000,
+        max_age: float = 30.0,
+        ping_interval: float = 1.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self._entries: OrderedDict[str, tuple[SessionRecord, float]] = OrderedDict()
+        self._max_entries = max_entries
+        self._max_age = max_age
+        self._ping_interval = ping_interval
+        self._session_prefix = self.session_key("").encode()
+        self._generation = 0
+        self._healthy = False
+        self._listener: asyncio.Task[None] | None = None
+        self._closed = False
+
+    @property
+    def cache_active(self) -> bool:
+        """True while invalidations are flowing and the cache may be used."""
+        return self._healthy
+
+    async def get(self, key: str) -> SessionRecord | None:
+        if self._listener is None and not self._closed:
+            self._listener = asyncio.create_task(self._listen(), name="gatepass-redis-tracking")
+        if not self._healthy:
+            return await super().get(key)
+        now = time.monotonic()
+        entry = self._entries.get(key)
+        if entry is not None and now - entry[1] < self._max_age:
+            self._entries.move_to_end(key)
+            return entry[0]
+        generation = self._generation
+        record = await super().get(key)
+        # Cache only if no invalidation (or outage) happened during the read.
+        # Misses are not cached: random ids must not fill the cache.
+        if record is not None and self._healthy and generation == self._generation:
+            self._entries[key] = (record, now)
+            self._entries.move_to_end(key)
+            if len(self._entries) > self._max_entries:
+                self._entries.popitem(last=False)
+        return record
+
+    # Writes go to Redis, which will push an invalidation; the local entry is
+    # dropped at once as well, so this instance never waits for its own push.
+
+    async def touch(self, key: str, *, last_seen_at: float, expires_at: float) -> bool:
+        self._forget(key)
+        return await super().touch(key, last_seen_at=last_seen_at, expires_at=expires_at)
+
+    async def update_data(self, key: str, data: dict[str, object]) -> bool:
+        self._forget(key)
+        return await super().update_data(key, data)
+
+    async def replace(self, old_key: str, record: SessionRecord) -> bool:
+        self._forget(old_key)
+        return await super().replace(old_key, record)
+
+    async def delete(self, key: str) -> SessionRecord | None:
+        self._forget(key)
+        return await super().delete(key)
+
+    async def delete_user(self, user_id: str, *, keep: str | None = None) -> int:
+        try:
+            return await super().delete_user(user_id, keep=keep)
+        finally:
+            self._invalidate_all()
+
+    async def set_roles(self, user_id: str, roles: tuple[str, ...]) -> int:
+        try:
+            return await super().set_roles(user_id, roles)
+        finally:
+            self._invalidate_all()
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
+        await super().close()
+
+    def _forget(self, key: str) -> None:
+        self._generation += 1
+        self._entries.pop(key, None)
+
+    def _invalidate_all(self) -> None:
+        self._generation += 1
+        self._entries.clear()
+
+    def _set_healthy(self, healthy: bool) -> None:
+        # Every change of state empties the cache: while the connection was
+        # down (or before it was up) invalidations may have been missed.
+        self._invalidate_all()
+        self._healthy = healthy
+
+    async def _listen(self) -> None:
+        backoff = 0.05
+        while not self._closed:
+            conn: AbstractConnection | None = None
+            try:
+                conn = await self._subscribe()
+                self._set_healthy(True)
+                backoff = 0.05
+                await self._pump(conn)
+            except (TimeoutError, rexc.RedisError, OSError) as exc:
+                if self._healthy:
+                    logger.warning("session cache disabled: invalidation stream lost (%s)",
+                                   type(exc).__name__)  # fmt: skip
+            finally:
+                self._set_healthy(False)
+                if conn is not None:
+                    with contextlib.suppress(Exception):
+                        await conn.disconnect()
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 2.0)
+
+    async def _subscribe(self) -> AbstractConnection:
+        pool = self.client.connection_pool
+        kwargs = {**pool.connection_kwargs, "protocol": 2}
+        conn: AbstractConnection = pool.connection_class(**kwargs)
+        await conn.connect()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
+        await conn.send_command("CLIENT", "ID")
+        client_id = await conn.read_response()
+        await conn.send_command(
+            "CLIENT", "TRACKING", "ON", "REDIRECT", client_id, "BCAST",
+            "PREFIX", self._session_prefix,
+        )  # fmt: skip
+        if await conn.read_response() != b"OK":
+            raise rexc.ConnectionError("CLIENT TRACKING was refused")
+        await conn.send_command("SUBSCRIBE", _CHANNEL)
+        await conn.read_response()
+        return conn
+
+    async def _pump(self, conn: AbstractConnection) -> None:
+        awaiting_pong = False
+        while not self._closed:
+            message = await conn.read_response(timeout=self._ping_interval)
+            if message is None:
+                if awaiting_pong:
+                    # Silent through a whole ping interval: assume the worst.
+                    raise TimeoutError
+                await conn.send_command("PING")
+                awaiting_pong = True
+                continue
+            awaiting_pong = False
+            if isinstance(message, list) and len(message) == 3 and message[1] == _CHANNEL:
+                self._on_invalidate(message[2])
+
+    def _on_invalidate(self, keys: list[bytes] | None) -> None:
+        self._generation += 1
+        if keys is None:  # FLUSHALL / FLUSHDB
+            self._entries.clear()
+            return
+        cut = len(self._session_prefix)
+        for name in keys:
+            if name.startswith(self._session_prefix):
+                self._entries.pop(name[cut:].decode("ascii", "replace"), None)

@@ -1,0 +1,169 @@
+"""SQLite session store: one file, no server, safe for several processes.
+
+One row per session with a real column for every field, so touch, set_roles
+and purge are single UPDATE/DELETE statements that never decode a row.
+Roles and data are JSON text.  Writes that read first run in ``BEGIN
+IMMEDIATE`` transactions (see :class:`~gatepass.stores._sqlite.SQLiteDatabase`),
+which also makes them atomic against other processes using the same file.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from gatepass.sessions.record import SessionRecord
+from gatepass.stores._sqlite import SQLiteDatabase
+
+_SCHEMA = (
+    """
+    CREATE TABLE IF NOT EXISTS gatepass_sessions (
+        key TEXT PRIMARY KEY NOT NULL,
+        user_id TEXT NOT NULL,
+        roles TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        last_seen_at REAL NOT NULL,
+        expires_at REAL NOT NULL,
+        absolute_expires_at REAL NOT NULL,
+        idle_timeout INTEGER NOT NULL,
+        remember INTEGER NOT NULL,
+        ip TEXT,
+        user_agent TEXT,
+        data TEXT NOT NULL
+    )
+    """,
+    # (user_id, created_at) serves list_user's ORDER BY as well as the lookup.
+    "CREATE INDEX IF NOT EXISTS gatepass_sessions_user_id"
+    " ON gatepass_sessions (user_id, created_at)",
+    "CREATE INDEX IF NOT EXISTS gatepass_sessions_expires_at ON gatepass_sessions (expires_at)",
+)
+
+_COLUMNS = (
+    "key, user_id, roles, created_at, last_seen_at, expires_at, absolute_expires_at,"
+    " idle_timeout, remember, ip, user_agent, data"
+)
+_INSERT = f"INSERT INTO gatepass_sessions ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"  # noqa: S608
+_SELECT = f"SELECT {_COLUMNS} FROM gatepass_sessions"  # noqa: S608
+
+
+def _json(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _params(r: SessionRecord) -> tuple[Any, ...]:
+    return (
+        r.key, r.user_id, _json(list(r.roles)), r.created_at, r.last_seen_at, r.expires_at,
+        r.absolute_expires_at, r.idle_timeout, int(r.remember), r.ip, r.user_agent,
+        _json(r.data),
+    )  # fmt: skip
+
+
+def _record(row: tuple[Any, ...]) -> SessionRecord:
+    (key, user_id, roles, created_at, last_seen_at, expires_at, absolute_expires_at,
+     idle_timeout, remember, ip, user_agent, data) = row  # fmt: skip
+    return SessionRecord(
+        key=key,
+        user_id=user_id,
+        roles=tuple(json.loads(roles)),
+        created_at=created_at,
+        last_seen_at=last_seen_at,
+        expires_at=expires_at,
+        absolute_expires_at=absolute_expires_at,
+        idle_timeout=idle_timeout,
+        remember=bool(remember),
+        ip=ip,
+        user_agent=user_agent,
+        data=json.loads(data),
+    )
+
+
+class SQLiteSessionStore:
+    def __init__(self, db: SQLiteDatabase, *, close_db: bool = False) -> None:
+        """Use :meth:`open` unless the database is shared with other stores."""
+        self.db = db
+        self._close_db = close_db
+
+    @classmethod
+    async def open(cls, path: str | Path) -> SQLiteSessionStore:
+        """A store on its own database file, with the table created if needed."""
+        store = cls(SQLiteDatabase(path), close_db=True)
+        await store.create_schema()
+        return store
+
+    async def create_schema(self) -> None:
+        def create(conn: sqlite3.Connection) -> None:
+            for statement in _SCHEMA:
+                conn.execute(statement)
+
+        await self.db.transaction(create)
+
+    async def create(self, record: SessionRecord) -> None:
+        params = _params(record)
+        await self.db.run(lambda conn: conn.execute(_INSERT, params))
+
+    async def get(self, key: str) -> SessionRecord | None:
+        row = await self.db.run(
+            lambda conn: conn.execute(f"{_SELECT} WHERE key = ?", (key,)).fetchone()
+        )
+        return None if row is None else _record(row)
+
+    async def touch(self, key: str, *, last_seen_at: float, expires_at: float) -> bool:
+        sql = "UPDATE gatepass_sessions SET last_seen_at = ?, expires_at = ? WHERE key = ?"
+        return await self._changed(sql, (last_seen_at, expires_at, key)) == 1
+
+    async def update_data(self, key: str, data: dict[str, object]) -> bool:
+        sql = "UPDATE gatepass_sessions SET data = ? WHERE key = ?"
+        return await self._changed(sql, (_json(data), key)) == 1
+
+    async def replace(self, old_key: str, record: SessionRecord) -> bool:
+        params = _params(record)
+
+        def swap(conn: sqlite3.Connection) -> bool:
+            gone = conn.execute("DELETE FROM gatepass_sessions WHERE key = ?", (old_key,))
+            if gone.rowcount != 1:
+                return False
+            conn.execute(_INSERT, params)
+            return True
+
+        return await self.db.transaction(swap)
+
+    async def delete(self, key: str) -> SessionRecord | None:
+        sql = f"DELETE FROM gatepass_sessions WHERE key = ? RETURNING {_COLUMNS}"  # noqa: S608
+
+        def drop(conn: sqlite3.Connection) -> tuple[Any, ...] | None:
+            row: tuple[Any, ...] | None = conn.execute(sql, (key,)).fetchone()
+            return row
+
+        # A transaction, because a RETURNING statement is only finished (and
+        # its change only durable) once every row has been fetched.
+        row = await self.db.transaction(drop)
+        return None if row is None else _record(row)
+
+    async def list_user(self, user_id: str) -> list[SessionRecord]:
+        sql = f"{_SELECT} WHERE user_id = ? ORDER BY created_at, key"
+        rows = await self.db.run(lambda conn: conn.execute(sql, (user_id,)).fetchall())
+        return [_record(row) for row in rows]
+
+    async def delete_user(self, user_id: str, *, keep: str | None = None) -> int:
+        sql = "DELETE FROM gatepass_sessions WHERE user_id = ? AND key IS NOT ?"
+        return await self._changed(sql, (user_id, keep))
+
+    async def set_roles(self, user_id: str, roles: tuple[str, ...]) -> int:
+        sql = "UPDATE gatepass_sessions SET roles = ? WHERE user_id = ?"
+        return await self._changed(sql, (_json(list(roles)), user_id))
+
+    async def purge_expired(self, now: float) -> int:
+        # Same rule as SessionRecord.is_expired: expired once now >= expires_at.
+        return await self._changed("DELETE FROM gatepass_sessions WHERE expires_at <= ?", (now,))
+
+    async def ping(self) -> None:
+        await self.db.run(lambda conn: conn.execute("SELECT 1").fetchone())
+
+    async def close(self) -> None:
+        if self._close_db:
+            await self.db.close()
+
+    async def _changed(self, sql: str, params: tuple[Any, ...]) -> int:
+        return await self.db.run(lambda conn: conn.execute(sql, params).rowcount)

@@ -1,0 +1,166 @@
+"""Accounts in PostgreSQL: for deployments of more than one instance.
+
+The table is created on first use, inside a transaction that holds an advisory
+lock, so that instances starting together do not trip over each other's
+``CREATE TABLE IF NOT EXISTS`` (which is not safe under concurrency on its
+own).  The unique index on the email decides races between registrations.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import asyncpg
+
+from gatepass.errors import InvalidRequest, UserExists
+from gatepass.stores._postgres import PostgresPool
+from gatepass.users.model import User
+
+#: Any fixed bigint; it only has to be the same for every gatepass instance.
+_SCHEMA_LOCK = 0x6761_7465_7573_7273  # "gateusrs"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS gatepass_users (
+    id text PRIMARY KEY,
+    email text NOT NULL UNIQUE,
+    password_hash text,
+    roles text[] NOT NULL DEFAULT '{}',
+    disabled boolean NOT NULL DEFAULT false,
+    created_at double precision NOT NULL
+);
+CREATE INDEX IF NOT EXISTS gatepass_users_created ON gatepass_users (created_at, id);
+"""
+
+_COLUMNS = "id, email, password_hash, roles, disabled, created_at"
+
+
+def _user(row: Any) -> User:
+    return User(
+        id=row["id"],
+        email=row["email"],
+        password_hash=row["password_hash"],
+        roles=tuple(row["roles"]),
+        disabled=row["disabled"],
+        created_at=row["created_at"],
+    )
+
+
+class PostgresUserStore:
+    """Users in the database behind ``pool``.  ``close_pool``: close the pool
+    with the store (when the store owns it, as
+    :func:`~gatepass.users.urls.open_user_store` does)."""
+
+    def __init__(
+        self,
+        pool: PostgresPool,
+        *,
+        close_pool: bool = False,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._pool = pool
+        self._close_pool = close_pool
+        self._clock = clock
+        self._ready = False
+        self._lock = asyncio.Lock()
+
+    async def _ensure_schema(self) -> None:
+        if self._ready:
+            return
+        async with self._lock:
+            if self._ready:
+                return
+            async with self._pool.connection() as conn, conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock($1)", _SCHEMA_LOCK)
+                await conn.execute(_SCHEMA)
+            self._ready = True
+
+    async def _fetch(self, sql: str, *args: object) -> list[Any]:
+        await self._ensure_schema()
+        async with self._pool.connection() as conn:
+            rows: list[Any] = await conn.fetch(sql, *args)
+            return rows
+
+    async def _execute(self, sql: str, *args: object) -> None:
+        await self._ensure_schema()
+        async with self._pool.connection() as conn:
+            await conn.execute(sql, *args)
+
+    async def create(
+        self, email: str, password_hash: str | None, roles: tuple[str, ...] = ()
+    ) -> User:
+        user = User(
+            id=uuid.uuid4().hex,
+            email=email,
+            password_hash=password_hash,
+            roles=tuple(roles),
+            created_at=self._clock(),
+        )
+        # Outside the try: a unique violation from the DDL (a concurrent
+        # starter without the lock) must not pass for a duplicate email.
+        await self._ensure_schema()
+        async with self._pool.connection() as conn:
+            try:
+                await conn.execute(
+                    f"INSERT INTO gatepass_users ({_COLUMNS}) VALUES ($1, $2, $3, $4, false, $5)",  # noqa: S608
+                    user.id,
+                    email,
+                    password_hash,
+                    list(user.roles),
+                    user.created_at,
+                )
+            except asyncpg.UniqueViolationError:
+                # The only unique key a fresh uuid4 can collide on is the email.
+                raise UserExists() from None
+        return user
+
+    async def get(self, user_id: str) -> User | None:
+        rows = await self._fetch(
+            f"SELECT {_COLUMNS} FROM gatepass_users WHERE id = $1",  # noqa: S608
+            user_id,
+        )
+        return _user(rows[0]) if rows else None
+
+    async def get_by_email(self, email: str) -> User | None:
+        rows = await self._fetch(
+            f"SELECT {_COLUMNS} FROM gatepass_users WHERE email = $1",  # noqa: S608
+            email,
+        )
+        return _user(rows[0]) if rows else None
+
+    async def list(self, *, limit: int = 100, offset: int = 0) -> list[User]:
+        if limit < 0 or offset < 0:
+            raise InvalidRequest("limit and offset must not be negative.")
+        rows = await self._fetch(
+            f"SELECT {_COLUMNS} FROM gatepass_users "  # noqa: S608
+            "ORDER BY created_at, id LIMIT $1 OFFSET $2",
+            limit,
+            offset,
+        )
+        return [_user(row) for row in rows]
+
+    async def set_password_hash(self, user_id: str, password_hash: str) -> None:
+        await self._execute(
+            "UPDATE gatepass_users SET password_hash = $2 WHERE id = $1", user_id, password_hash
+        )
+
+    async def set_disabled(self, user_id: str, disabled: bool) -> None:
+        await self._execute(
+            "UPDATE gatepass_users SET disabled = $2 WHERE id = $1", user_id, disabled
+        )
+
+    async def set_roles(self, user_id: str, roles: tuple[str, ...]) -> None:
+        await self._execute(
+            "UPDATE gatepass_users SET roles = $2 WHERE id = $1", user_id, list(roles)
+        )
+
+    async def ping(self) -> None:
+        async with self._pool.connection() as conn:
+            await conn.fetchval("SELECT 1")
+
+    async def close(self) -> None:
+        if self._close_pool:
+            await self._pool.close()

@@ -1,0 +1,143 @@
+"""Accounts in SQLite: the embedded default.
+
+The table is created on first use.  Uniqueness of the email is the database's
+job: ``create`` inserts and turns the constraint violation into UserExists,
+so two concurrent registrations (even from two processes) cannot both win.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import time
+import uuid
+from collections.abc import Callable
+from typing import TypeVar
+
+from gatepass.errors import InvalidRequest, UserExists
+from gatepass.stores._sqlite import SQLiteDatabase
+from gatepass.users.model import User
+
+T = TypeVar("T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS gatepass_users (
+    id TEXT PRIMARY KEY,
+    email TEXT NOT NULL UNIQUE,
+    password_hash TEXT,
+    roles TEXT NOT NULL DEFAULT '[]',
+    disabled INTEGER NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS gatepass_users_created ON gatepass_users (created_at, id);
+"""
+
+_COLUMNS = "id, email, password_hash, roles, disabled, created_at"
+
+
+def _user(row: tuple[object, ...]) -> User:
+    user_id, email, password_hash, roles, disabled, created_at = row
+    assert isinstance(user_id, str) and isinstance(email, str)
+    assert password_hash is None or isinstance(password_hash, str)
+    assert isinstance(roles, str) and isinstance(created_at, float | int)
+    return User(
+        id=user_id,
+        email=email,
+        password_hash=password_hash,
+        roles=tuple(json.loads(roles)),
+        disabled=bool(disabled),
+        created_at=float(created_at),
+    )
+
+
+class SQLiteUserStore:
+    """Users in ``db``.  ``close_db``: close the database with the store (when
+    the store owns it, as :func:`~gatepass.users.urls.open_user_store` does)."""
+
+    def __init__(
+        self,
+        db: SQLiteDatabase,
+        *,
+        close_db: bool = False,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._db = db
+        self._close_db = close_db
+        self._clock = clock
+        self._ready = False
+        self._lock = asyncio.Lock()
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        if not self._ready:
+            async with self._lock:
+                if not self._ready:
+                    await self._db.run(lambda conn: conn.executescript(_SCHEMA))
+                    self._ready = True
+        return await self._db.run(fn)
+
+    async def create(
+        self, email: str, password_hash: str | None, roles: tuple[str, ...] = ()
+    ) -> User:
+        user = User(
+            id=uuid.uuid4().hex,
+            email=email,
+            password_hash=password_hash,
+            roles=tuple(roles),
+            created_at=self._clock(),
+        )
+
+        def insert(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                f"INSERT INTO gatepass_users ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",  # noqa: S608
+                (user.id, email, password_hash, json.dumps(list(user.roles)), 0, user.created_at),
+            )
+
+        try:
+            await self._run(insert)
+        except sqlite3.IntegrityError:
+            # The only constraint an insert of a fresh uuid can break is the
+            # unique email.
+            raise UserExists() from None
+        return user
+
+    async def get(self, user_id: str) -> User | None:
+        return await self._one("id", user_id)
+
+    async def get_by_email(self, email: str) -> User | None:
+        return await self._one("email", email)
+
+    async def _one(self, column: str, value: str) -> User | None:
+        sql = f"SELECT {_COLUMNS} FROM gatepass_users WHERE {column} = ?"  # noqa: S608
+        row = await self._run(lambda conn: conn.execute(sql, (value,)).fetchone())
+        return None if row is None else _user(row)
+
+    async def list(self, *, limit: int = 100, offset: int = 0) -> list[User]:
+        if limit < 0 or offset < 0:
+            raise InvalidRequest("limit and offset must not be negative.")
+        sql = (
+            f"SELECT {_COLUMNS} FROM gatepass_users "  # noqa: S608
+            "ORDER BY created_at, id LIMIT ? OFFSET ?"
+        )
+        rows = await self._run(lambda conn: conn.execute(sql, (limit, offset)).fetchall())
+        return [_user(row) for row in rows]
+
+    async def set_password_hash(self, user_id: str, password_hash: str) -> None:
+        await self._update("password_hash", password_hash, user_id)
+
+    async def set_disabled(self, user_id: str, disabled: bool) -> None:
+        await self._update("disabled", int(disabled), user_id)
+
+    async def set_roles(self, user_id: str, roles: tuple[str, ...]) -> None:
+        await self._update("roles", json.dumps(list(roles)), user_id)
+
+    async def _update(self, column: str, value: object, user_id: str) -> None:
+        sql = f"UPDATE gatepass_users SET {column} = ? WHERE id = ?"  # noqa: S608
+        await self._run(lambda conn: conn.execute(sql, (value, user_id)))
+
+    async def ping(self) -> None:
+        await self._run(lambda conn: conn.execute("SELECT 1").fetchone())
+
+    async def close(self) -> None:
+        if self._close_db:
+            await self._db.close()

@@ -1,0 +1,33 @@
+"""Safe ``next`` redirects (SECURITY.md 28), table-driven as Django does."""
+
+from __future__ import annotations
+
+import pytest
+
+from gatepass.redirects import safe_next
+
+BAD = [
+    None, "", "//evil.example", "///evil.example", "////evil.example", "/\\evil.example",
+    "\\\\evil.example", "\\/evil.example", "http://evil.example", "https://evil.example/x",
+    "javascript:alert(1)", "JaVaScRiPt:alert(1)", "data:text/html,x", "evil.example",
+    "/%2F%2Fevil.example", "/%2f%2fevil.example", "%2F%2Fevil.example", "/%5Cevil.example",
+    "/%252F%252Fevil.example", "/%25252F%25252Fevil.example", "/\tevil", "/\nSet-Cookie:x=1",
+    "/%0d%0aSet-Cookie:x=1", "/ /evil.example", "//user:pass@evil.example",
+    "http://127.0.0.1@evil.example", "/\x00", "//evil.example/%2e%2e", "\x01/account",
+    " /account", "/" + "a" * 3000, "https:evil.example", "/\u3002evil", "ftp://x",
+]  # fmt: skip
+
+GOOD = [
+    "/", "/account", "/account?tab=sessions", "/a/b/c#frag", "/path%20with%20space",
+    "/search?q=%2F%2Fliteral", "/caf%C3%A9",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("value", BAD)
+def test_bad_targets_fall_back_to_default(value: str | None) -> None:
+    assert safe_next(value) == "/account"
+
+
+@pytest.mark.parametrize("value", GOOD)
+def test_good_local_paths_are_kept(value: str) -> None:
+    assert safe_next(value) == value

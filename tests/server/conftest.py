@@ -1,0 +1,89 @@
+"""A gatepass server app in-process, on each real store."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from starlette.testclient import TestClient
+
+from gatepass.server.app import create_app
+from gatepass.server.settings import Settings
+
+PASSWORD = "correct horse battery staple"
+
+
+def make_client(tmp_path: Path, **overrides: object) -> TestClient:
+    settings = Settings(data_dir=tmp_path / "data", **overrides)  # type: ignore[arg-type]
+    # https: the session cookie is Secure, and the client jar honours that.
+    return TestClient(create_app(settings), base_url="https://testserver")
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> Iterator[TestClient]:
+    with make_client(tmp_path) as c:
+        yield c
+
+
+def register(client: TestClient, email: str = "ada@example.com", password: str = PASSWORD) -> str:
+    r = client.post("/auth/register", json={"email": email, "password": password})
+    assert r.status_code == 201, r.text
+    user_id: str = r.json()["id"]
+    return user_id
+
+
+def login_elsewhere(
+    client: TestClient, email: str = "ada@example.com", password: str = PASSWORD
+) -> str:
+    """Log in as another browser would: without this client's cookies, and
+    without storing the new one.  (A second TestClient would run on another
+    event loop, which pooled database connections do not survive.)"""
+    saved = client.cookies
+    client.cookies = httpx.Cookies()
+    try:
+        return login(client, email, password)
+    finally:
+        client.cookies = saved
+
+
+def status_as(client: TestClient, method: str, path: str, token: str) -> int:
+    """The status of a request made with only ``token`` as the session cookie
+    (the client's own jar is set aside, so no second cookie sneaks in)."""
+    saved = client.cookies
+    client.cookies = httpx.Cookies()
+    try:
+        headers = {"cookie": f"__Host-gatepass={token}"}
+        return client.request(method, path, headers=headers).status_code
+    finally:
+        client.cookies = saved
+
+
+def login(client: TestClient, email: str = "ada@example.com", password: str = PASSWORD) -> str:
+    r = client.post("/auth/login", json={"email": email, "password": password})
+    assert r.status_code == 200, r.text
+    token: str = client.cookies["__Host-gatepass"]
+    return token
+
+
+@pytest.fixture(params=["memory", "sqlite", "redis", "postgres"])
+def store_client(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[TestClient]:
+    """A client of a server whose sessions live in each real store.
+
+    Users live in PostgreSQL for the postgres case and in SQLite otherwise.
+    """
+    kind = request.param
+    overrides: dict[str, object] = {}
+    if kind == "memory":
+        overrides["session_store_url"] = "memory://"
+    elif kind == "redis":
+        overrides["session_store_url"] = request.getfixturevalue("redis_url")
+    elif kind == "postgres":
+        dsn = request.getfixturevalue("postgres_url")
+        overrides["database_url"] = dsn
+        overrides["session_store_url"] = dsn
+    with make_client(tmp_path, **overrides) as c:
+        yield c

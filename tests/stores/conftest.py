@@ -1,0 +1,115 @@
+"""Session stores on their real backends, plus helpers for outage tests."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gatepass.sessions.record import SessionRecord
+from gatepass.sessions.store import SessionStore
+from gatepass.stores.memory import MemorySessionStore
+from gatepass.stores.postgres import PostgresSessionStore
+from gatepass.stores.redis import RedisSessionStore, redis_client
+from gatepass.stores.sqlite import SQLiteSessionStore
+
+BACKENDS = [
+    "memory",
+    "sqlite",
+    pytest.param("redis", marks=pytest.mark.redis),
+    pytest.param("postgres", marks=pytest.mark.postgres),
+]
+
+
+def new_key() -> str:
+    """A key shaped like the real ones: SHA-256 hex of a random token."""
+    return hashlib.sha256(secrets.token_bytes(32)).hexdigest()
+
+
+def make_record(user_id: str = "alice", *, created_at: float | None = None,
+                **overrides: Any) -> SessionRecord:  # fmt: skip
+    # Real wall-clock times: Redis expires keys by its own clock.
+    now = time.time() if created_at is None else created_at
+    fields: dict[str, Any] = {
+        "key": new_key(),
+        "user_id": user_id,
+        "roles": ("user",),
+        "created_at": now,
+        "last_seen_at": now,
+        "expires_at": now + 1800,
+        "absolute_expires_at": now + 8 * 3600,
+        "idle_timeout": 1800,
+        "remember": False,
+        "ip": "203.0.113.7",
+        "user_agent": "Mozilla/5.0 (X11; Linux x86_64)",
+        "data": {},
+    }
+    fields.update(overrides)
+    return SessionRecord(**fields)
+
+
+@dataclass
+class Backend:
+    name: str
+    store: SessionStore
+
+    @property
+    def redis(self) -> RedisSessionStore:
+        assert isinstance(self.store, RedisSessionStore)
+        return self.store
+
+
+@pytest.fixture(params=BACKENDS)
+def backend_name(request: pytest.FixtureRequest) -> str:
+    name: str = request.param
+    return name
+
+
+@pytest.fixture
+def service(backend_name: str, request: pytest.FixtureRequest) -> tuple[str, str]:
+    """The server URL (and Redis key prefix) the backend needs, if any.
+
+    Synchronous so that it can pull in the async service fixtures only for
+    the backends that use them.
+    """
+    if backend_name == "redis":
+        return request.getfixturevalue("redis_url"), request.getfixturevalue("redis_prefix")
+    if backend_name == "postgres":
+        return request.getfixturevalue("postgres_url"), ""
+    return "", ""
+
+
+@pytest.fixture
+async def backend(
+    backend_name: str, service: tuple[str, str], tmp_path: Path
+) -> AsyncIterator[Backend]:
+    url, prefix = service
+    store: SessionStore
+    if backend_name == "memory":
+        store = MemorySessionStore()
+    elif backend_name == "sqlite":
+        store = await SQLiteSessionStore.open(tmp_path / "sessions.db")
+    elif backend_name == "redis":
+        store = RedisSessionStore(redis_client(url), prefix=prefix, close_client=True)
+    else:
+        store = PostgresSessionStore.from_dsn(url)
+    try:
+        yield Backend(backend_name, store)
+    finally:
+        if isinstance(store, RedisSessionStore):
+            # Leave nothing behind on the shared server.
+            keys = [k async for k in store.client.scan_iter(match=f"{store.prefix}*")]
+            if keys:
+                await store.client.delete(*keys)
+        await store.close()
+
+
+@pytest.fixture
+def store(backend: Backend) -> SessionStore:
+    return backend.store
