@@ -18,6 +18,7 @@ plain HTTP) must never get theirs read in place of the real one.
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 import unicodedata
@@ -144,17 +145,18 @@ class ParsedCookies:
 _EMPTY = ParsedCookies({}, frozenset())
 
 
-#: ASCII control characters, space and DEL: dropped when folding a name.
-_INVISIBLE_ASCII = {code: None for code in (*range(0x21), 0x7F)}
-
-
 def _fold(name: str) -> str:
     """The form under which two names count as look-alikes."""
     if name.isascii():
-        return name.translate(_INVISIBLE_ASCII).lower()
+        if name.isprintable() and " " not in name:
+            return name.lower()  # the common case: a plain token
+        return "".join(ch for ch in name if "\x20" < ch < "\x7f").lower()
     folded = unicodedata.normalize("NFKC", name)
     folded = "".join(ch for ch in folded if unicodedata.category(ch) not in ("Cf", "Zs", "Cc"))
     return folded.strip().casefold()
+
+
+_fold_cached = functools.lru_cache(maxsize=32)(_fold)
 
 
 def parse_cookie_header(header: str, *, max_size: int = MAX_COOKIE_HEADER) -> ParsedCookies:
@@ -214,7 +216,7 @@ def read_cookie(header: str | None, name: str, *, max_size: int = MAX_COOKIE_HEA
     """
     if not header or len(header) > max_size:
         return None
-    folded = _fold(name)
+    folded = _fold_cached(name)  # the name is the app's constant: fold it once
     found: str | None = None
     for chunk in header.split(";"):
         raw_name, sep, value = chunk.partition("=")

@@ -103,6 +103,31 @@ class UserExists(Conflict):
     default_detail = "An account with this email already exists."
 
 
+class RateLimited(GatepassError):
+    """Too many attempts; try again after ``retry_after`` seconds."""
+
+    code = "rate_limited"
+    default_detail = "Too many attempts; try again later."
+
+    def __init__(self, detail: str | None = None, *, retry_after: int = 1) -> None:
+        super().__init__(detail)
+        self.retry_after = max(1, int(retry_after))
+
+
+class CSRFFailed(PermissionDenied):
+    """A state-changing, cookie-authenticated request failed the CSRF checks.
+
+    ``reason`` says which check failed (for logs); it never holds a token.
+    """
+
+    code = "csrf_failed"
+    default_detail = "The request failed the cross-site request forgery check."
+
+    def __init__(self, detail: str | None = None, *, reason: str = "") -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
 class StoreUnavailable(GatepassError):
     """A store that the request needs cannot be reached.
 

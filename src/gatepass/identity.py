@@ -74,6 +74,10 @@ class RolePermissions:
     def __init__(self, mapping: Mapping[str, set[str] | frozenset[str]] | None = None) -> None:
         self._mapping = {role: frozenset(perms) for role, perms in (mapping or {}).items()}
         self._cache: dict[tuple[str, ...], frozenset[str]] = {}
+        # Stores with a local cache hand back the same record object on every
+        # request until it changes, so the identity built from it can be
+        # reused; a changed record is a different object and misses.
+        self._identities: dict[str, Identity] = {}
 
     def for_roles(self, roles: tuple[str, ...]) -> frozenset[str]:
         cached = self._cache.get(roles)
@@ -87,10 +91,17 @@ class RolePermissions:
         return cached
 
     def identity_for(self, record: SessionRecord) -> Identity:
-        return Identity(
+        cached = self._identities.get(record.key)
+        if cached is not None and cached.session is record:
+            return cached
+        identity = Identity(
             user_id=record.user_id,
             roles=frozenset(record.roles),
             permissions=self.for_roles(record.roles),
             scheme="session",
             session=record,
         )
+        if len(self._identities) >= 10_000:
+            self._identities.clear()
+        self._identities[record.key] = identity
+        return identity

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
 import time
@@ -17,12 +18,16 @@ from gatepass.sessions.store import SessionStore
 from gatepass.stores.memory import MemorySessionStore
 from gatepass.stores.postgres import PostgresSessionStore
 from gatepass.stores.redis import RedisSessionStore, redis_client
+from gatepass.stores.redis_cache import CachingRedisSessionStore
 from gatepass.stores.sqlite import SQLiteSessionStore
 
 BACKENDS = [
     "memory",
     "sqlite",
     pytest.param("redis", marks=pytest.mark.redis),
+    # The Redis store behind its local cache: every read the suite repeats
+    # (see read_twice) is then served from process memory.
+    pytest.param("redis-cached", marks=pytest.mark.redis),
     pytest.param("postgres", marks=pytest.mark.postgres),
 ]
 
@@ -60,9 +65,36 @@ class Backend:
     store: SessionStore
 
     @property
+    def is_redis(self) -> bool:
+        return isinstance(self.store, RedisSessionStore)
+
+    @property
     def redis(self) -> RedisSessionStore:
         assert isinstance(self.store, RedisSessionStore)
         return self.store
+
+
+async def read_twice(store: SessionStore, key: str) -> SessionRecord | None:
+    """Read a session twice, so that a caching store holds it.
+
+    On the caching store the second read is served from the cache, so a
+    read after a later write shows whether the write reached the cache.
+    """
+    first = await store.get(key)
+    assert await store.get(key) == first
+    if isinstance(store, CachingRedisSessionStore) and first is not None:
+        assert key in store._entries, "the cache did not take the session"
+    return first
+
+
+async def _cache_started(store: CachingRedisSessionStore) -> None:
+    # The invalidation listener starts on the first get; until it is up the
+    # store bypasses its cache, and the suite would not exercise it.
+    deadline = time.monotonic() + 5
+    while not store.cache_active:
+        assert time.monotonic() < deadline, "the cache's invalidation stream never came up"
+        await store.get(new_key())
+        await asyncio.sleep(0.01)
 
 
 @pytest.fixture(params=BACKENDS)
@@ -78,7 +110,7 @@ def service(backend_name: str, request: pytest.FixtureRequest) -> tuple[str, str
     Synchronous so that it can pull in the async service fixtures only for
     the backends that use them.
     """
-    if backend_name == "redis":
+    if backend_name in ("redis", "redis-cached"):
         return request.getfixturevalue("redis_url"), request.getfixturevalue("redis_prefix")
     if backend_name == "postgres":
         return request.getfixturevalue("postgres_url"), ""
@@ -97,9 +129,13 @@ async def backend(
         store = await SQLiteSessionStore.open(tmp_path / "sessions.db")
     elif backend_name == "redis":
         store = RedisSessionStore(redis_client(url), prefix=prefix, close_client=True)
+    elif backend_name == "redis-cached":
+        store = CachingRedisSessionStore(redis_client(url), prefix=prefix, close_client=True)
     else:
         store = PostgresSessionStore.from_dsn(url)
     try:
+        if isinstance(store, CachingRedisSessionStore):
+            await _cache_started(store)
         yield Backend(backend_name, store)
     finally:
         if isinstance(store, RedisSessionStore):

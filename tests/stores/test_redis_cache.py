@@ -105,7 +105,8 @@ async def test_a_write_on_one_instance_reaches_the_others_cache(
                       expires_at=record.expires_at + 5)  # fmt: skip
         expected = "touched"
     else:
-        await b.replace(record.key, make_record(record.user_id))
+        await b.replace(record.key, make_record().key, last_seen_at=record.last_seen_at,
+                        expires_at=record.expires_at)  # fmt: skip
         expected = None
 
     async def seen() -> bool:

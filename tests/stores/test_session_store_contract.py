@@ -1,8 +1,10 @@
 """One contract, every session store, each against its real backend.
 
-memory, SQLite (a file in tmp_path), Redis and PostgreSQL (real servers, see
-tests/conftest.py).  Backend-specific checks (Redis TTLs and value size,
-outages) follow the shared suite.
+memory, SQLite (a file in tmp_path), Redis, Redis behind its local cache and
+PostgreSQL (real servers, see tests/conftest.py).  Tests read a session with
+read_twice before writing to it, so that on the caching store the write has a
+cached entry to make stale.  Backend-specific checks (Redis TTLs and value
+size, outages) follow the shared suite.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -22,7 +24,9 @@ from gatepass.sessions.store import SessionStore
 from gatepass.stores.postgres import PostgresSessionStore
 from gatepass.stores.redis import RedisSessionStore
 from tests.conftest import RedisServer, free_port
-from tests.stores.conftest import Backend, make_record, new_key
+from tests.stores.conftest import Backend, make_record, new_key, read_twice
+
+T = TypeVar("T")
 
 # Field values that would break a careless encoder or the Lua splicer: JSON
 # escapes, separators, brackets, non-ASCII, empty containers, full-precision
@@ -47,8 +51,24 @@ async def test_create_then_get_round_trips(store: SessionStore) -> None:
     plain = make_record()
     await store.create(plain)
     await store.create(AWKWARD)
-    assert await store.get(plain.key) == plain
-    assert await store.get(AWKWARD.key) == AWKWARD
+    assert await read_twice(store, plain.key) == plain
+    assert await read_twice(store, AWKWARD.key) == AWKWARD
+
+
+async def test_creating_an_existing_key_is_refused(store: SessionStore) -> None:
+    record = make_record()
+    await store.create(record)
+    clashes = [replace(record, roles=("admin",), data={"x": 1}), make_record("bob", key=record.key)]
+    for clash in clashes:
+        with pytest.raises(ValueError, match=r"^session key already exists$"):
+            await store.create(clash)
+    assert await read_twice(store, record.key) == record
+    assert await store.list_user("alice") == [record]
+    # Bob's failed create left nothing of his behind: logging him out
+    # everywhere must not reach Alice's session.
+    assert await store.list_user("bob") == []
+    assert await store.delete_user("bob") == 0
+    assert await store.get(record.key) == record
 
 
 async def test_get_unknown_is_none(store: SessionStore) -> None:
@@ -58,10 +78,11 @@ async def test_get_unknown_is_none(store: SessionStore) -> None:
 async def test_touch_moves_both_deadlines_and_nothing_else(backend: Backend) -> None:
     store = backend.store
     await store.create(AWKWARD)
+    await read_twice(store, AWKWARD.key)
     seen, expires = AWKWARD.last_seen_at + 61.25, AWKWARD.expires_at + 61.000001
     assert await store.touch(AWKWARD.key, last_seen_at=seen, expires_at=expires) is True
     assert await store.get(AWKWARD.key) == replace(AWKWARD, last_seen_at=seen, expires_at=expires)
-    if backend.name == "redis":
+    if backend.is_redis:
         # The key's own expiry moved with the stored deadline.
         expiry_ms = await backend.redis.client.pexpiretime(backend.redis.session_key(AWKWARD.key))
         assert expiry_ms == pytest.approx(expires * 1000, abs=1)
@@ -81,10 +102,12 @@ async def test_touch_past_the_absolute_deadline_keeps_the_session_listed(
     # its index by the absolute deadline and must raise the score first.
     record = make_record(expires_at=time.time() + 60, absolute_expires_at=time.time() + 120)
     await backend.store.create(record)
+    await read_twice(backend.store, record.key)
     later = record.absolute_expires_at + 3600
     assert await backend.store.touch(record.key, last_seen_at=time.time(), expires_at=later)
     assert [r.key for r in await backend.store.list_user("alice")] == [record.key]
-    if backend.name == "redis":
+    assert (await backend.store.get(record.key) or record).expires_at == later
+    if backend.is_redis:
         r = backend.redis
         score = await r.client.zscore(r.index_key("alice"), record.key)
         assert score is not None and score >= later
@@ -93,6 +116,7 @@ async def test_touch_past_the_absolute_deadline_keeps_the_session_listed(
 
 async def test_update_data_replaces_data_only(store: SessionStore) -> None:
     await store.create(AWKWARD)
+    await read_twice(store, AWKWARD.key)
     data: dict[str, object] = {"csrf": "t0k3n", "list": [], "deep": {"x": [{"y": None}]}}
     assert await store.update_data(AWKWARD.key, data) is True
     assert await store.get(AWKWARD.key) == replace(AWKWARD, data=data)
@@ -102,21 +126,71 @@ async def test_update_data_replaces_data_only(store: SessionStore) -> None:
 # ---------------------------------------------------------------- replace
 
 
-async def test_replace_swaps_the_session_and_the_index(store: SessionStore) -> None:
-    old = make_record()
+def _moved(record: SessionRecord, new: str, *, by: float = 5.0) -> SessionRecord:
+    """What replace should make of ``record`` under ``new``, ``by`` seconds on."""
+    return replace(
+        record, key=new, last_seen_at=record.last_seen_at + by, expires_at=record.expires_at + by
+    )
+
+
+async def _replace(
+    store: SessionStore, old_key: str, target: SessionRecord
+) -> SessionRecord | None:
+    return await store.replace(
+        old_key, target.key, last_seen_at=target.last_seen_at, expires_at=target.expires_at
+    )
+
+
+async def test_replace_moves_the_session_and_the_index(store: SessionStore) -> None:
+    old = replace(AWKWARD, key=new_key(), data={"csrf": "x"})
+    other = replace(AWKWARD, key=new_key(), created_at=AWKWARD.created_at + 1)
     await store.create(old)
-    new = replace(old, key=new_key(), last_seen_at=old.last_seen_at + 5)
-    assert await store.replace(old.key, new) is True
+    await store.create(other)
+    await read_twice(store, old.key)
+    expected = _moved(old, new_key())
+    assert await _replace(store, old.key, expected) == expected
     assert await store.get(old.key) is None
-    assert await store.get(new.key) == new
-    assert await store.list_user("alice") == [new]
+    assert await read_twice(store, expected.key) == expected
+    assert await store.list_user(AWKWARD.user_id) == [expected, other]
+    # Only the key moved: its old name is free, the new one is taken.
+    assert await _replace(store, old.key, _moved(old, new_key())) is None
 
 
 async def test_replace_missing_old_stores_nothing(store: SessionStore) -> None:
-    new = make_record()
-    assert await store.replace(new_key(), new) is False
-    assert await store.get(new.key) is None
+    target = make_record()
+    assert await _replace(store, new_key(), target) is None
+    assert await store.get(target.key) is None
     assert await store.list_user("alice") == []
+
+
+async def test_replace_onto_an_existing_key_is_refused(store: SessionStore) -> None:
+    old, taken = make_record(), make_record()
+    await store.create(old)
+    await store.create(taken)
+    with pytest.raises(ValueError, match=r"^session key already exists$"):
+        await _replace(store, old.key, _moved(old, taken.key))
+    assert await store.get(old.key) == old
+    assert await store.get(taken.key) == taken
+    assert await store.list_user("alice") == sorted([old, taken], key=lambda r: r.created_at)
+
+
+async def test_replace_keeps_roles_and_data_written_after_the_caller_read(
+    store: SessionStore,
+) -> None:
+    # SessionManager.rotate loads the session, then replaces it: an
+    # administrator's set_roles (a revoked role!) or an update_data landing in
+    # between must survive the move, not be overwritten by the earlier read.
+    old = make_record(roles=("user", "admin"), data={"step": 1})
+    await store.create(old)
+    read = await read_twice(store, old.key)
+    assert read == old
+    assert await store.set_roles("alice", ("user",)) == 1
+    data: dict[str, object] = {"step": 2, "csrf": "t0k3n"}
+    assert await store.update_data(old.key, data) is True
+    expected = replace(_moved(read, new_key()), roles=("user",), data=data)
+    assert await _replace(store, old.key, expected) == expected
+    assert await read_twice(store, expected.key) == expected
+    assert await store.list_user("alice") == [expected]
 
 
 async def _warm_up(store: SessionStore) -> None:
@@ -125,17 +199,25 @@ async def _warm_up(store: SessionStore) -> None:
     await asyncio.gather(*(store.ping() for _ in range(50)))
 
 
+async def _after(delay: float, call: Awaitable[T]) -> T:
+    await asyncio.sleep(delay)
+    return await call
+
+
 async def test_concurrent_replaces_of_one_session_have_one_winner(store: SessionStore) -> None:
     await _warm_up(store)
-    old = make_record()
+    old = make_record(data={"n": 1})
     await store.create(old)
-    news = [replace(old, key=new_key()) for _ in range(50)]
-    results = await asyncio.gather(*(store.replace(old.key, n) for n in news))
-    assert results.count(True) == 1
-    winner = news[results.index(True)]
+    await read_twice(store, old.key)
+    targets = [_moved(old, new_key(), by=i) for i in range(50)]
+    results = await asyncio.gather(*(_replace(store, old.key, t) for t in targets))
+    winners = [r for r in results if r is not None]
+    assert len(winners) == 1
+    winner = winners[0]
+    assert winner == targets[results.index(winner)]
     assert await store.get(old.key) is None
-    for n in news:
-        assert await store.get(n.key) == (n if n is winner else None)
+    for t in targets:
+        assert await read_twice(store, t.key) == (winner if t.key == winner.key else None)
     assert await store.list_user("alice") == [winner]
 
 
@@ -145,23 +227,57 @@ async def test_log_out_everywhere_wins_over_a_concurrent_rotation(store: Session
     # already gone, or delete_user saw the new one.
     await _warm_up(store)
     rng = random.Random(1234)
-
-    async def after(delay: float, call: Awaitable[object]) -> object:
-        await asyncio.sleep(delay)
-        return await call
-
     for i in range(60):
         old = make_record()
         await store.create(old)
-        new = replace(old, key=new_key())
-        racers = [store.replace(old.key, new), store.delete_user("alice")]
+        await read_twice(store, old.key)
+        target = _moved(old, new_key())
+        racers: list[Awaitable[object]] = [
+            _replace(store, old.key, target),
+            store.delete_user("alice"),
+        ]
         if i % 2:
             racers.reverse()
         # Jitter of up to a millisecond shifts which steps interleave.
-        await asyncio.gather(*(after(rng.random() / 1000 * (i % 3), r) for r in racers))
+        await asyncio.gather(*(_after(rng.random() / 1000 * (i % 3), r) for r in racers))
         assert await store.get(old.key) is None
-        assert await store.get(new.key) is None
+        assert await store.get(target.key) is None
         assert await store.list_user("alice") == []
+
+
+async def test_writes_racing_a_rotation_are_never_lost(store: SessionStore) -> None:
+    # The same race as above with the writes that keep a session: a
+    # set_roles must reach the session wherever the move has got to, and an
+    # update_data that reports success must be in the moved record.
+    await _warm_up(store)
+    rng = random.Random(4321)
+    for i in range(60):
+        old = make_record()
+        await store.create(old)
+        await read_twice(store, old.key)
+        target = _moved(old, new_key())
+        roles, data = (f"r{i}",), {"i": i}
+        calls: list[Awaitable[Any]] = [
+            _replace(store, old.key, target),
+            store.set_roles("alice", roles),
+            store.update_data(old.key, data),
+        ]
+        order = [0, 1, 2]
+        rng.shuffle(order)
+        # Jitter of up to a millisecond shifts which steps interleave.
+        results = await asyncio.gather(
+            *(_after(rng.random() / 1000 * (i % 3), calls[n]) for n in order)
+        )
+        outcome = dict(zip(order, results, strict=True))
+        assert outcome[0] is not None and outcome[0].key == target.key
+        stored = await read_twice(store, target.key)
+        assert stored is not None
+        assert stored.roles == roles, f"round {i}: set_roles lost ({order})"
+        assert stored.data == (data if outcome[2] else {}), f"round {i}: data ({order})"
+        assert stored == replace(target, roles=roles, data=stored.data)
+        assert await store.get(old.key) is None
+        assert await store.list_user("alice") == [stored]
+        assert await store.delete_user("alice") == 1
 
 
 # ---------------------------------------------------------------- delete & index
@@ -170,6 +286,7 @@ async def test_log_out_everywhere_wins_over_a_concurrent_rotation(store: Session
 async def test_delete_returns_the_record_and_unindexes_it(store: SessionStore) -> None:
     record = make_record()
     await store.create(record)
+    await read_twice(store, record.key)
     assert await store.delete(record.key) == record
     assert await store.get(record.key) is None
     assert await store.list_user("alice") == []
@@ -192,6 +309,7 @@ async def test_delete_user_keeps_one_and_spares_other_users(store: SessionStore)
     bobs = make_record("bob")
     for record in [*mine, bobs]:
         await store.create(record)
+        await read_twice(store, record.key)
     assert await store.delete_user("alice", keep=mine[2].key) == 3
     assert await store.list_user("alice") == [mine[2]]
     assert [await store.get(r.key) for r in mine] == [None, None, mine[2], None]
@@ -207,9 +325,11 @@ async def test_set_roles_rewrites_every_session_of_the_user(store: SessionStore)
     bobs = make_record("bob")
     for record in [*mine, bobs]:
         await store.create(record)
+        await read_twice(store, record.key)
     roles = ("auditor", 'we"ird,]')
     assert await store.set_roles(AWKWARD.user_id, roles) == 3
     assert await store.list_user(AWKWARD.user_id) == [replace(r, roles=roles) for r in mine]
+    assert [await store.get(r.key) for r in mine] == [replace(r, roles=roles) for r in mine]
     assert await store.get(bobs.key) == bobs
     assert await store.set_roles(AWKWARD.user_id, ()) == 3
     assert all(r.roles == () for r in await store.list_user(AWKWARD.user_id))
@@ -226,11 +346,15 @@ async def test_expired_sessions_are_dropped(backend: Backend) -> None:
     fresh = make_record(created_at=t + 1)
     await store.create(stale)
     await store.create(fresh)
-    if backend.name == "redis":
+    await read_twice(store, stale.key)
+    if backend.is_redis:
         # Redis drops the key itself at expires_at; purge has nothing to do.
         pttl = await backend.redis.client.pttl(backend.redis.session_key(stale.key))
         assert 0 < pttl <= 300
         await asyncio.sleep(max(0.0, stale.expires_at - time.time()) + 0.05)
+        # Gone for the store's own reads first: nothing has touched the key
+        # since it expired, so Redis may not have noticed (and announced) yet.
+        assert await store.get(stale.key) is None
         assert await backend.redis.client.exists(backend.redis.session_key(stale.key)) == 0
         assert await store.purge_expired(time.time()) == 0
     else:
@@ -298,6 +422,33 @@ async def test_redis_index_is_trimmed_and_dead_members_are_skipped(backend: Back
     assert sorted(members) == sorted([alive.key.encode(), newer.key.encode()])
 
 
+@pytest.mark.redis
+@pytest.mark.parametrize("backend_name", ["redis", "redis-cached"])
+async def test_redis_set_roles_reaches_a_session_between_claim_and_write(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The narrowest window of the race test above, forced: the old key is
+    # already claimed (GETDEL) and the new one not yet written when the
+    # administrator's set_roles runs.
+    r = backend.redis
+    old = make_record(roles=("user", "admin"))
+    await r.create(old)
+    getdel = r.client.getdel
+
+    async def claim_then_set_roles(name: str) -> Any:
+        raw = await getdel(name)
+        assert await r.set_roles("alice", ("user",)) == 1  # the pending new key
+        return raw
+
+    monkeypatch.setattr(r.client, "getdel", claim_then_set_roles)
+    target = _moved(old, new_key())
+    moved = await _replace(r, old.key, target)
+    monkeypatch.undo()
+    assert moved == replace(target, roles=("user",))
+    assert await read_twice(r, target.key) == moved
+    assert await r.list_user("alice") == [moved]
+
+
 # ---------------------------------------------------------------- PostgreSQL specifics
 
 
@@ -327,7 +478,7 @@ def _every_call(key: str) -> list[tuple[str, Callable[[SessionStore], Awaitable[
         ("get", lambda s: s.get(key)),
         ("touch", lambda s: s.touch(key, last_seen_at=1.0, expires_at=2.0)),
         ("update_data", lambda s: s.update_data(key, {})),
-        ("replace", lambda s: s.replace(key, record)),
+        ("replace", lambda s: s.replace(key, new_key(), last_seen_at=1.0, expires_at=2.0)),
         ("delete", lambda s: s.delete(key)),
         ("list_user", lambda s: s.list_user("alice")),
         ("delete_user", lambda s: s.delete_user("alice", keep=key)),

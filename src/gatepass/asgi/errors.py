@@ -17,6 +17,7 @@ from gatepass.errors import (
     NotFound,
     PayloadTooLarge,
     PermissionDenied,
+    RateLimited,
     StoreUnavailable,
 )
 
@@ -28,6 +29,7 @@ _STATUS: tuple[tuple[type[GatepassError], int], ...] = (
     (PermissionDenied, 403),
     (NotFound, 404),
     (Conflict, 409),
+    (RateLimited, 429),
     (StoreUnavailable, 503),
 )
 
@@ -54,6 +56,8 @@ def error_parts(exc: GatepassError) -> tuple[int, list[Header], bytes]:
     ]
     if status == 401:
         headers.append((b"www-authenticate", WWW_AUTHENTICATE.encode()))
-    if status == 503:
+    if isinstance(exc, RateLimited):
+        headers.append((b"retry-after", str(exc.retry_after).encode()))
+    elif status == 503:
         headers.append((b"retry-after", b"5"))
     return status, headers, body

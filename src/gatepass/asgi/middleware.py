@@ -44,7 +44,7 @@ class RequestAuth:
     Obtain it with ``request.auth`` (Starlette) or :func:`gatepass.asgi.auth_of`.
     """
 
-    __slots__ = ("_middleware", "_scope", "record", "set_cookies", "token")
+    __slots__ = ("_middleware", "_scope", "clear_site_data", "record", "set_cookies", "token")
 
     def __init__(
         self, middleware: AuthMiddleware, scope: Scope, token: str | None,
@@ -56,6 +56,8 @@ class RequestAuth:
         self.record = record
         #: ``Set-Cookie`` values to add to the response.
         self.set_cookies: list[str] = []
+        #: Set by logout: the browser is asked to drop cached pages and storage.
+        self.clear_site_data = False
 
     @property
     def scopes(self) -> list[str]:
@@ -111,6 +113,7 @@ class RequestAuth:
         if self.token is not None:
             await self._middleware.sessions.destroy(self.token)
         self.set_cookies.append(self._middleware.cookie.deletion_header())
+        self.clear_site_data = True
         self.token = None
         self.record = None
         self._scope["user"] = ANONYMOUS
@@ -177,6 +180,11 @@ class AuthMiddleware:
                     # stored by a shared cache and served to someone else.
                     headers = [(k, v) for k, v in headers if k.lower() != b"cache-control"]
                     headers.append((b"cache-control", b"no-store"))
+                    if auth.clear_site_data:
+                        # Not "cookies": that would clear every cookie of the
+                        # registrable domain, sibling apps' included; ours are
+                        # expired explicitly above.
+                        headers.append((b"clear-site-data", b'"cache", "storage"'))
                     message["headers"] = headers
             await send(message)
 

@@ -120,21 +120,15 @@ class SessionManager:
             return None
         fresh = new_token()
         now = self.clock()
-        moved = SessionRecord(
-            key=token_key(fresh),
-            user_id=record.user_id,
-            roles=record.roles,
-            created_at=record.created_at,
+        # The store builds the moved record from what it holds at the moment
+        # of the move: roles or data changed since our load are kept.
+        moved = await self.store.replace(
+            record.key,
+            token_key(fresh),
             last_seen_at=now,
             expires_at=min(now + record.idle_timeout, record.absolute_expires_at),
-            absolute_expires_at=record.absolute_expires_at,
-            idle_timeout=record.idle_timeout,
-            remember=record.remember,
-            ip=record.ip,
-            user_agent=record.user_agent,
-            data=record.data,
         )
-        if not await self.store.replace(record.key, moved):
+        if moved is None:
             return None
         return IssuedSession(fresh, moved)
 

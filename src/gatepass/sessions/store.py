@@ -25,7 +25,12 @@ from gatepass.sessions.record import SessionRecord
 
 class SessionStore(Protocol):
     async def create(self, record: SessionRecord) -> None:
-        """Store a new session and add it to its user's index."""
+        """Store a new session and add it to its user's index.
+
+        Keys are unique: creating a key that already exists is a programming
+        error and raises ``ValueError("session key already exists")``, leaving
+        the stored session untouched.
+        """
 
     async def get(self, key: str) -> SessionRecord | None:
         """The session stored under ``key``, or None."""
@@ -39,11 +44,20 @@ class SessionStore(Protocol):
     async def update_data(self, key: str, data: dict[str, object]) -> bool:
         """Replace the application data of a session; False when it is gone."""
 
-    async def replace(self, old_key: str, record: SessionRecord) -> bool:
-        """Atomically swap a session for a new one under a fresh key.
+    async def replace(
+        self, old_key: str, new_key: str, *, last_seen_at: float, expires_at: float
+    ) -> SessionRecord | None:
+        """Atomically move the session under ``old_key`` to ``new_key``.
 
-        Used when the session id is regenerated.  Returns False, and stores
-        nothing, when ``old_key`` no longer exists.
+        Used when the session id is regenerated.  Only ``key``,
+        ``last_seen_at`` and ``expires_at`` change; every other field (user,
+        roles, data, created_at, absolute deadline) is whatever the store
+        holds at the moment of the move, so a ``set_roles`` or
+        ``update_data`` that landed after the caller last read the session
+        is kept.  Of several concurrent replaces of one key exactly one
+        wins.  Returns the moved record, or None, storing nothing, when
+        ``old_key`` no longer exists.  A ``new_key`` that already exists
+        raises ValueError, as in :meth:`create`, and changes nothing.
         """
 
     async def delete(self, key: str) -> SessionRecord | None:

@@ -18,8 +18,9 @@ class MemorySessionStore:
         self._by_user: dict[str, set[str]] = {}
 
     async def create(self, record: SessionRecord) -> None:
-        self._records[record.key] = record
-        self._by_user.setdefault(record.user_id, set()).add(record.key)
+        if record.key in self._records:
+            raise ValueError("session key already exists")
+        self._add(record)
 
     async def get(self, key: str) -> SessionRecord | None:
         return self._records.get(key)
@@ -38,12 +39,18 @@ class MemorySessionStore:
         self._records[key] = replace(record, data=dict(data))
         return True
 
-    async def replace(self, old_key: str, record: SessionRecord) -> bool:
-        # No await between the check and the writes: atomic on the event loop.
-        if self._drop(old_key) is None:
-            return False
-        await self.create(record)
-        return True
+    async def replace(
+        self, old_key: str, new_key: str, *, last_seen_at: float, expires_at: float
+    ) -> SessionRecord | None:
+        # No await anywhere: atomic on the event loop.
+        if new_key in self._records:
+            raise ValueError("session key already exists")
+        old = self._drop(old_key)
+        if old is None:
+            return None
+        moved = replace(old, key=new_key, last_seen_at=last_seen_at, expires_at=expires_at)
+        self._add(moved)
+        return moved
 
     async def delete(self, key: str) -> SessionRecord | None:
         return self._drop(key)
@@ -75,6 +82,10 @@ class MemorySessionStore:
 
     async def close(self) -> None:
         return None
+
+    def _add(self, record: SessionRecord) -> None:
+        self._records[record.key] = record
+        self._by_user.setdefault(record.user_id, set()).add(record.key)
 
     def _drop(self, key: str) -> SessionRecord | None:
         record = self._records.pop(key, None)

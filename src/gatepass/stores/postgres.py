@@ -5,11 +5,12 @@ as JSON text, timestamps as double precision so they round-trip exactly).
 The table is created on first use, not at start-up, so the store can be
 built while PostgreSQL is down (see :class:`~gatepass.stores._postgres.PostgresPool`).
 
-Under READ COMMITTED a ``DELETE … WHERE user_id = $1`` does not see a row
-inserted by a transaction it waited for, so ``replace`` and ``delete_user``
-take a per-user advisory lock: "log out everywhere" running while a session
-is rotated deletes the new session or makes the rotation fail, never lets it
-survive.
+``replace`` moves the row with one ``UPDATE … SET key``, so the fields it
+does not set are the ones committed at that moment, and a ``set_roles`` that
+waited for the row re-checks and rewrites the moved row.  ``replace`` and
+``delete_user`` also take a per-user advisory lock, so "log out everywhere"
+running while a session is rotated deletes the new session or makes the
+rotation fail, never lets it survive, whatever the row-level waits do.
 """
 
 from __future__ import annotations
@@ -122,7 +123,10 @@ class PostgresSessionStore:
 
     async def create(self, record: SessionRecord) -> None:
         async with self._connection() as conn:
-            await conn.execute(_INSERT, *_params(record))
+            try:
+                await conn.execute(_INSERT, *_params(record))
+            except asyncpg.UniqueViolationError:
+                raise ValueError("session key already exists") from None
 
     async def get(self, key: str) -> SessionRecord | None:
         async with self._connection() as conn:
@@ -141,16 +145,28 @@ class PostgresSessionStore:
             status = await conn.execute(sql, _json(data), key)
         return _count(status) == 1
 
-    async def replace(self, old_key: str, record: SessionRecord) -> bool:
-        async with self._connection() as conn, conn.transaction():
-            await conn.execute(_USER_LOCK, record.user_id)
-            gone = await conn.fetchval(
-                "DELETE FROM gatepass_sessions WHERE key = $1 RETURNING key", old_key
-            )
-            if gone is None:
-                return False
-            await conn.execute(_INSERT, *_params(record))
-            return True
+    async def replace(
+        self, old_key: str, new_key: str, *, last_seen_at: float, expires_at: float
+    ) -> SessionRecord | None:
+        sql = (
+            "UPDATE gatepass_sessions SET key = $1, last_seen_at = $2, expires_at = $3"  # noqa: S608
+            f" WHERE key = $4 RETURNING {_COLUMNS}"
+        )
+        async with self._connection() as conn:
+            try:
+                async with conn.transaction():
+                    # A session's user never changes, so it can be read before
+                    # the lock; the UPDATE after it decides whether we move.
+                    user_id = await conn.fetchval(
+                        "SELECT user_id FROM gatepass_sessions WHERE key = $1", old_key
+                    )
+                    if user_id is None:
+                        return None
+                    await conn.execute(_USER_LOCK, user_id)
+                    row = await conn.fetchrow(sql, new_key, last_seen_at, expires_at, old_key)
+            except asyncpg.UniqueViolationError:
+                raise ValueError("session key already exists") from None
+        return None if row is None else _record(row)
 
     async def delete(self, key: str) -> SessionRecord | None:
         sql = f"DELETE FROM gatepass_sessions WHERE key = $1 RETURNING {_COLUMNS}"  # noqa: S608

@@ -25,10 +25,18 @@ Why it looks like this:
   members are added before the session is written and removed after it is
   gone.  A member without a session is harmless (readers skip it).
 * ``replace`` claims the old session with GETDEL, so exactly one of several
-  concurrent replaces wins.  It is not atomic across the two keys, but no one
-  can observe that: the new key is the hash of a token nobody holds until
-  ``replace`` returns.  A crash half-way loses the session (the user logs in
-  again), never duplicates it.
+  concurrent replaces wins, and builds the moved record from the value it
+  claimed.  It is not atomic across the two keys, but no one can observe
+  that: the new key is the hash of a token nobody holds until ``replace``
+  returns.  A crash half-way loses the session (the user logs in again),
+  never duplicates it.
+* ``set_roles`` must not miss a session that is being moved: its patch of
+  the old key may land after the claim, when the new key is not written yet.
+  So ``replace`` first reserves the new key with a *pending* marker (``~``
+  followed by any patched roles and data), then indexes it, then claims the
+  old key; ``set_roles`` re-reads the index until it finds no member it has
+  not patched, as ``delete_user`` does, and a patch of a pending key is
+  recorded in the marker and applied when ``replace`` writes the record.
 * ``delete_user`` must also catch a session being rotated while it runs
   ("log out everywhere" has to win).  It overwrites each session key of the
   user with a short-lived empty *tombstone* instead of deleting it, and new
@@ -36,7 +44,7 @@ Why it looks like this:
   revoked fails instead of resurrecting the session.  It then re-reads the
   index until it finds no member it has not revoked, which catches a rotation
   that claimed the old key before the revocation reached it.  Readers treat
-  anything that is not a JSON list as absent.
+  anything that is not a JSON list (tombstones, pending markers) as absent.
 """
 
 from __future__ import annotations
@@ -45,6 +53,7 @@ import functools
 import json
 import math
 from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import replace
 from typing import Any, ParamSpec, TypeVar
 
 import redis.asyncio as aioredis
@@ -74,8 +83,11 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
 #: It only has to outlast one in-flight ``replace``.
 _TOMBSTONE_MS = 5 * 60 * 1000
 
-#: ``delete_user`` re-reads the index until it is stable; a user logging in
-#: in a tight loop must not keep it spinning forever.
+#: What ``replace`` reserves its new key with (see _LUA_PENDING).
+_PENDING = b"~\n"
+
+#: ``delete_user`` and ``set_roles`` re-read the index until it is stable; a
+#: user logging in in a tight loop must not keep them spinning forever.
 _MAX_REVOKE_PASSES = 8
 
 # Positions (1-based, as in Lua) of fields in the list written by dumps().
@@ -154,11 +166,30 @@ return {1}
 """
 )
 
-# ARGV: field position, its new JSON.  Keeps the key's expiry.
+# A pending marker: '~' .. roles JSON .. '\n' .. data JSON, each empty until
+# patched (JSON text never holds a raw newline).
+_LUA_PENDING = r"""
+local function pending(raw)
+  if not raw or string.sub(raw, 1, 1) ~= '~' then return nil end
+  local nl = string.find(raw, '\n', 2, true)
+  return {string.sub(raw, 2, nl - 1), string.sub(raw, nl + 1)}
+end
+"""
+
+# ARGV: field position (_ROLES or _DATA), its new JSON.  Keeps the key's
+# expiry.  A pending key records the patch for replace to apply.
 _LUA_PATCH = (
     _LUA_SPLIT
+    + _LUA_PENDING
     + r"""
-local p = split(redis.call('GET', KEYS[1]))
+local raw = redis.call('GET', KEYS[1])
+local m = pending(raw)
+if m then
+  if ARGV[1] == '3' then m[1] = ARGV[2] else m[2] = ARGV[2] end
+  redis.call('SET', KEYS[1], '~' .. m[1] .. '\n' .. m[2], 'KEEPTTL')
+  return 1
+end
+local p = split(raw)
 if not p then return 0 end
 if p.err then return p end
 p[tonumber(ARGV[1])] = ARGV[2]
@@ -166,6 +197,35 @@ redis.call('SET', KEYS[1], join(p), 'KEEPTTL')
 return 1
 """
 )
+
+# KEYS[1]: the new key of a replace.  ARGV: the moved record (dumps), its
+# expiry in ms.  Writes the record with the patches recorded in the pending
+# marker and returns what it wrote; nil when the marker is gone (delete_user
+# revoked the key).
+_LUA_FINISH = (
+    _LUA_SPLIT
+    + _LUA_PENDING
+    + r"""
+local m = pending(redis.call('GET', KEYS[1]))
+if not m then return false end
+local p = split(ARGV[1])
+if p.err then return p end
+if m[1] ~= '' then p[3] = m[1] end
+if m[2] ~= '' then p[12] = m[2] end
+local out = join(p)
+redis.call('SET', KEYS[1], out, 'PXAT', ARGV[2])
+return out
+"""
+)
+
+# KEYS[1]: a session key.  ARGV: the record, its expiry in ms.  SET NX that
+# returns what was there instead (SET NX GET needs Redis 7).
+_LUA_CREATE = r"""
+local v = redis.call('GET', KEYS[1])
+if v then return v end
+redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[2])
+return false
+"""
 
 # KEYS[1]: a user's index.  ARGV: score, member.  Trims members whose score
 # has passed on the Redis clock (their sessions are certainly gone), adds or
@@ -238,6 +298,8 @@ class RedisSessionStore:
         self._touch = client.register_script(_LUA_TOUCH)
         self._patch = client.register_script(_LUA_PATCH)
         self._index_add = client.register_script(_LUA_INDEX_ADD)
+        self._finish = client.register_script(_LUA_FINISH)
+        self._create = client.register_script(_LUA_CREATE)
 
     @classmethod
     def from_url(cls, url: str, *, prefix: str = "gatepass:") -> RedisSessionStore:
@@ -257,11 +319,18 @@ class RedisSessionStore:
     @_guarded
     async def create(self, record: SessionRecord) -> None:
         await self._add_to_index(record)
-        # NX fails only if delete_user revoked this key while we were writing
-        # it: the session then ends at once, as if revoked right after login.
-        await self.client.set(
-            self.session_key(record.key), dumps(record), nx=True, pxat=_ms(record.expires_at)
+        there = await self._create(
+            keys=[self.session_key(record.key)], args=[dumps(record), _ms(record.expires_at)]
         )
+        # A tombstone here means delete_user revoked this key while we were
+        # writing it: the session ends at once, as if revoked right after login.
+        if there is None or there == b"":
+            return
+        clash = _decode(there)
+        if clash is None or clash.user_id != record.user_id:
+            # The member we added points at someone else's session.
+            await self.client.zrem(self.index_key(record.user_id), record.key)
+        raise ValueError("session key already exists")
 
     @_guarded
     async def get(self, key: str) -> SessionRecord | None:
@@ -292,24 +361,37 @@ class RedisSessionStore:
         return bool(done)
 
     @_guarded
-    async def replace(self, old_key: str, record: SessionRecord) -> bool:
+    async def replace(
+        self, old_key: str, new_key: str, *, last_seen_at: float, expires_at: float
+    ) -> SessionRecord | None:
         # Sequential awaits, not one pipeline: in a cluster a pipeline's
-        # commands to different nodes may run in any order, and delete_user's
-        # correctness needs "index member added" before "old key claimed".
-        await self._add_to_index(record)
+        # commands to different nodes may run in any order, and the order
+        # below is what delete_user and set_roles rely on (module docstring).
+        # A session's user and absolute deadline never change, so a plain
+        # read tells us which index to use before anything is claimed.
+        peek = _decode(await self.client.get(self.session_key(old_key)))
+        if peek is None:
+            return None
+        new = self.session_key(new_key)
+        if not await self.client.set(new, _PENDING, nx=True, px=_TOMBSTONE_MS):
+            raise ValueError("session key already exists")
+        index = self.index_key(peek.user_id)
+        score = max(expires_at, peek.absolute_expires_at)
+        await self._index_add(keys=[index], args=[score, new_key])
         old = _decode(await self.client.getdel(self.session_key(old_key)))
-        written = old is not None and bool(
-            await self.client.set(
-                self.session_key(record.key), dumps(record), nx=True, pxat=_ms(record.expires_at)
-            )
-        )
+        written: bytes | None = None
+        if old is not None:
+            moved = replace(old, key=new_key, last_seen_at=last_seen_at, expires_at=expires_at)
+            written = await self._finish(keys=[new], args=[dumps(moved), _ms(expires_at)])
         async with self.client.pipeline(transaction=False) as pipe:
-            if not written:
-                pipe.zrem(self.index_key(record.user_id), record.key)
+            if old is None:
+                pipe.delete(new)  # our own marker: nobody else writes this key
+            if written is None:
+                pipe.zrem(index, new_key)
             if old is not None:
                 pipe.zrem(self.index_key(old.user_id), old_key)
             await pipe.execute()
-        return written
+        return None if written is None else loads(written)
 
     @_guarded
     async def delete(self, key: str) -> SessionRecord | None:
@@ -356,17 +438,24 @@ class RedisSessionStore:
 
     @_guarded
     async def set_roles(self, user_id: str, roles: tuple[str, ...]) -> int:
-        members = await self._members(user_id)
-        if not members:
-            return 0
+        # Re-read the index until stable, to reach a session moved while we
+        # run (module docstring).  Such a session may be counted twice.
         roles_json = _json(list(roles))
-        async with self.client.pipeline(transaction=False) as pipe:
-            for member in members:
-                await self._patch(
-                    keys=[self.session_key(member)], args=[_ROLES, roles_json], client=pipe
-                )
-            done: list[int] = await pipe.execute()
-        return sum(done)
+        patched: set[str] = set()
+        done = 0
+        for _ in range(_MAX_REVOKE_PASSES):
+            fresh = [m for m in await self._members(user_id) if m not in patched]
+            if not fresh:
+                break
+            patched.update(fresh)
+            async with self.client.pipeline(transaction=False) as pipe:
+                for member in fresh:
+                    await self._patch(
+                        keys=[self.session_key(member)], args=[_ROLES, roles_json], client=pipe
+                    )
+                results: list[int] = await pipe.execute()
+            done += sum(results)
+        return done
 
     async def purge_expired(self, now: float) -> int:
         # Session keys expire by themselves; index members are trimmed on create.

@@ -17,8 +17,9 @@ through Redis's server-assisted client-side caching in broadcast mode:
 
 So a logout or revocation on one instance takes effect on the others as soon
 as Redis's push reaches them, well before the next request can.  Entries also
-carry the record's own deadlines, which the session manager checks on every
-request, and are refetched at least every ``max_age`` seconds regardless.
+carry the record's own deadlines: an entry is never served at or after its
+``expires_at`` (when Redis drops the key, possibly before it says so), and
+is refetched at least every ``max_age`` seconds regardless.
 """
 
 from __future__ import annotations
@@ -75,46 +76,78 @@ class CachingRedisSessionStore(RedisSessionStore):
             return await super().get(key)
         now = time.monotonic()
         entry = self._entries.get(key)
+        # Redis forgets a session at its expires_at, but announces that only
+        # once it notices (on access, or when its expiry cycle samples the
+        # key): until then the entry must be judged by its own deadline, on
+        # the wall clock, as Redis judges the key.
         if entry is not None and now - entry[1] < self._max_age:
-            self._entries.move_to_end(key)
-            return entry[0]
+            if not entry[0].is_expired(time.time()):
+                self._entries.move_to_end(key)
+                return entry[0]
+            del self._entries[key]
         generation = self._generation
         record = await super().get(key)
         # Cache only if no invalidation (or outage) happened during the read.
         # Misses are not cached: random ids must not fill the cache.
-        if record is not None and self._healthy and generation == self._generation:
+        if (
+            record is not None
+            and not record.is_expired(time.time())
+            and self._healthy
+            and generation == self._generation
+        ):
             self._entries[key] = (record, now)
             self._entries.move_to_end(key)
             if len(self._entries) > self._max_entries:
                 self._entries.popitem(last=False)
         return record
 
-    # Writes go to Redis, which will push an invalidation; the local entry is
-    # dropped at once as well, so this instance never waits for its own push.
+    # Writes go to Redis, which will push an invalidation.  The local entry is
+    # also dropped before the write (so no read still in flight gets cached)
+    # and after it (so a read that started meanwhile, and saw the old value,
+    # is not served once the write has returned): this instance never waits
+    # for its own push.
 
     async def touch(self, key: str, *, last_seen_at: float, expires_at: float) -> bool:
         self._forget(key)
-        return await super().touch(key, last_seen_at=last_seen_at, expires_at=expires_at)
+        try:
+            return await super().touch(key, last_seen_at=last_seen_at, expires_at=expires_at)
+        finally:
+            self._forget(key)
 
     async def update_data(self, key: str, data: dict[str, object]) -> bool:
         self._forget(key)
-        return await super().update_data(key, data)
+        try:
+            return await super().update_data(key, data)
+        finally:
+            self._forget(key)
 
-    async def replace(self, old_key: str, record: SessionRecord) -> bool:
+    async def replace(
+        self, old_key: str, new_key: str, *, last_seen_at: float, expires_at: float
+    ) -> SessionRecord | None:
         self._forget(old_key)
-        return await super().replace(old_key, record)
+        try:
+            return await super().replace(
+                old_key, new_key, last_seen_at=last_seen_at, expires_at=expires_at
+            )
+        finally:
+            self._forget(old_key)
 
     async def delete(self, key: str) -> SessionRecord | None:
         self._forget(key)
-        return await super().delete(key)
+        try:
+            return await super().delete(key)
+        finally:
+            self._forget(key)
 
     async def delete_user(self, user_id: str, *, keep: str | None = None) -> int:
+        self._invalidate_all()
         try:
             return await super().delete_user(user_id, keep=keep)
         finally:
             self._invalidate_all()
 
     async def set_roles(self, user_id: str, roles: tuple[str, ...]) -> int:
+        self._invalidate_all()
         try:
             return await super().set_roles(user_id, roles)
         finally:

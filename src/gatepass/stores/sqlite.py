@@ -60,6 +60,10 @@ def _params(r: SessionRecord) -> tuple[Any, ...]:
     )  # fmt: skip
 
 
+def _is_duplicate(exc: sqlite3.IntegrityError) -> bool:
+    return exc.sqlite_errorname == "SQLITE_CONSTRAINT_PRIMARYKEY"
+
+
 def _record(row: tuple[Any, ...]) -> SessionRecord:
     (key, user_id, roles, created_at, last_seen_at, expires_at, absolute_expires_at,
      idle_timeout, remember, ip, user_agent, data) = row  # fmt: skip
@@ -101,7 +105,12 @@ class SQLiteSessionStore:
 
     async def create(self, record: SessionRecord) -> None:
         params = _params(record)
-        await self.db.run(lambda conn: conn.execute(_INSERT, params))
+        try:
+            await self.db.run(lambda conn: conn.execute(_INSERT, params))
+        except sqlite3.IntegrityError as exc:
+            if _is_duplicate(exc):
+                raise ValueError("session key already exists") from None
+            raise
 
     async def get(self, key: str) -> SessionRecord | None:
         row = await self.db.run(
@@ -117,17 +126,29 @@ class SQLiteSessionStore:
         sql = "UPDATE gatepass_sessions SET data = ? WHERE key = ?"
         return await self._changed(sql, (_json(data), key)) == 1
 
-    async def replace(self, old_key: str, record: SessionRecord) -> bool:
-        params = _params(record)
+    async def replace(
+        self, old_key: str, new_key: str, *, last_seen_at: float, expires_at: float
+    ) -> SessionRecord | None:
+        # One statement moves the row in place, so every other column is the
+        # one stored at that moment.  A transaction because of RETURNING (see
+        # delete).
+        sql = (
+            "UPDATE gatepass_sessions SET key = ?, last_seen_at = ?, expires_at = ?"  # noqa: S608
+            f" WHERE key = ? RETURNING {_COLUMNS}"
+        )
+        params = (new_key, last_seen_at, expires_at, old_key)
 
-        def swap(conn: sqlite3.Connection) -> bool:
-            gone = conn.execute("DELETE FROM gatepass_sessions WHERE key = ?", (old_key,))
-            if gone.rowcount != 1:
-                return False
-            conn.execute(_INSERT, params)
-            return True
+        def move(conn: sqlite3.Connection) -> tuple[Any, ...] | None:
+            row: tuple[Any, ...] | None = conn.execute(sql, params).fetchone()
+            return row
 
-        return await self.db.transaction(swap)
+        try:
+            row = await self.db.transaction(move)
+        except sqlite3.IntegrityError as exc:
+            if _is_duplicate(exc):
+                raise ValueError("session key already exists") from None
+            raise
+        return None if row is None else _record(row)
 
     async def delete(self, key: str) -> SessionRecord | None:
         sql = f"DELETE FROM gatepass_sessions WHERE key = ? RETURNING {_COLUMNS}"  # noqa: S608
