@@ -49,6 +49,7 @@ class SessionManager:
         self.store = store
         self.config = config or SessionConfig()
         self.clock = clock
+        self._renew_after: dict[int, float] = {}
 
     async def create(
         self,
@@ -98,10 +99,15 @@ class SessionManager:
         if record is None:
             return None
         now = self.clock()
-        if record.is_expired(now) or now >= record.absolute_expires_at:
+        if now >= record.expires_at or now >= record.absolute_expires_at:
             await self.store.delete(key)
             return None
-        if now - record.last_seen_at >= self.config.renew_after(record.idle_timeout):
+        renew_after = self._renew_after.get(record.idle_timeout)
+        if renew_after is None:
+            renew_after = self._renew_after[record.idle_timeout] = self.config.renew_after(
+                record.idle_timeout
+            )
+        if now - record.last_seen_at >= renew_after:
             renewed = record.touched(now)
             if not await self.store.touch(
                 key, last_seen_at=renewed.last_seen_at, expires_at=renewed.expires_at

@@ -1,0 +1,177 @@
+"""Redis throttle store: one hash per key, every operation on that one key.
+
+Layout (``P`` is the prefix, ``gatepass:`` by default)::
+
+    P t:<key>  HASH  c = count, e = counter expiry (ms), d = deadline (ms)
+
+* ``hit`` and ``set_deadline`` are tiny Lua scripts, so each is one atomic
+  round trip; ``deadlines`` is a pipeline of HGETs, one round trip.
+* **Redis Cluster**: every command and script touches exactly one key, and a
+  non-transactional pipeline is split per node, so no hash tags are needed.
+* Expiry decisions use the caller's clock (``now``, as the contract says); the
+  key's own TTL is set relative (PEXPIRE) to what remains by that clock, so it
+  only garbage-collects and is immune to skew between Redis and the servers.
+* Times are whole milliseconds: Redis's Lua prints numbers with 14
+  significant digits, exact for epoch milliseconds until the year 5138.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from typing import Any, ParamSpec, TypeVar
+
+import redis.asyncio as aioredis
+import redis.exceptions as rexc
+
+from gatepass.errors import StoreUnavailable
+from gatepass.stores.redis import redis_client
+from gatepass.throttle.store import Hit
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+#: Failures that mean "Redis cannot serve us right now", as opposed to a bug
+#: (the same list as the session store's).
+_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    rexc.ConnectionError,
+    rexc.TimeoutError,
+    rexc.ReadOnlyError,
+    rexc.ClusterDownError,
+    rexc.TryAgainError,
+    TimeoutError,
+    OSError,
+)
+
+# ARGV: now_ms, window_ms, extend_after (-1: never), extend_window_ms.
+# Returns {count, expires_ms}.
+_LUA_HIT = """
+local now = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local extend_after = tonumber(ARGV[3])
+local extend_window = tonumber(ARGV[4])
+local v = redis.call('HMGET', KEYS[1], 'c', 'e', 'd')
+local count = tonumber(v[1]) or 0
+local expires = tonumber(v[2]) or 0
+local deadline = tonumber(v[3]) or 0
+if expires <= now then
+  count = 1
+  expires = now + window
+else
+  count = count + 1
+  if extend_after >= 0 and count > extend_after and now + extend_window > expires then
+    expires = now + extend_window
+  end
+end
+redis.call('HSET', KEYS[1], 'c', count, 'e', expires)
+redis.call('PEXPIRE', KEYS[1], math.max(expires, deadline) - now)
+return {count, expires}
+"""
+
+# ARGV: now_ms, until_ms.  Raises the deadline, never lowers it.
+_LUA_SET_DEADLINE = """
+local now = tonumber(ARGV[1])
+local v = redis.call('HMGET', KEYS[1], 'e', 'd')
+local expires = tonumber(v[1]) or 0
+local deadline = math.max(tonumber(v[2]) or 0, tonumber(ARGV[2]))
+local keep = math.max(expires, deadline) - now
+if keep <= 0 then
+  redis.call('DEL', KEYS[1])
+  return 0
+end
+redis.call('HSET', KEYS[1], 'd', deadline)
+redis.call('PEXPIRE', KEYS[1], keep)
+return 1
+"""
+
+
+def _guarded(fn: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, Any, T]]:
+    """Turn connection failures into StoreUnavailable (whose text names no key)."""
+
+    @functools.wraps(fn)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return await fn(*args, **kwargs)
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailable("Redis is unavailable.", store="redis") from exc
+
+    return wrapper
+
+
+def _ms(timestamp: float) -> int:
+    # Round up: a back-off must never end early.
+    return math.ceil(timestamp * 1000)
+
+
+class RedisThrottleStore:
+    def __init__(
+        self, client: aioredis.Redis, *, prefix: str = "gatepass:", close_client: bool = False
+    ) -> None:
+        self.client = client
+        self.prefix = prefix
+        self._close_client = close_client
+        self._hit = client.register_script(_LUA_HIT)
+        self._set_deadline = client.register_script(_LUA_SET_DEADLINE)
+
+    @classmethod
+    def from_url(cls, url: str, *, prefix: str = "gatepass:") -> RedisThrottleStore:
+        """A store that owns its client; nothing connects until first use."""
+        return cls(redis_client(url), prefix=prefix, close_client=True)
+
+    def redis_key(self, key: str) -> str:
+        return f"{self.prefix}t:{key}"
+
+    @_guarded
+    async def hit(
+        self,
+        key: str,
+        *,
+        window: float,
+        now: float,
+        extend_after: int | None = None,
+        extend_window: float | None = None,
+    ) -> Hit:
+        # Floor "now" so that now + window (rounded up) never shortens a window.
+        args = [
+            math.floor(now * 1000),
+            _ms(window),
+            -1 if extend_after is None else extend_after,
+            _ms(window if extend_window is None else extend_window),
+        ]
+        count, expires_ms = await self._hit(keys=[self.redis_key(key)], args=args)
+        return Hit(int(count), int(expires_ms) / 1000)
+
+    @_guarded
+    async def set_deadline(self, key: str, *, until: float, now: float) -> None:
+        args = [math.floor(now * 1000), _ms(until)]
+        await self._set_deadline(keys=[self.redis_key(key)], args=args)
+
+    @_guarded
+    async def deadlines(self, keys: Sequence[str], *, now: float) -> list[float]:
+        if not keys:
+            return []
+        async with self.client.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.hget(self.redis_key(key), "d")
+            raws: list[bytes | None] = await pipe.execute()
+        out: list[float] = []
+        for raw in raws:
+            until = int(raw) / 1000 if raw else 0.0
+            out.append(until if until > now else 0.0)
+        return out
+
+    @_guarded
+    async def clear(self, key: str) -> None:
+        await self.client.delete(self.redis_key(key))
+
+    async def purge_expired(self, now: float) -> int:
+        return 0  # keys expire by themselves
+
+    @_guarded
+    async def ping(self) -> None:
+        await self.client.ping()
+
+    async def close(self) -> None:
+        if self._close_client:
+            await self.client.aclose()

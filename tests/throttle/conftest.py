@@ -1,0 +1,80 @@
+"""Throttle stores on their real backends, and a clock the tests move by hand."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from gatepass.throttle.memory import MemoryThrottleStore
+from gatepass.throttle.postgres import PostgresThrottleStore
+from gatepass.throttle.redis import RedisThrottleStore
+from gatepass.throttle.sqlite import SQLiteThrottleStore
+from gatepass.throttle.store import ThrottleStore
+
+BACKENDS = [
+    "memory",
+    "sqlite",
+    pytest.param("redis", marks=pytest.mark.redis),
+    pytest.param("postgres", marks=pytest.mark.postgres),
+]
+
+
+class FakeClock:
+    """Starts at the real time: Redis still garbage-collects by its own clock."""
+
+    def __init__(self) -> None:
+        self.now = float(int(time.time()))
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture(params=BACKENDS)
+def backend_name(request: pytest.FixtureRequest) -> str:
+    name: str = request.param
+    return name
+
+
+@pytest.fixture
+def service(backend_name: str, request: pytest.FixtureRequest) -> tuple[str, str]:
+    # Synchronous, so that only the backends needing a server pull its fixture.
+    if backend_name == "redis":
+        return request.getfixturevalue("redis_url"), request.getfixturevalue("redis_prefix")
+    if backend_name == "postgres":
+        return request.getfixturevalue("postgres_url"), ""
+    return "", ""
+
+
+@pytest.fixture
+async def store(
+    backend_name: str, service: tuple[str, str], tmp_path: Path
+) -> AsyncIterator[ThrottleStore]:
+    url, prefix = service
+    made: ThrottleStore
+    if backend_name == "memory":
+        made = MemoryThrottleStore()
+    elif backend_name == "sqlite":
+        made = await SQLiteThrottleStore.open(tmp_path / "throttle.db")
+    elif backend_name == "redis":
+        made = RedisThrottleStore.from_url(url, prefix=prefix)
+    else:
+        made = PostgresThrottleStore.from_dsn(url)
+    try:
+        yield made
+    finally:
+        if isinstance(made, RedisThrottleStore):
+            keys = [k async for k in made.client.scan_iter(match=f"{made.prefix}*")]
+            if keys:
+                await made.client.delete(*keys)
+        await made.close()
