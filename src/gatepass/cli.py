@@ -11,18 +11,55 @@ import argparse
 import asyncio
 import getpass
 import json
+import re
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from gatepass.errors import GatepassError
 from gatepass.server.components import Components
 from gatepass.server.settings import Settings
 
+#: Role names: a conservative alphabet, so a role can never smuggle a separator,
+#: a space or a line break into a header, a log line or a listing.
+_ROLE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
+
+
+class _Parser(argparse.ArgumentParser):
+    """No abbreviated options (``--password`` must not mean ``--password-stdin``)
+    and no echo of unrecognized arguments or invalid choices (one may be a
+    password typed by mistake; usage errors end up in terminals and CI logs).
+
+    Subparsers are built with the parent's class, so this holds for every command.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        if message.startswith("unrecognized arguments"):
+            message = (
+                "unrecognized arguments (not shown: one may be a secret); passwords are "
+                "read with --password-stdin or prompted for, never taken as arguments"
+            )
+        # "invalid choice: 'VALUE' (choose from …)": the value goes, the choices stay.
+        message = re.sub(r"invalid choice: .*? \(choose from", "invalid choice (choose from",
+                         message, flags=re.DOTALL)  # fmt: skip
+        super().error(message)
+
+
+def _role(value: str) -> str:
+    if not _ROLE.fullmatch(value):
+        raise argparse.ArgumentTypeError(
+            "a role is 1-64 letters, digits, '_', '.', ':' or '-', starting with a letter or digit"
+        )
+    return value
+
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="gatepass", description="Sessions, tokens and login.")
+    parser = _Parser(prog="gatepass", description="Sessions, tokens and login.")
     parser.add_argument("--data-dir", type=Path, help="data directory (default ./.gatepass)")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -38,7 +75,9 @@ def _parser() -> argparse.ArgumentParser:
     add = users.add_parser("add", help="create an account")
     add.add_argument("email")
     add.add_argument("--password-stdin", action="store_true")
-    add.add_argument("--role", action="append", default=[], help="grant a role (repeatable)")
+    add.add_argument(
+        "--role", action="append", default=[], type=_role, help="grant a role (repeatable)"
+    )
     users.add_parser("list", help="list accounts")
     users.add_parser("disable", help="disable an account and end its sessions").add_argument(
         "email"
@@ -54,7 +93,8 @@ def _parser() -> argparse.ArgumentParser:
     for name in ("grant", "revoke"):
         p = roles.add_parser(name)
         p.add_argument("email")
-        p.add_argument("role")
+        # Revoking stays possible for any role already stored.
+        p.add_argument("role", type=_role if name == "grant" else str)
 
     sessions = sub.add_parser("sessions", help="inspect and end sessions").add_subparsers(
         dest="action", required=True

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from gatepass.accounts import Accounts
 from gatepass.cookies import CookieSpec
+from gatepass.errors import ConfigurationError
 from gatepass.identity import RolePermissions
 from gatepass.server.settings import Settings
 from gatepass.sessions.config import SessionConfig
@@ -30,7 +31,15 @@ class Components:
 
     @classmethod
     async def open(cls, settings: Settings) -> Components:
-        settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError as exc:
+            # A file in the way, no permission, read-only disk: a clear message,
+            # not a traceback (the CLI and start-up report ConfigurationError).
+            raise ConfigurationError(
+                f"Cannot use the data directory {str(settings.data_dir)!r}: "
+                f"{exc.strerror or type(exc).__name__}."
+            ) from None
         users = await open_user_store(settings.database_url)
         store = await open_session_store(settings.session_store_url)
         config = SessionConfig(
