@@ -8,24 +8,48 @@ ends every session; a role change reaches the live sessions at once.
 
 from __future__ import annotations
 
+import re
+
 from gatepass.errors import InvalidCredentials, InvalidRequest, NotFound, UserExists
 from gatepass.sessions.manager import SessionManager
+from gatepass.throttle import LoginThrottle
 from gatepass.users.emails import normalize_email
 from gatepass.users.model import User, UserStore
 from gatepass.users.passwords import PasswordHasher
 
+#: Role names: a conservative alphabet, so a role can never smuggle a
+#: separator, a space or a line break into a header (X-Auth-Roles), a log
+#: line or a listing.
+ROLE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
+
+
+def check_role(role: str) -> str:
+    if not ROLE_NAME.fullmatch(role):
+        raise InvalidRequest(
+            "A role is 1-64 letters, digits, '_', '.', ':' or '-', starting with a letter or digit."
+        )
+    return role
+
 
 class Accounts:
     def __init__(
-        self, users: UserStore, sessions: SessionManager, hasher: PasswordHasher
+        self,
+        users: UserStore,
+        sessions: SessionManager,
+        hasher: PasswordHasher,
+        *,
+        throttle: LoginThrottle | None = None,
     ) -> None:
         self.users = users
         self.sessions = sessions
         self.hasher = hasher
+        self.throttle = throttle
 
     async def register(self, email: str, password: str, roles: tuple[str, ...] = ()) -> User:
         """Create an account.  Raises WeakPassword, InvalidRequest or UserExists."""
         normalized = normalize_email(email)
+        for role in roles:
+            check_role(role)
         self.hasher.check_policy(password)
         # Checked before hashing only to save the hash cost on a duplicate;
         # the store's unique constraint is what actually decides a race.
@@ -34,14 +58,31 @@ class Accounts:
         password_hash = await self.hasher.hash(password)
         return await self.users.create(normalized, password_hash, tuple(roles))
 
-    async def authenticate(self, email: str, password: str) -> User:
+    async def authenticate(
+        self, email: str, password: str, *, client_ip: str | None = None
+    ) -> User:
         """The enabled user with these credentials, or InvalidCredentials.
 
         Unknown, wrong and disabled all raise the same error after the same
         amount of hashing work.  A stored hash that is legacy (bcrypt) or made
-        with older parameters is upgraded on success.
+        with older parameters is upgraded on success.  With a throttle, a
+        client in back-off gets RateLimited before any hashing, and every
+        outcome is counted (unknown accounts exactly like known ones).
         """
         self.hasher.check_length(password)
+        if self.throttle is not None:
+            await self.throttle.check(email, client_ip)
+        try:
+            user = await self._verify(email, password)
+        except InvalidCredentials:
+            if self.throttle is not None:
+                await self.throttle.failure(email, client_ip)
+            raise
+        if self.throttle is not None:
+            await self.throttle.success(email, client_ip)
+        return user
+
+    async def _verify(self, email: str, password: str) -> User:
         try:
             normalized = normalize_email(email)
         except InvalidRequest:
@@ -78,6 +119,7 @@ class Accounts:
         await self.users.set_disabled(user.id, False)
 
     async def grant_role(self, user: User, role: str) -> User:
+        check_role(role)
         if role in user.roles:
             return user
         return await self._set_roles(user, (*user.roles, role))

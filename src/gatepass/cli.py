@@ -17,13 +17,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from gatepass.errors import GatepassError
+from gatepass.accounts import check_role
+from gatepass.errors import GatepassError, InvalidRequest
 from gatepass.server.components import Components
 from gatepass.server.settings import Settings
-
-#: Role names: a conservative alphabet, so a role can never smuggle a separator,
-#: a space or a line break into a header, a log line or a listing.
-_ROLE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -51,11 +48,10 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _role(value: str) -> str:
-    if not _ROLE.fullmatch(value):
-        raise argparse.ArgumentTypeError(
-            "a role is 1-64 letters, digits, '_', '.', ':' or '-', starting with a letter or digit"
-        )
-    return value
+    try:
+        return check_role(value)
+    except InvalidRequest as exc:
+        raise argparse.ArgumentTypeError(exc.detail) from None
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -111,7 +107,8 @@ def _parser() -> argparse.ArgumentParser:
 def _read_password(from_stdin: bool) -> str:
     if from_stdin:
         line = sys.stdin.readline()
-        return line[:-1] if line.endswith("\n") else line
+        # Only the line ending goes: "\r\n" from a Windows-made file too.
+        return line.removesuffix("\n").removesuffix("\r")
     first = getpass.getpass("Password: ")
     if getpass.getpass("Repeat password: ") != first:
         raise SystemExit("Passwords do not match.")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -15,10 +16,45 @@ from gatepass.server.settings import Settings
 PASSWORD = "correct horse battery staple"
 
 
-def make_client(tmp_path: Path, **overrides: object) -> TestClient:
+class BrowserClient(TestClient):
+    """A client that behaves like the server's own pages and SPA clients: on
+    every state-changing request it sends the CSRF token for its current
+    session (fetched from ``/auth/csrf`` with the same cookies), unless the
+    test sets ``X-CSRF-Token`` itself.  CSRF attacks are tested elsewhere
+    with plain clients; here the token is not the point."""
+
+    def request(self, method: str, url: Any, **kwargs: Any) -> httpx.Response:  # type: ignore[override]
+        headers = dict(kwargs.pop("headers", None) or {})
+        names = {k.lower() for k in headers}
+        if method.upper() not in ("GET", "HEAD", "OPTIONS") and "x-csrf-token" not in names:
+            cookie = {k: v for k, v in headers.items() if k.lower() == "cookie"}
+            answer = super().request("GET", "/auth/csrf", headers=cookie)
+            if answer.status_code != 200:  # e.g. a store outage: let the request meet it
+                return super().request(method, url, headers=headers, **kwargs)
+            token = answer.json()["csrf_token"]
+            headers["x-csrf-token"] = token
+            if cookie and token != self.cookies.get("__Host-gatepass-csrf"):
+                # An explicit Cookie header replaces the jar: carry the
+                # double-submit cookie along for anonymous requests.
+                key = next(iter(cookie))
+                headers[key] = f"{cookie[key]}; __Host-gatepass-csrf={token}"
+        return super().request(method, url, headers=headers, **kwargs)
+
+
+def session_cookie(response: httpx.Response) -> str:
+    """The one Set-Cookie of the session cookie (the CSRF cookie may be beside it)."""
+    [value] = [
+        c for c in response.headers.get_list("set-cookie") if c.startswith("__Host-gatepass=")
+    ]
+    return value
+
+
+def make_client(
+    tmp_path: Path, *, peer: tuple[str, int] = ("testclient", 50000), **overrides: object
+) -> TestClient:
     settings = Settings(data_dir=tmp_path / "data", **overrides)  # type: ignore[arg-type]
     # https: the session cookie is Secure, and the client jar honours that.
-    return TestClient(create_app(settings), base_url="https://testserver")
+    return BrowserClient(create_app(settings), base_url="https://testserver", client=peer)
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ from tests.conftest import free_port
 PASSWORD = "correct horse battery staple"
 EMAIL = "ada@example.com"
 COOKIE = "__Host-gatepass"
+CSRF_COOKIE = "__Host-gatepass-csrf"
 SET_COOKIE_RE = re.compile(
     rf"^{re.escape(COOKIE)}=([A-Za-z0-9_-]{{43}}); Path=/; Secure; HttpOnly; SameSite=Lax$"
 )
@@ -48,12 +49,23 @@ class Served:
         *,
         json: object = None,
         data: dict[str, str] | None = None,
+        csrf_cookie: str | None = None,
     ) -> httpx.Response:
-        headers: dict[str, str] = {}
+        """``csrf_cookie`` is the CSRF cookie a browser would hold; without it,
+        a state-changing request first fetches a token as an SPA would."""
+        cookies: list[str] = []
         if token is not None:
-            headers["cookie"] = f"{COOKIE}={token}"
+            cookies.append(f"{COOKIE}={token}")
+        headers: dict[str, str] = {}
         if method not in ("GET", "HEAD"):
             headers["origin"] = self.url  # what a browser on this origin sends
+            if csrf_cookie is None:
+                fetched = self.request("GET", "/auth/csrf", token)
+                csrf_cookie = fetched.json()["csrf_token"]
+                headers["x-csrf-token"] = csrf_cookie
+            cookies.append(f"{CSRF_COOKIE}={csrf_cookie}")
+        if cookies:
+            headers["cookie"] = "; ".join(cookies)
         self.http.cookies.clear()
         response = self.http.request(method, path, headers=headers, json=json, data=data)
         self.http.cookies.clear()
@@ -199,8 +211,10 @@ def test_acceptance_flow(tmp_path: Path, store_settings: dict[str, str]) -> None
         # Log out: 204, the cookie cleared, the session dead server-side.
         out = server.request("POST", "/auth/logout", token)
         assert out.status_code == 204
-        cleared = out.headers["set-cookie"]
+        # (The CSRF cookie is reissued for the now anonymous browser too.)
+        [cleared] = [c for c in out.headers.get_list("set-cookie") if c.startswith(f"{COOKIE}=")]
         assert cleared.startswith(f"{COOKIE}=;")
+        assert "clear-site-data" in out.headers
         assert "Max-Age=0" in cleared
         assert "Path=/" in cleared and "Secure" in cleared
 
@@ -231,8 +245,14 @@ def html_sign_in(server: Served) -> None:
     )  # fmt: skip
     extra = {k: v for k, v in hidden.items() if k not in ("next",)}  # e.g. a CSRF token
 
+    # The page set the CSRF cookie its form's token must match (double-submit).
+    csrf_cookie = page.cookies[CSRF_COOKIE]
+    assert extra["csrf_token"] == csrf_cookie
+
     def submit(**fields: str) -> httpx.Response:
-        return server.request("POST", "/login", data={**extra, **fields})
+        return server.request(
+            "POST", "/login", data={**extra, **fields}, csrf_cookie=csrf_cookie
+        )
 
     ok = submit(email=EMAIL, password=PASSWORD, next="/account")
     assert ok.status_code == 303, ok.text

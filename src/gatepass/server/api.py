@@ -13,7 +13,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from gatepass.asgi.csrf import csrf_token
 from gatepass.asgi.dependencies import RequirePermissions, auth_of, require_user
+from gatepass.asgi.middleware import client_ip
 from gatepass.errors import GatepassError, NotFound, PermissionDenied, StoreUnavailable
 from gatepass.server.bodies import bool_field, read_fields, string_field
 from gatepass.server.components import Components
@@ -60,10 +62,16 @@ async def login(request: Request) -> Response:
     parts = components(request)
     fields = await read_fields(request, parts.settings.max_body_bytes, allow_form=True)
     user = await parts.accounts.authenticate(
-        string_field(fields, "email"), string_field(fields, "password")
+        string_field(fields, "email"),
+        string_field(fields, "password"),
+        client_ip=client_ip(request.scope),
     )
     await auth_of(request).login(user.id, user.roles, remember=bool_field(fields, "remember"))
     return JSONResponse({"user": user_json(user)})
+
+
+async def csrf(request: Request) -> Response:
+    return JSONResponse({"csrf_token": csrf_token(request)}, headers={"cache-control": "no-store"})
 
 
 async def logout(request: Request) -> Response:
@@ -137,6 +145,7 @@ routes = [
     Route("/auth/register", register, methods=["POST"]),
     Route("/auth/login", login, methods=["POST"]),
     Route("/auth/logout", logout, methods=["POST"]),
+    Route("/auth/csrf", csrf, methods=["GET"]),
     Route("/auth/me", me, methods=["GET"]),
     Route("/auth/sessions", list_sessions, methods=["GET"]),
     Route("/auth/sessions/revoke-others", revoke_others, methods=["POST"]),

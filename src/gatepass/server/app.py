@@ -17,7 +17,12 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from gatepass.asgi.cors import CORSMiddleware
+from gatepass.asgi.csrf import CSRFMiddleware
+from gatepass.asgi.headers import SecurityHeadersMiddleware
+from gatepass.asgi.limits import RequestLimitsMiddleware
 from gatepass.asgi.middleware import AuthMiddleware, Receive, Scope, Send
+from gatepass.asgi.proxies import TrustedProxyMiddleware
 from gatepass.errors import GatepassError
 from gatepass.server import api, pages
 from gatepass.server.components import Components
@@ -37,16 +42,31 @@ async def http_error(request: Request, exc: Exception) -> Response:
 
 
 def build_app(parts: Components) -> Starlette:
+    settings = parts.settings
+    # Outermost first.  Limits run before anything parses; the client address
+    # is settled before sessions record it; CSRF runs after the session is
+    # known, since its token is bound to it.
+    middleware = [
+        Middleware(RequestLimitsMiddleware, max_body_bytes=max(settings.max_body_bytes, 1 << 20)),
+        Middleware(SecurityHeadersMiddleware),
+        Middleware(CORSMiddleware, origins=settings.cors_origins),
+        Middleware(TrustedProxyMiddleware, proxies=parts.proxies),
+        Middleware(
+            AuthMiddleware,
+            sessions=parts.sessions,
+            cookie=parts.cookie,
+            permissions=parts.permissions,
+        ),
+        Middleware(
+            CSRFMiddleware,
+            signer=parts.csrf,
+            trusted_origins=parts.trusted_origins,
+            max_form_bytes=settings.max_body_bytes,
+        ),
+    ]
     app = Starlette(
         routes=[*api.routes, *pages.routes],
-        middleware=[
-            Middleware(
-                AuthMiddleware,
-                sessions=parts.sessions,
-                cookie=parts.cookie,
-                permissions=parts.permissions,
-            )
-        ],
+        middleware=middleware,
         exception_handlers={HTTPException: http_error},
     )
     app.state.components = parts

@@ -5,13 +5,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gatepass.accounts import Accounts
+from gatepass.clientip import TrustedProxies
 from gatepass.cookies import CookieSpec
+from gatepass.csrf import CSRFSigner, origin_of
 from gatepass.errors import ConfigurationError
 from gatepass.identity import RolePermissions
+from gatepass.server.secret_key import load_secrets
 from gatepass.server.settings import Settings
 from gatepass.sessions.config import SessionConfig
 from gatepass.sessions.manager import SessionManager
 from gatepass.stores.urls import open_session_store
+from gatepass.throttle import LoginThrottle
+from gatepass.throttle.urls import open_throttle_store
 from gatepass.users.passwords import PasswordHasher
 from gatepass.users.urls import open_user_store
 
@@ -28,6 +33,11 @@ class Components:
     sessions: SessionManager
     cookie: CookieSpec
     permissions: RolePermissions
+    csrf: CSRFSigner
+    proxies: TrustedProxies
+    #: Origins whose unsafe requests the CSRF layer accepts: our own public
+    #: origin plus the CORS allowlist.
+    trusted_origins: frozenset[str]
 
     @classmethod
     async def open(cls, settings: Settings) -> Components:
@@ -55,15 +65,24 @@ class Components:
             same_site=settings.cookie_same_site,
             domain=settings.cookie_domain,
         )
+        own_origin = origin_of(settings.public_url)
+        if own_origin is None:
+            raise ConfigurationError("GATEPASS_PUBLIC_URL must be an http(s) URL.")
+        throttle = LoginThrottle(await open_throttle_store(settings.session_store_url))
         return cls(
             settings=settings,
-            accounts=Accounts(users, sessions, PasswordHasher()),
+            accounts=Accounts(users, sessions, PasswordHasher(), throttle=throttle),
             sessions=sessions,
             cookie=cookie,
             permissions=DEFAULT_PERMISSIONS,
+            csrf=CSRFSigner(load_secrets(settings.secret_key, settings.data_dir)),
+            proxies=TrustedProxies(settings.trusted_proxies),
+            trusted_origins=frozenset({own_origin, *settings.cors_origins}),
         )
 
     async def close(self) -> None:
+        if self.accounts.throttle is not None:
+            await self.accounts.throttle.store.close()
         await self.sessions.store.close()
         await self.accounts.users.close()
         self.accounts.hasher.close()

@@ -13,8 +13,10 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from gatepass.asgi.csrf import csrf_token
 from gatepass.asgi.dependencies import auth_of, current_user
-from gatepass.errors import InvalidCredentials, InvalidRequest, NotFound
+from gatepass.asgi.middleware import client_ip
+from gatepass.errors import InvalidCredentials, InvalidRequest, NotFound, RateLimited
 from gatepass.redirects import safe_next
 from gatepass.server.api import components
 from gatepass.server.bodies import bool_field, read_fields, string_field
@@ -28,7 +30,9 @@ STYLE = (
 )
 
 
-def page(title: str, body: str, status: int = 200) -> HTMLResponse:
+def page(
+    title: str, body: str, status: int = 200, headers: dict[str, str] | None = None
+) -> HTMLResponse:
     html = (
         "<!doctype html><html lang=en><head><meta charset=utf-8>"
         '<meta name=viewport content="width=device-width,initial-scale=1">'
@@ -36,13 +40,19 @@ def page(title: str, body: str, status: int = 200) -> HTMLResponse:
         '<link rel=stylesheet href="/static/gatepass.css"></head>'
         f"<body><h1>{escape(title)}</h1>{body}</body></html>"
     )
-    return HTMLResponse(html, status_code=status, headers={"cache-control": "no-store"})
+    return HTMLResponse(
+        html, status_code=status, headers={"cache-control": "no-store", **(headers or {})}
+    )
 
 
-def login_form(next_path: str, message: str = "") -> str:
-    error = f'<p class=error role=alert>{escape(message)}</p>' if message else ""
+def token_field(request: Request) -> str:
+    return f'<input type=hidden name=csrf_token value="{escape(csrf_token(request))}">'
+
+
+def login_form(request: Request, next_path: str, message: str = "") -> str:
+    error = f"<p class=error role=alert>{escape(message)}</p>" if message else ""
     return (
-        f"{error}<form method=post action=/login>"
+        f"{error}<form method=post action=/login>{token_field(request)}"
         f'<input type=hidden name=next value="{escape(next_path)}">'
         '<label>Email <input type=email name=email autocomplete=username required></label>'
         "<label>Password <input type=password name=password "
@@ -64,7 +74,7 @@ async def home(request: Request) -> Response:
 
 async def login_page(request: Request) -> Response:
     next_path = safe_next(request.query_params.get("next"))
-    return page("Sign in", login_form(next_path))
+    return page("Sign in", login_form(request, next_path))
 
 
 async def login_submit(request: Request) -> Response:
@@ -73,11 +83,17 @@ async def login_submit(request: Request) -> Response:
     next_path = safe_next(fields.get("next") if isinstance(fields.get("next"), str) else None)
     try:
         user = await parts.accounts.authenticate(
-            string_field(fields, "email"), string_field(fields, "password")
+            string_field(fields, "email"),
+            string_field(fields, "password"),
+            client_ip=client_ip(request.scope),
         )
     except (InvalidCredentials, InvalidRequest):
         # One generic message whatever went wrong.
-        return page("Sign in", login_form(next_path, "Invalid email or password."), 401)
+        form = login_form(request, next_path, "Invalid email or password.")
+        return page("Sign in", form, 401)
+    except RateLimited as exc:
+        form = login_form(request, next_path, "Too many attempts; try again in a moment.")
+        return page("Sign in", form, 429, headers={"retry-after": str(exc.retry_after)})
     await auth_of(request).login(user.id, user.roles, remember=bool_field(fields, "remember"))
     return RedirectResponse(next_path, status_code=303)
 
@@ -90,6 +106,7 @@ async def account(request: Request) -> Response:
     user = await parts.accounts.users.get(identity.user_id)
     if user is None:
         raise NotFound("The account no longer exists.")
+    token = token_field(request)
     rows = []
     for record in await parts.sessions.list_user(identity.user_id):
         current = identity.session is not None and record.key == identity.session.key
@@ -98,8 +115,8 @@ async def account(request: Request) -> Response:
             f"<td>{escape(record.user_agent or 'unknown device')}</td>"
             f"<td>{escape(record.ip or '')}</td>"
             f"<td>{'this device' if current else ''}</td>"
-            f'<td><form class=inline method=post '
-            f'action="/account/sessions/{escape(record.public_id)}/revoke">'
+            f"<td><form class=inline method=post "
+            f'action="/account/sessions/{escape(record.public_id)}/revoke">{token}'
             "<button type=submit>Sign out</button></form></td></tr>"
         )
     body = (
@@ -108,9 +125,9 @@ async def account(request: Request) -> Response:
         "<h2>Your sessions</h2><table><tr><th>Device</th><th>Address</th><th></th><th></th></tr>"
         + "".join(rows)
         + "</table>"
-        '<form method=post action="/account/sessions/revoke-others">'
+        f'<form method=post action="/account/sessions/revoke-others">{token}'
         "<button type=submit>Sign out all other sessions</button></form>"
-        '<form method=post action="/logout"><button type=submit>Sign out</button></form>'
+        f'<form method=post action="/logout">{token}<button type=submit>Sign out</button></form>'
     )
     return page("Your account", body)
 

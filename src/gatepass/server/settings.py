@@ -44,6 +44,9 @@ class Settings:
     cookie_domain: str | None = None
     #: Largest request body accepted on the JSON and form endpoints.
     max_body_bytes: int = 64 * 1024
+    #: HMAC secrets (comma-separated, newest first); default: generated into
+    #: the data dir.  Never shown in a repr.
+    secret_key: str = field(default="", repr=False)
     extra: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
