@@ -70,6 +70,33 @@ class InvalidCredentials(NotAuthenticated):
     default_detail = "Invalid email or password."
 
 
+class InvalidToken(NotAuthenticated):
+    """A bearer token (or token cookie) that cannot be accepted: malformed,
+    badly signed, expired, revoked, for another audience or of another type.
+
+    ``reason`` names the failed check for logs and tests; it never holds the
+    token or any part of it.  RFC 6750 ``invalid_token``.
+    """
+
+    code = "invalid_token"
+    default_detail = "The access token is invalid."
+
+    def __init__(self, detail: str | None = None, *, reason: str = "") -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
+class InvalidGrant(NotAuthenticated):
+    """A refresh token that is unknown, expired, revoked or reused (RFC 6749)."""
+
+    code = "invalid_grant"
+    default_detail = "The refresh token is invalid, expired or revoked."
+
+    def __init__(self, detail: str | None = None, *, reason: str = "") -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
 class PermissionDenied(GatepassError):
     """The caller is authenticated but not allowed to do this."""
 
@@ -86,6 +113,13 @@ class PermissionDenied(GatepassError):
         super().__init__(detail)
         self.required_roles = required_roles
         self.required_permissions = required_permissions
+
+
+class InsufficientScope(PermissionDenied):
+    """A valid token without the scope this needs (RFC 6750)."""
+
+    code = "insufficient_scope"
+    default_detail = "The access token does not grant the required scope."
 
 
 class NotFound(GatepassError):

@@ -1,0 +1,1 @@
+"""Stateless tokens: keys, JWS, access tokens, refresh families, revocation."""
