@@ -56,6 +56,13 @@ def redis_prefix() -> str:
 
 
 @pytest.fixture
+def isolated_redis_url(redis_url: str, redis_prefix: str) -> str:
+    """The shared Redis with a key prefix of this test's own, so sessions and
+    throttling counters of other tests (or earlier runs) are never seen."""
+    return f"{redis_url}?prefix={redis_prefix}"
+
+
+@pytest.fixture
 async def postgres_url() -> AsyncIterator[str]:
     """A DSN whose search_path is a fresh schema, dropped afterwards."""
     require_service("PostgreSQL", "127.0.0.1", 5432)

@@ -116,7 +116,7 @@ def store_client(
     if kind == "memory":
         overrides["session_store_url"] = "memory://"
     elif kind == "redis":
-        overrides["session_store_url"] = request.getfixturevalue("redis_url")
+        overrides["session_store_url"] = request.getfixturevalue("isolated_redis_url")
     elif kind == "postgres":
         dsn = request.getfixturevalue("postgres_url")
         overrides["database_url"] = dsn

@@ -153,7 +153,7 @@ def login(server: Served, email: str = EMAIL, password: str = PASSWORD) -> str:
 @pytest.fixture(params=["sqlite", "redis", "postgres"])
 def store_settings(request: pytest.FixtureRequest) -> dict[str, str]:
     if request.param == "redis":
-        return {"GATEPASS_SESSION_STORE_URL": request.getfixturevalue("redis_url")}
+        return {"GATEPASS_SESSION_STORE_URL": request.getfixturevalue("isolated_redis_url")}
     if request.param == "postgres":
         dsn = request.getfixturevalue("postgres_url")
         return {"GATEPASS_DATABASE_URL": dsn, "GATEPASS_SESSION_STORE_URL": dsn}

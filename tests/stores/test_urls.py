@@ -109,3 +109,14 @@ def test_redact_url_keeps_what_helps_and_drops_credentials() -> None:
     assert redact_url("postgresql://u:pw@db:5432/app?sslpassword=pw") == "postgresql://db:5432/app"
     assert redact_url("redis://:pw@[::1]:6379/0") == "redis://[::1]:6379/0"
     assert redact_url("sqlite:////var/lib/s.db") == "sqlite:////var/lib/s.db"
+
+
+def test_redis_prefix_query_parameter_is_split_off() -> None:
+    from gatepass.stores.urls import redis_url_and_prefix
+
+    assert redis_url_and_prefix("redis://h:1/0?prefix=app1:") == ("redis://h:1/0", "app1:")
+    assert redis_url_and_prefix("redis://h:1/0") == ("redis://h:1/0", "gatepass:")
+    assert redis_url_and_prefix("redis://h:1/0?prefix=a&db=2") == ("redis://h:1/0?db=2", "a")
+    for bad in ("redis://h/0?prefix=", "redis://h/0?prefix=a%20b", "redis://h/0?prefix=a&prefix=b"):
+        with pytest.raises(ConfigurationError):
+            redis_url_and_prefix(bad)

@@ -14,7 +14,8 @@ PostgreSQL is down: requests get 503 until it comes back, with no restart.
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+import re
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from gatepass.errors import ConfigurationError
 from gatepass.sessions.store import SessionStore
@@ -56,7 +57,8 @@ async def open_session_store(url: str) -> SessionStore:
         if scheme in {"redis", "rediss"}:
             # With the coherent local cache: one Redis read per session per
             # renewal interval instead of one per request.
-            return CachingRedisSessionStore.from_url(url)
+            plain_url, prefix = redis_url_and_prefix(url)
+            return CachingRedisSessionStore.from_url(plain_url, prefix=prefix)
         if scheme in {"postgresql", "postgres"}:
             return PostgresSessionStore.from_dsn(url)
     except ValueError as exc:
@@ -67,6 +69,25 @@ async def open_session_store(url: str) -> SessionStore:
     raise ConfigurationError(
         f"Unsupported session store URL {redact_url(url)!r}; use {_SUPPORTED}."
     )
+
+
+def redis_url_and_prefix(url: str, default: str = "gatepass:") -> tuple[str, str]:
+    """Split an optional ``prefix`` query parameter off a Redis URL.
+
+    ``redis://host:6379/0?prefix=myapp:`` keeps this deployment's keys apart
+    from others sharing the server; redis-py would reject the parameter, so
+    it is removed before the URL reaches it.
+    """
+    parts = urlsplit(url)
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    prefixes = [v for k, v in pairs if k == "prefix"]
+    if len(prefixes) > 1 or (prefixes and not _PREFIX.fullmatch(prefixes[0])):
+        raise ConfigurationError("The Redis URL's prefix must be 1-64 of [A-Za-z0-9_:.-].")
+    rest = urlencode([(k, v) for k, v in pairs if k != "prefix"])
+    return urlunsplit(parts._replace(query=rest)), (prefixes[0] if prefixes else default)
+
+
+_PREFIX = re.compile(r"[A-Za-z0-9_:.\-]{1,64}")
 
 
 def _sqlite_path(url: str) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from gatepass.errors import ConfigurationError
-from gatepass.stores.urls import redact_url
+from gatepass.stores.urls import redact_url, redis_url_and_prefix
 from gatepass.throttle.memory import MemoryThrottleStore
 from gatepass.throttle.postgres import PostgresThrottleStore
 from gatepass.throttle.redis import RedisThrottleStore
@@ -44,7 +44,8 @@ async def open_throttle_store(url: str) -> ThrottleStore:
                 )
             return await SQLiteThrottleStore.open(parts.path[1:])
         if scheme in {"redis", "rediss"}:
-            return RedisThrottleStore.from_url(url)
+            plain_url, prefix = redis_url_and_prefix(url)
+            return RedisThrottleStore.from_url(plain_url, prefix=prefix)
         if scheme in {"postgresql", "postgres"}:
             return PostgresThrottleStore.from_dsn(url)
     except ValueError as exc:
