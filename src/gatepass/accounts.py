@@ -13,6 +13,7 @@ import re
 from gatepass.errors import InvalidCredentials, InvalidRequest, NotFound, UserExists
 from gatepass.sessions.manager import SessionManager
 from gatepass.throttle import LoginThrottle
+from gatepass.tokens.service import TokenService
 from gatepass.users.emails import normalize_email
 from gatepass.users.model import User, UserStore
 from gatepass.users.passwords import PasswordHasher
@@ -39,11 +40,13 @@ class Accounts:
         hasher: PasswordHasher,
         *,
         throttle: LoginThrottle | None = None,
+        tokens: TokenService | None = None,
     ) -> None:
         self.users = users
         self.sessions = sessions
         self.hasher = hasher
         self.throttle = throttle
+        self.tokens = tokens
 
     async def register(self, email: str, password: str, roles: tuple[str, ...] = ()) -> User:
         """Create an account.  Raises WeakPassword, InvalidRequest or UserExists."""
@@ -109,11 +112,17 @@ class Accounts:
         """Set a new password and end every session of the user."""
         self.hasher.check_policy(password)
         await self.users.set_password_hash(user.id, await self.hasher.hash(password))
-        await self.sessions.revoke_all(user.id)
+        await self.end_everything(user.id)
 
     async def disable(self, user: User) -> None:
         await self.users.set_disabled(user.id, True)
-        await self.sessions.revoke_all(user.id)
+        await self.end_everything(user.id)
+
+    async def end_everything(self, user_id: str) -> None:
+        """Every session and every token of the user, at once ("log out everywhere")."""
+        await self.sessions.revoke_all(user_id)
+        if self.tokens is not None:
+            await self.tokens.revoke_user(user_id)
 
     async def enable(self, user: User) -> None:
         await self.users.set_disabled(user.id, False)

@@ -92,6 +92,13 @@ def _parser() -> argparse.ArgumentParser:
         # Revoking stays possible for any role already stored.
         p.add_argument("role", type=_role if name == "grant" else str)
 
+    keys = sub.add_parser("keys", help="token signing keys").add_subparsers(
+        dest="action", required=True
+    )
+    keys.add_parser("list", help="the key ring: kid, algorithm, state")
+    rotate_keys = keys.add_parser("rotate", help="make a new signing key; the old one verifies on")
+    rotate_keys.add_argument("--algorithm", choices=["EdDSA", "ES256", "RS256", "HS256"])
+
     sessions = sub.add_parser("sessions", help="inspect and end sessions").add_subparsers(
         dest="action", required=True
     )
@@ -154,6 +161,25 @@ async def _run_admin(args: argparse.Namespace, settings: Settings) -> None:
             change = accounts.grant_role if action == "grant" else accounts.revoke_role
             user = await change(user, args.role)
             _print({"email": user.email, "roles": list(user.roles)})
+        elif cmd == "keys" and action == "list":
+            now = parts.tokens.codec.clock()
+            ring = parts.keys()
+            _print([
+                {
+                    "kid": k.kid,
+                    "alg": k.alg,
+                    "state": "active" if k.kid == ring.active.kid
+                    else ("retired" if k.verifies_at(now) else "expired"),
+                    "created_at": k.created_at,
+                    "verify_until": k.verify_until,
+                }
+                for k in ring
+            ])  # fmt: skip
+        elif cmd == "keys" and action == "rotate":
+            ring = parts.keys.rotate(
+                parts.settings.access_token_ttl + parts.tokens.codec.leeway, args.algorithm
+            )
+            _print({"active": ring.active.kid, "alg": ring.active.alg})
         elif cmd == "sessions" and action == "list":
             from gatepass.server.api import session_json
 

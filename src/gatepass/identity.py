@@ -4,11 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from gatepass.sessions.record import SessionRecord
 
-Scheme = Literal["session", "bearer"]
+if TYPE_CHECKING:
+    from gatepass.tokens.access import AccessClaims
+
+#: How the caller authenticated: a session cookie, an ``Authorization:
+#: Bearer`` header, or (browser JWT mode) an access token in an HttpOnly
+#: cookie.  Only "bearer" carries no ambient credential, so only it is exempt
+#: from CSRF checks.
+Scheme = Literal["session", "bearer", "jwt-cookie"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +32,9 @@ class Identity:
     permissions: frozenset[str]
     scheme: Scheme
     session: SessionRecord | None = None
+    #: The verified access-token claims (token schemes only).
+    claims: AccessClaims | None = None
+    scopes: frozenset[str] = frozenset()
 
     @property
     def is_authenticated(self) -> bool:
@@ -43,6 +53,9 @@ class Identity:
 
     def has_permissions(self, *permissions: str) -> bool:
         return all(p in self.permissions for p in permissions)
+
+    def has_scopes(self, *scopes: str) -> bool:
+        return all(s in self.scopes for s in scopes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,3 +118,18 @@ class RolePermissions:
             self._identities.clear()
         self._identities[record.key] = identity
         return identity
+
+    def identity_for_claims(
+        self, claims: AccessClaims, scheme: Scheme, roles: tuple[str, ...] | None = None
+    ) -> Identity:
+        """The caller behind verified access-token claims; ``roles`` overrides
+        the token's (the "stateful JWT" option loads them per request)."""
+        effective = claims.roles if roles is None else roles
+        return Identity(
+            user_id=claims.sub,
+            roles=frozenset(effective),
+            permissions=self.for_roles(tuple(effective)),
+            scheme=scheme,
+            claims=claims,
+            scopes=frozenset(claims.scopes),
+        )

@@ -3,6 +3,7 @@
 from gatepass.asgi.dependencies import (
     RequirePermissions,
     RequireRoles,
+    RequireScopes,
     auth_of,
     current_user,
     require_user,
@@ -15,6 +16,7 @@ __all__ = [
     "RequestAuth",
     "RequirePermissions",
     "RequireRoles",
+    "RequireScopes",
     "auth_of",
     "current_user",
     "require_user",

@@ -44,10 +44,11 @@ _FORM = b"application/x-www-form-urlencoded"
 class CSRFState:
     """The token of this request; created lazily so pages can embed it."""
 
-    __slots__ = ("cookie_token", "issued", "signer")
+    __slots__ = ("cookie_token", "issued", "middleware", "signer")
 
-    def __init__(self, signer: CSRFSigner, cookie_token: str | None) -> None:
-        self.signer = signer
+    def __init__(self, middleware: CSRFMiddleware, cookie_token: str | None) -> None:
+        self.middleware = middleware
+        self.signer = middleware.signer
         self.cookie_token = cookie_token
         self.issued: tuple[str, str] | None = None  # (binding, token)
 
@@ -63,10 +64,31 @@ class CSRFState:
 
 
 def binding_of(scope: Scope) -> str:
+    """What the CSRF token is bound to: the session, or the token family."""
     auth = scope.get("auth")
     if isinstance(auth, RequestAuth) and auth.record is not None:
         return auth.record.key
+    user = scope.get("user")
+    if isinstance(user, Identity) and user.claims is not None and user.claims.fid:
+        return f"family:{user.claims.fid}"
     return ANONYMOUS_BINDING
+
+
+async def enforce_csrf(conn: HTTPConnection) -> None:
+    """Run the CSRF checks from within a route on an exempt path.
+
+    For endpoints whose credential is usually in the body (``/auth/refresh``)
+    but may fall back to a cookie: then it is an ambient credential and must
+    pass the same checks.  The token must come in ``X-CSRF-Token``.
+    """
+    state = conn.scope.get("gatepass.csrf")
+    if not isinstance(state, CSRFState):
+        raise ConfigurationError("CSRFMiddleware is not installed on this app.")
+
+    async def no_body() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    await state.middleware.check(conn.scope, no_body, state, allow_form=False)
 
 
 def csrf_token(conn: HTTPConnection) -> str:
@@ -86,7 +108,10 @@ class CSRFMiddleware:
         trusted_origins: Iterable[str],
         cookie: CookieSpec = CSRF_COOKIE,
         max_form_bytes: int = 64 * 1024,
+        exempt_paths: Iterable[str] = (),
     ) -> None:
+        """``exempt_paths``: endpoints whose credential travels in the body (no
+        cookie authenticates them), e.g. ``/auth/token``."""
         if cookie.http_only:
             raise ConfigurationError("The CSRF cookie must be readable by scripts (HttpOnly off).")
         self.app = app
@@ -94,16 +119,21 @@ class CSRFMiddleware:
         self.trusted = normalize_origins(trusted_origins)
         self.cookie = cookie
         self.max_form_bytes = max_form_bytes
+        self.exempt_paths = frozenset(exempt_paths)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        state = CSRFState(self.signer, read_cookie(header(scope, b"cookie"), self.cookie.name))
+        state = CSRFState(self, read_cookie(header(scope, b"cookie"), self.cookie.name))
         scope["gatepass.csrf"] = state
-        if scope["method"] not in SAFE_METHODS and not _bearer(scope):
+        if (
+            scope["method"] not in SAFE_METHODS
+            and not _bearer(scope)
+            and scope["path"] not in self.exempt_paths
+        ):
             try:
-                receive = await self._check(scope, receive, state)
+                receive = await self.check(scope, receive, state)
             except GatepassError as exc:
                 status, headers, body = error_parts(exc)
                 await send({"type": "http.response.start", "status": status, "headers": headers})
@@ -125,7 +155,10 @@ class CSRFMiddleware:
         if token != state.cookie_token:
             headers.append((b"set-cookie", self.cookie.header(token).encode("latin-1")))
 
-    async def _check(self, scope: Scope, receive: Receive, state: CSRFState) -> Receive:
+    async def check(
+        self, scope: Scope, receive: Receive, state: CSRFState, *, allow_form: bool = True
+    ) -> Receive:
+        """All three checks; returns a ``receive`` that still yields the body."""
         site = header(scope, b"sec-fetch-site")
         if site == "cross-site":
             raise CSRFFailed(reason="cross-site")
@@ -140,7 +173,8 @@ class CSRFMiddleware:
                     raise CSRFFailed(reason="referer")
 
         sent = header(scope, b"x-csrf-token")
-        if sent is None and (header(scope, b"content-type") or "").encode().startswith(_FORM):
+        form = (header(scope, b"content-type") or "").encode().startswith(_FORM)
+        if sent is None and allow_form and form:
             body, receive = await _buffer(receive, self.max_form_bytes)
             sent = _form_field(body, "csrf_token")
         binding = binding_of(scope)

@@ -24,7 +24,12 @@ from typing import Any, TypeVar
 from starlette.requests import HTTPConnection, Request
 
 from gatepass.asgi.middleware import RequestAuth
-from gatepass.errors import ConfigurationError, NotAuthenticated, PermissionDenied
+from gatepass.errors import (
+    ConfigurationError,
+    InsufficientScope,
+    NotAuthenticated,
+    PermissionDenied,
+)
 from gatepass.identity import Identity
 
 
@@ -80,6 +85,20 @@ class RequirePermissions:
     async def __call__(self, request: Request) -> Identity:
         user = await require_user(request)
         check(user, permissions=self.permissions)
+        return user
+
+
+class RequireScopes:
+    """Dependency: the caller's access token must grant every one of ``scopes``
+    (403 ``insufficient_scope`` otherwise).  Session callers have no scopes."""
+
+    def __init__(self, *scopes: str) -> None:
+        self.scopes = scopes
+
+    async def __call__(self, request: Request) -> Identity:
+        user = await require_user(request)
+        if not user.has_scopes(*self.scopes):
+            raise InsufficientScope(required_permissions=self.scopes)
         return user
 
 

@@ -12,7 +12,9 @@ import json
 from gatepass.errors import (
     Conflict,
     GatepassError,
+    InsufficientScope,
     InvalidRequest,
+    InvalidToken,
     NotAuthenticated,
     NotFound,
     PayloadTooLarge,
@@ -33,7 +35,9 @@ _STATUS: tuple[tuple[type[GatepassError], int], ...] = (
     (StoreUnavailable, 503),
 )
 
-WWW_AUTHENTICATE = 'Cookie realm="gatepass"'
+#: RFC 6750: a bare challenge when no credentials were sent, with an error
+#: code when a token was sent and refused.
+WWW_AUTHENTICATE = 'Bearer realm="gatepass"'
 
 Header = tuple[bytes, bytes]
 
@@ -54,8 +58,15 @@ def error_parts(exc: GatepassError) -> tuple[int, list[Header], bytes]:
         (b"content-length", str(len(body)).encode()),
         (b"cache-control", b"no-store"),
     ]
-    if status == 401:
+    if isinstance(exc, InvalidToken):
+        challenge = f'{WWW_AUTHENTICATE}, error="invalid_token"'
+        headers.append((b"www-authenticate", challenge.encode()))
+    elif status == 401:
         headers.append((b"www-authenticate", WWW_AUTHENTICATE.encode()))
+    elif isinstance(exc, InsufficientScope):
+        scope = " ".join(exc.required_permissions)
+        challenge = f'{WWW_AUTHENTICATE}, error="insufficient_scope", scope="{scope}"'
+        headers.append((b"www-authenticate", challenge.encode()))
     if isinstance(exc, RateLimited):
         headers.append((b"retry-after", str(exc.retry_after).encode()))
     elif status == 503:

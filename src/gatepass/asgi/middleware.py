@@ -22,7 +22,7 @@ Failure modes, on purpose:
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gatepass.asgi.errors import error_parts
 from gatepass.cookies import CookieSpec, read_cookie
@@ -30,6 +30,9 @@ from gatepass.errors import GatepassError
 from gatepass.identity import ANONYMOUS, Anonymous, Identity, RolePermissions
 from gatepass.sessions.manager import IssuedSession, SessionManager
 from gatepass.sessions.record import SessionRecord
+
+if TYPE_CHECKING:
+    from gatepass.asgi.bearer import BearerResolver
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -132,11 +135,14 @@ class AuthMiddleware:
         sessions: SessionManager,
         cookie: CookieSpec | None = None,
         permissions: RolePermissions | None = None,
+        bearer: BearerResolver | None = None,
     ) -> None:
+        """``bearer`` enables ``Authorization: Bearer`` (see :mod:`gatepass.asgi.bearer`)."""
         self.app = app
         self.sessions = sessions
         self.cookie = cookie or CookieSpec()
         self.permissions = permissions or RolePermissions()
+        self.bearer = bearer
         self._cookie_name = self.cookie.name
         self._stale_cookie = self.cookie.deletion_header()
 
@@ -145,21 +151,28 @@ class AuthMiddleware:
             await self.app(scope, receive, send)
             return
 
-        token = read_cookie(header(scope, b"cookie"), self._cookie_name)
+        token: str | None = None
         record: SessionRecord | None = None
-        if token is not None:
-            try:
-                record = await self.sessions.load(token)
-            except GatepassError as exc:
-                await _send_error(send, exc)
-                return
+        user: Identity | Anonymous = ANONYMOUS
+        try:
+            presented = await self.bearer.resolve(scope) if self.bearer is not None else None
+            if presented is not None:
+                # A bearer token decides alone: no cookie is consulted, so a
+                # request cannot mix one user's token with another's session.
+                user = presented
+            else:
+                token = read_cookie(header(scope, b"cookie"), self._cookie_name)
+                if token is not None:
+                    record = await self.sessions.load(token)
+        except GatepassError as exc:
+            await _send_error(send, exc)
+            return
         auth = RequestAuth(self, scope, token if record else None, record)
         if token is not None and record is None:
             # A cookie for a session that is gone: tell the browser to drop it.
             auth.set_cookies.append(self._stale_cookie)
-        user: Identity | Anonymous = (
-            self.permissions.identity_for(record) if record is not None else ANONYMOUS
-        )
+        if record is not None:
+            user = self.permissions.identity_for(record)
         scope["user"] = user
         scope["auth"] = auth
 

@@ -14,18 +14,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from gatepass.asgi.csrf import csrf_token
-from gatepass.asgi.dependencies import RequirePermissions, auth_of, require_user
+from gatepass.asgi.dependencies import RequirePermissions, auth_of, current_user, require_user
 from gatepass.asgi.middleware import client_ip
 from gatepass.errors import GatepassError, NotFound, PermissionDenied, StoreUnavailable
 from gatepass.server.bodies import bool_field, read_fields, string_field
-from gatepass.server.components import Components
+from gatepass.server.components import components
+from gatepass.server.token_api import jwt_login, jwt_logout
 from gatepass.sessions.record import SessionRecord
 from gatepass.users.model import User
-
-
-def components(request: Request) -> Components:
-    parts: Components = request.app.state.components
-    return parts
 
 
 def user_json(user: User) -> dict[str, Any]:
@@ -66,7 +62,10 @@ async def login(request: Request) -> Response:
         string_field(fields, "password"),
         client_ip=client_ip(request.scope),
     )
-    await auth_of(request).login(user.id, user.roles, remember=bool_field(fields, "remember"))
+    if parts.settings.browser_mode == "jwt":
+        await jwt_login(request, user)
+    else:
+        await auth_of(request).login(user.id, user.roles, remember=bool_field(fields, "remember"))
     return JSONResponse({"user": user_json(user)})
 
 
@@ -75,7 +74,12 @@ async def csrf(request: Request) -> Response:
 
 
 async def logout(request: Request) -> Response:
-    await auth_of(request).logout()
+    """End whatever authenticated this request: the session, or the token and its family."""
+    identity = await current_user(request)
+    if identity is not None and identity.scheme != "session":
+        await jwt_logout(request)
+    else:
+        await auth_of(request).logout()
     return Response(status_code=204)
 
 

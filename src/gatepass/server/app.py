@@ -17,6 +17,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from gatepass.asgi.bearer import ACCESS_COOKIE, BearerResolver, RolesLoader
 from gatepass.asgi.cors import CORSMiddleware
 from gatepass.asgi.csrf import CSRFMiddleware
 from gatepass.asgi.headers import SecurityHeadersMiddleware
@@ -24,7 +25,7 @@ from gatepass.asgi.limits import RequestLimitsMiddleware
 from gatepass.asgi.middleware import AuthMiddleware, Receive, Scope, Send
 from gatepass.asgi.proxies import TrustedProxyMiddleware
 from gatepass.errors import GatepassError
-from gatepass.server import api, pages
+from gatepass.server import api, pages, token_api
 from gatepass.server.components import Components
 from gatepass.server.settings import Settings
 
@@ -39,6 +40,16 @@ async def http_error(request: Request, exc: Exception) -> Response:
     return JSONResponse(
         {"error": code, "detail": exc.detail}, status_code=exc.status_code, headers=exc.headers
     )
+
+
+def _roles_loader(parts: Components) -> RolesLoader:
+    """"Stateful JWT": the token names the user; roles come from the store."""
+
+    async def load(user_id: str) -> tuple[str, ...] | None:
+        user = await parts.accounts.users.get(user_id)
+        return None if user is None or user.disabled else user.roles
+
+    return load
 
 
 def build_app(parts: Components) -> Starlette:
@@ -56,16 +67,23 @@ def build_app(parts: Components) -> Starlette:
             sessions=parts.sessions,
             cookie=parts.cookie,
             permissions=parts.permissions,
+            bearer=BearerResolver(
+                parts.tokens.verify,
+                parts.permissions,
+                cookie=ACCESS_COOKIE if settings.browser_mode == "jwt" else None,
+                roles_loader=_roles_loader(parts) if settings.jwt_stateful else None,
+            ),
         ),
         Middleware(
             CSRFMiddleware,
             signer=parts.csrf,
             trusted_origins=parts.trusted_origins,
             max_form_bytes=settings.max_body_bytes,
+            exempt_paths=token_api.CSRF_EXEMPT,
         ),
     ]
     app = Starlette(
-        routes=[*api.routes, *pages.routes],
+        routes=[*api.routes, *token_api.routes, *pages.routes],
         middleware=middleware,
         exception_handlers={HTTPException: http_error},
     )
@@ -96,16 +114,31 @@ class Server:
             await self.components.close()
 
     async def _purge_forever(self) -> None:
-        assert self.components is not None
-        manager = self.components.sessions
+        """Housekeeping once a minute: expired rows out, signing key rotated when due."""
+        parts = self.components
+        assert parts is not None
+        settings = parts.settings
         while True:
             await asyncio.sleep(PURGE_INTERVAL)
-            try:
-                removed = await manager.store.purge_expired(manager.clock())
-                if removed:
-                    logger.info("purged %d expired sessions", removed)
-            except GatepassError:
-                logger.warning("session purge skipped: store unavailable")
+            now = parts.sessions.clock()
+            for name, store in (
+                ("sessions", parts.sessions.store),
+                ("refresh families", parts.tokens.refresh_store),
+                ("revocations", parts.tokens.revocation),
+            ):
+                try:
+                    removed = await store.purge_expired(now)
+                    if removed:
+                        logger.info("purged %d expired %s", removed, name)
+                except GatepassError:
+                    logger.warning("purge of %s skipped: store unavailable", name)
+            rotated = await asyncio.to_thread(
+                parts.keys.rotate_if_due,
+                settings.key_rotation_days * 86400,
+                settings.access_token_ttl + parts.tokens.codec.leeway,
+            )
+            if rotated:
+                logger.info("signing key rotated (scheduled)")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":

@@ -42,9 +42,16 @@ def media_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
 
 
-async def read_fields(request: Request, limit: int, *, allow_form: bool = False) -> dict[str, Any]:
-    """The request's fields from a JSON object (or a urlencoded form, if allowed)."""
+async def read_fields(
+    request: Request, limit: int, *, allow_form: bool = False, allow_empty: bool = False
+) -> dict[str, Any]:
+    """The request's fields from a JSON object (or a urlencoded form, if allowed).
+
+    ``allow_empty``: a request without a body has no fields (``{}``).
+    """
     kind = media_type(request)
+    if allow_empty and request.headers.get("content-length") in (None, "0") and not kind:
+        return {}
     if kind != JSON and not (allow_form and kind == FORM):
         expected = "application/json or a form" if allow_form else "application/json"
         raise InvalidRequest(f"Content-Type must be {expected}.")

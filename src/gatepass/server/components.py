@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from dataclasses import dataclass
+
+from starlette.requests import Request
 
 from gatepass.accounts import Accounts
 from gatepass.clientip import TrustedProxies
@@ -10,6 +14,7 @@ from gatepass.cookies import CookieSpec
 from gatepass.csrf import CSRFSigner, origin_of
 from gatepass.errors import ConfigurationError
 from gatepass.identity import RolePermissions
+from gatepass.server.keys import KeyRingSource
 from gatepass.server.secret_key import load_secrets
 from gatepass.server.settings import Settings
 from gatepass.sessions.config import SessionConfig
@@ -17,6 +22,9 @@ from gatepass.sessions.manager import SessionManager
 from gatepass.stores.urls import open_session_store
 from gatepass.throttle import LoginThrottle
 from gatepass.throttle.urls import open_throttle_store
+from gatepass.tokens.access import AccessTokenCodec
+from gatepass.tokens.backends.urls import open_refresh_store, open_revocation_store
+from gatepass.tokens.service import TokenService
 from gatepass.users.passwords import PasswordHasher
 from gatepass.users.urls import open_user_store
 
@@ -24,6 +32,12 @@ from gatepass.users.urls import open_user_store
 DEFAULT_PERMISSIONS = RolePermissions(
     {"admin": {"users:read", "users:write", "sessions:admin"}}
 )
+
+
+def components(request: Request) -> Components:
+    """The server's parts, from within a route."""
+    parts: Components = request.app.state.components
+    return parts
 
 
 @dataclass(slots=True)
@@ -38,6 +52,8 @@ class Components:
     #: Origins whose unsafe requests the CSRF layer accepts: our own public
     #: origin plus the CORS allowlist.
     trusted_origins: frozenset[str]
+    tokens: TokenService
+    keys: KeyRingSource
 
     @classmethod
     async def open(cls, settings: Settings) -> Components:
@@ -69,18 +85,39 @@ class Components:
         if own_origin is None:
             raise ConfigurationError("GATEPASS_PUBLIC_URL must be an http(s) URL.")
         throttle = LoginThrottle(await open_throttle_store(settings.session_store_url))
+        secrets = load_secrets(settings.secret_key, settings.data_dir)
+        keys = KeyRingSource(settings.data_dir / "keys", alg=settings.jwt_algorithm)
+        codec = AccessTokenCodec(
+            keys,
+            issuer=settings.public_url,
+            audience=settings.public_url,
+            ttl=settings.access_token_ttl,
+        )
+        tokens = TokenService(
+            codec=codec,
+            refresh_store=await open_refresh_store(settings.session_store_url),
+            revocation=await open_revocation_store(settings.session_store_url),
+            # Derived, not the CSRF secret itself: one key per purpose.
+            server_key=hmac.new(secrets[0], b"gatepass-refresh-key", hashlib.sha256).digest(),
+            refresh_ttl=settings.refresh_token_ttl,
+            mode=settings.revocation_mode,
+        )
         return cls(
             settings=settings,
-            accounts=Accounts(users, sessions, PasswordHasher(), throttle=throttle),
+            accounts=Accounts(users, sessions, PasswordHasher(), throttle=throttle, tokens=tokens),
             sessions=sessions,
             cookie=cookie,
             permissions=DEFAULT_PERMISSIONS,
-            csrf=CSRFSigner(load_secrets(settings.secret_key, settings.data_dir)),
+            csrf=CSRFSigner(secrets),
             proxies=TrustedProxies(settings.trusted_proxies),
             trusted_origins=frozenset({own_origin, *settings.cors_origins}),
+            tokens=tokens,
+            keys=keys,
         )
 
     async def close(self) -> None:
+        await self.tokens.refresh_store.close()
+        await self.tokens.revocation.close()
         if self.accounts.throttle is not None:
             await self.accounts.throttle.store.close()
         await self.sessions.store.close()

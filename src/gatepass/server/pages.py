@@ -18,8 +18,9 @@ from gatepass.asgi.dependencies import auth_of, current_user
 from gatepass.asgi.middleware import client_ip
 from gatepass.errors import InvalidCredentials, InvalidRequest, NotFound, RateLimited
 from gatepass.redirects import safe_next
-from gatepass.server.api import components
 from gatepass.server.bodies import bool_field, read_fields, string_field
+from gatepass.server.components import components
+from gatepass.server.token_api import jwt_login, jwt_logout
 
 STYLE = (
     "body{font-family:system-ui,sans-serif;max-width:40rem;margin:3rem auto;padding:0 1rem}"
@@ -94,7 +95,10 @@ async def login_submit(request: Request) -> Response:
     except RateLimited as exc:
         form = login_form(request, next_path, "Too many attempts; try again in a moment.")
         return page("Sign in", form, 429, headers={"retry-after": str(exc.retry_after)})
-    await auth_of(request).login(user.id, user.roles, remember=bool_field(fields, "remember"))
+    if parts.settings.browser_mode == "jwt":
+        await jwt_login(request, user)
+    else:
+        await auth_of(request).login(user.id, user.roles, remember=bool_field(fields, "remember"))
     return RedirectResponse(next_path, status_code=303)
 
 
@@ -153,7 +157,11 @@ async def account_revoke_others(request: Request) -> Response:
 
 
 async def logout_submit(request: Request) -> Response:
-    await auth_of(request).logout()
+    identity = await current_user(request)
+    if identity is not None and identity.scheme != "session":
+        await jwt_logout(request)
+    else:
+        await auth_of(request).logout()
     return RedirectResponse("/login", status_code=303)
 
 

@@ -35,6 +35,20 @@ class Settings:
     registration: Registration = "open"
     session_idle_timeout: int = 30 * 60
     session_absolute_timeout: int = 8 * 60 * 60
+    #: Access tokens are short-lived: revocation is checked on every request,
+    #: but a short life also bounds what a stolen token is worth.
+    access_token_ttl: int = 5 * 60
+    #: A refresh family lives at most this long, however often it rotates.
+    refresh_token_ttl: int = 14 * 24 * 60 * 60
+    jwt_algorithm: Literal["EdDSA", "ES256", "RS256", "HS256"] = "RS256"
+    #: "Stateful JWT": roles are loaded from the user store on every request
+    #: instead of trusted from the token, so a role change applies at once.
+    jwt_stateful: bool = False
+    #: "denylist": revoked jtis are listed until they expire (default);
+    #: "allowlist": only listed jtis are valid.
+    revocation_mode: Literal["denylist", "allowlist"] = "denylist"
+    #: Rotate the signing key when the active one is older than this (0: never).
+    key_rotation_days: int = 30
     #: The session cookie's name; ``__Host-`` keeps it bound to this host.
     cookie_name: str = "__Host-gatepass"
     #: Secure cookies are accepted by browsers on http://127.0.0.1 and
@@ -54,6 +68,14 @@ class Settings:
             raise ConfigurationError("port must be between 1 and 65535.")
         if self.browser_mode not in ("session", "jwt"):
             raise ConfigurationError("GATEPASS_BROWSER_MODE must be 'session' or 'jwt'.")
+        if self.revocation_mode not in ("denylist", "allowlist"):
+            raise ConfigurationError("GATEPASS_REVOCATION_MODE must be 'denylist' or 'allowlist'.")
+        if self.jwt_algorithm not in ("EdDSA", "ES256", "RS256", "HS256"):
+            raise ConfigurationError("GATEPASS_JWT_ALGORITHM must be EdDSA, ES256, RS256 or HS256.")
+        if self.access_token_ttl <= 10 or self.refresh_token_ttl <= self.access_token_ttl:
+            raise ConfigurationError(
+                "GATEPASS_ACCESS_TOKEN_TTL must exceed 10 s and be shorter than the refresh TTL."
+            )
         if self.registration not in ("open", "closed"):
             raise ConfigurationError("GATEPASS_REGISTRATION must be 'open' or 'closed'.")
         if not self.database_url:
@@ -91,14 +113,15 @@ class Settings:
 
 
 def _convert(name: str, raw: str) -> Any:
-    if name in ("port", "session_idle_timeout", "session_absolute_timeout", "max_body_bytes"):
+    if name in ("port", "session_idle_timeout", "session_absolute_timeout", "max_body_bytes",
+                "access_token_ttl", "refresh_token_ttl", "key_rotation_days"):  # fmt: skip
         try:
             return int(raw)
         except ValueError:
             raise ConfigurationError(f"GATEPASS_{name.upper()} must be an integer.") from None
-    if name == "cookie_secure":
+    if name in ("cookie_secure", "jwt_stateful"):
         if raw.lower() not in ("1", "0", "true", "false", "yes", "no"):
-            raise ConfigurationError("GATEPASS_COOKIE_SECURE must be true or false.")
+            raise ConfigurationError(f"GATEPASS_{name.upper()} must be true or false.")
         return raw.lower() in ("1", "true", "yes")
     if name == "data_dir":
         return Path(raw)

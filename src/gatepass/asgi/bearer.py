@@ -1,0 +1,73 @@
+"""Access tokens on requests: ``Authorization: Bearer`` and the browser JWT cookie.
+
+RFC 6750 behaviour: a malformed or invalid bearer token is a 401
+``invalid_token`` (never "anonymous": the client meant to authenticate and
+must learn that it failed); another scheme in ``Authorization`` is not ours
+and is ignored.  In browser JWT mode the access token sits in an HttpOnly
+``__Host-`` cookie; an invalid one there makes the caller anonymous, like a
+stale session cookie, and the page refreshes or signs in again.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+
+from gatepass.asgi.middleware import Scope, header
+from gatepass.cookies import CookieSpec, read_cookie
+from gatepass.errors import InvalidToken
+from gatepass.identity import Identity, RolePermissions, Scheme
+from gatepass.tokens.access import AccessClaims
+
+#: RFC 6750 b64token; JWTs are a subset.
+_B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+
+Verifier = Callable[[str], Awaitable[AccessClaims]]
+#: Loads the current roles of a user, or None when the user is gone or
+#: disabled: the "stateful JWT" option.
+RolesLoader = Callable[[str], Awaitable[tuple[str, ...] | None]]
+
+ACCESS_COOKIE = CookieSpec(name="__Host-gatepass-at")
+
+
+class BearerResolver:
+    def __init__(
+        self,
+        verify: Verifier,
+        permissions: RolePermissions,
+        *,
+        cookie: CookieSpec | None = None,
+        roles_loader: RolesLoader | None = None,
+    ) -> None:
+        """``cookie`` enables browser JWT mode (the access token in that cookie)."""
+        self.verify = verify
+        self.permissions = permissions
+        self.cookie = cookie
+        self.roles_loader = roles_loader
+
+    async def resolve(self, scope: Scope) -> Identity | None:
+        authorization = header(scope, b"authorization")
+        if authorization is not None:
+            scheme, _, credentials = authorization.partition(" ")
+            if scheme.lower() != "bearer":
+                return None
+            if not _B64TOKEN.fullmatch(credentials):
+                raise InvalidToken(reason="malformed")
+            return await self._identity(credentials, "bearer")
+        if self.cookie is not None:
+            value = read_cookie(header(scope, b"cookie"), self.cookie.name)
+            if value is not None:
+                try:
+                    return await self._identity(value, "jwt-cookie")
+                except InvalidToken:
+                    return None
+        return None
+
+    async def _identity(self, token: str, scheme: Scheme) -> Identity:
+        claims = await self.verify(token)
+        roles: tuple[str, ...] | None = None
+        if self.roles_loader is not None:
+            roles = await self.roles_loader(claims.sub)
+            if roles is None:
+                raise InvalidToken(reason="user")
+        return self.permissions.identity_for_claims(claims, scheme, roles)

@@ -1,0 +1,169 @@
+"""Token endpoints: ``/auth/token``, ``/auth/refresh``, ``/auth/revoke``, JWKS, ``/auth/verify``.
+
+API clients send and receive tokens in JSON bodies (no ambient credential,
+so no CSRF token is needed).  In browser JWT mode (``GATEPASS_BROWSER_MODE=
+jwt``) the pair lives in HttpOnly ``__Host-`` cookies instead, and a refresh
+that relies on the cookie passes the CSRF check like any cookie-authenticated
+request.
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from gatepass.asgi.bearer import ACCESS_COOKIE
+from gatepass.asgi.csrf import enforce_csrf
+from gatepass.asgi.dependencies import auth_of, require_user
+from gatepass.asgi.middleware import client_ip
+from gatepass.cookies import CookieSpec, read_cookie
+from gatepass.errors import InvalidGrant, InvalidRequest, InvalidToken, PermissionDenied
+from gatepass.server.bodies import read_fields, string_field
+from gatepass.server.components import components
+from gatepass.tokens.refresh import is_well_formed
+from gatepass.tokens.service import TokenPair
+from gatepass.users.model import User
+
+#: SameSite=Strict: the refresh cookie is only ever needed by our own pages.
+REFRESH_COOKIE = CookieSpec(name="__Host-gatepass-rt", same_site="strict")
+
+NO_STORE = {"cache-control": "no-store", "pragma": "no-cache"}
+
+
+def _scopes(fields: dict[str, object]) -> tuple[str, ...]:
+    raw = fields.get("scope", "")
+    if not isinstance(raw, str) or len(raw) > 1024:
+        raise InvalidRequest("scope must be a space-separated string.")
+    return tuple(s for s in raw.split(" ") if s)
+
+
+async def token(request: Request) -> Response:
+    """Resource-owner password flow for API clients (first-party)."""
+    parts = components(request)
+    fields = await read_fields(request, parts.settings.max_body_bytes)
+    user = await parts.accounts.authenticate(
+        string_field(fields, "email"),
+        string_field(fields, "password"),
+        client_ip=client_ip(request.scope),
+    )
+    pair = await parts.tokens.issue(user.id, roles=user.roles, scopes=_scopes(fields))
+    return JSONResponse(pair.as_json(), headers=NO_STORE)
+
+
+async def refresh(request: Request) -> Response:
+    parts = components(request)
+    fields = await read_fields(request, parts.settings.max_body_bytes, allow_empty=True)
+    presented = fields.get("refresh_token")
+    from_cookie = presented is None
+    if from_cookie:
+        # The cookie is an ambient credential: only with the CSRF checks.
+        await enforce_csrf(request)
+        presented = read_cookie(request.headers.get("cookie"), REFRESH_COOKIE.name)
+    if not isinstance(presented, str) or not presented:
+        raise InvalidGrant(reason="missing")
+    try:
+        pair = await parts.tokens.refresh(presented)
+    except InvalidGrant:
+        if from_cookie:
+            auth_of(request).set_cookies.extend(_cleared())
+        raise
+    if from_cookie:
+        set_token_cookies(request, pair)
+        return JSONResponse({"expires_in": pair.expires_in}, headers=NO_STORE)
+    return JSONResponse(pair.as_json(), headers=NO_STORE)
+
+
+async def revoke(request: Request) -> Response:
+    """RFC 7009: revoke an access or refresh token; 200 whether or not it was valid."""
+    parts = components(request)
+    fields = await read_fields(request, parts.settings.max_body_bytes)
+    presented = string_field(fields, "token")
+    if is_well_formed(presented):
+        await parts.tokens.revoke_refresh(presented)
+    else:
+        try:
+            claims = await parts.tokens.verify(presented)
+        except InvalidToken:
+            pass  # unknown, expired or already revoked: nothing to do
+        else:
+            await parts.tokens.revoke_access(claims)
+    return JSONResponse({}, headers=NO_STORE)
+
+
+async def jwks(request: Request) -> Response:
+    parts = components(request)
+    return JSONResponse(
+        parts.keys().jwks(parts.tokens.codec.clock()),
+        headers={"cache-control": "public, max-age=60"},
+    )
+
+
+async def verify(request: Request) -> Response:
+    """Forward auth for nginx ``auth_request``, Traefik ``forwardAuth``, Caddy."""
+    identity = await require_user(request)
+    role = request.query_params.get("role")
+    if role is not None and role not in identity.roles:
+        raise PermissionDenied(required_roles=(role,))
+    user = await components(request).accounts.users.get(identity.user_id)
+    if user is None or user.disabled:
+        raise InvalidToken(reason="user")
+    return Response(
+        status_code=200,
+        headers={
+            "x-auth-user-id": user.id,
+            "x-auth-email": user.email,
+            "x-auth-roles": ",".join(identity.roles),
+            "cache-control": "no-store",
+        },
+    )
+
+
+def set_token_cookies(request: Request, pair: TokenPair) -> None:
+    """Browser JWT mode: the pair goes into HttpOnly cookies, never into the page."""
+    parts = components(request)
+    auth = auth_of(request)
+    auth.set_cookies.append(ACCESS_COOKIE.header(pair.access_token, max_age=pair.expires_in))
+    auth.set_cookies.append(
+        REFRESH_COOKIE.header(pair.refresh_token, max_age=parts.settings.refresh_token_ttl)
+    )
+    # The CSRF token is bound to the family from now on.
+    request.scope["user"] = parts.permissions.identity_for_claims(pair.claims, "jwt-cookie")
+
+
+def _cleared() -> list[str]:
+    return [ACCESS_COOKIE.deletion_header(), REFRESH_COOKIE.deletion_header()]
+
+
+async def jwt_login(request: Request, user: User) -> None:
+    """Browser login in JWT mode: a token family instead of a session."""
+    pair = await components(request).tokens.issue(user.id, roles=user.roles)
+    set_token_cookies(request, pair)
+
+
+async def jwt_logout(request: Request) -> None:
+    """End the browser's token family and clear its cookies."""
+    parts = components(request)
+    identity = request.scope.get("user")
+    claims = getattr(identity, "claims", None)
+    if claims is not None:
+        await parts.tokens.revoke_access(claims)
+    presented = read_cookie(request.headers.get("cookie"), REFRESH_COOKIE.name)
+    if presented:
+        await parts.tokens.revoke_refresh(presented)
+    auth = auth_of(request)
+    auth.set_cookies.extend(_cleared())
+    auth.clear_site_data = True
+
+
+routes = [
+    Route("/auth/token", token, methods=["POST"]),
+    Route("/auth/refresh", refresh, methods=["POST"]),
+    Route("/auth/revoke", revoke, methods=["POST"]),
+    Route("/.well-known/jwks.json", jwks, methods=["GET"]),
+    Route("/auth/verify", verify, methods=["GET"]),
+]
+
+#: Paths that need no CSRF token: their credential is in the body, not a
+#: cookie (``/auth/refresh`` checks CSRF itself when it falls back to one).
+CSRF_EXEMPT = frozenset({"/auth/token", "/auth/refresh", "/auth/revoke"})

@@ -1,0 +1,1 @@
+"""Refresh-family and revocation stores: memory, SQLite, Redis, PostgreSQL."""
