@@ -8,6 +8,7 @@ session without a password; this app exists only for benchmarks on loopback.
 from __future__ import annotations
 
 import os
+import time
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -17,9 +18,15 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from gatepass.asgi import AuthMiddleware, auth_of, require_user
+from gatepass.asgi.bearer import BearerResolver
 from gatepass.asgi.middleware import Receive, Scope, Send
+from gatepass.identity import RolePermissions
 from gatepass.sessions.manager import SessionManager
 from gatepass.stores.urls import open_session_store
+from gatepass.tokens.access import AccessTokenCodec
+from gatepass.tokens.backends.urls import open_refresh_store, open_revocation_store
+from gatepass.tokens.keys import DEFAULT_ALGORITHM, KeyRing
+from gatepass.tokens.service import TokenService
 
 
 async def plain(request: Request) -> Response:
@@ -34,6 +41,11 @@ async def me(request: Request) -> Response:
 async def bench_login(request: Request) -> Response:
     issued = await auth_of(request).login("bench-user", ("user",))
     return PlainTextResponse(issued.token)
+
+
+async def bench_token(request: Request) -> Response:
+    pair = await request.app.state.tokens.issue("bench-user", roles=("user",))
+    return PlainTextResponse(pair.access_token)
 
 
 class BenchApp:
@@ -54,16 +66,32 @@ class BenchApp:
             yield
             await store.close()
 
-        store = await open_session_store(os.environ["BENCH_STORE"])
+        url = os.environ["BENCH_STORE"]
+        store = await open_session_store(url)
+        ring = KeyRing.generate(os.environ.get("BENCH_ALG", DEFAULT_ALGORITHM), now=time.time())  # type: ignore[arg-type]
+        tokens = TokenService(
+            codec=AccessTokenCodec(ring, issuer="http://bench", audience="http://bench"),
+            refresh_store=await open_refresh_store(url),
+            revocation=await open_revocation_store(url),
+            server_key=b"b" * 32,
+        )
         app = Starlette(
             routes=[
                 Route("/plain", plain),
                 Route("/me", me),
                 Route("/_bench/login", bench_login, methods=["POST"]),
+                Route("/_bench/token", bench_token, methods=["POST"]),
             ],
             lifespan=span,
         )
-        app.add_middleware(AuthMiddleware, sessions=SessionManager(store))
+        app.state.tokens = tokens
+        permissions = RolePermissions()
+        app.add_middleware(
+            AuthMiddleware,
+            sessions=SessionManager(store),
+            permissions=permissions,
+            bearer=BearerResolver(tokens.verify, permissions),
+        )
         self.inner = app
         await app(scope, receive, send)
 

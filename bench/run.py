@@ -1,6 +1,7 @@
-"""Benchmark: session-authenticated GET vs the same app's unauthenticated GET.
+"""Benchmark: authenticated GET vs the same app's unauthenticated GET.
 
     python bench/run.py [--duration 5] [--rounds 3] [--stores memory,sqlite,redis,postgres]
+                        [--schemes session,bearer]
 
 For each store it starts ``bench/app.py`` under uvicorn (one worker, uvloop,
 httptools) on a free loopback port, pinned to CPU 0, and drives it with
@@ -91,8 +92,8 @@ class Server:
                     raise SystemExit(f"bench server for {store_url} did not start") from None
                 time.sleep(0.1)
 
-    def login(self) -> str:
-        request = urllib.request.Request(self.base + "/_bench/login", method="POST")
+    def login(self, what: str = "login") -> str:
+        request = urllib.request.Request(self.base + f"/_bench/{what}", method="POST")
         with urllib.request.urlopen(request, timeout=5) as response:
             token: str = response.read().decode()
         return token
@@ -120,22 +121,28 @@ def wrk(url: str, duration: float, headers: list[str]) -> dict[str, float]:
     return {"rps": rps, "p99_ms": p99_ms}
 
 
-def bench_store(name: str, url: str, duration: float, rounds: int) -> dict[str, object]:
+def bench_store(
+    name: str, url: str, duration: float, rounds: int, scheme: str
+) -> dict[str, object]:
     server = Server(url)
     try:
-        cookie = f"Cookie: __Host-gatepass={server.login()}"
-        wrk(server.base + "/me", 1, [cookie])  # warm-up: caches, pools, JIT-free paths
+        if scheme == "session":
+            credential = f"Cookie: __Host-gatepass={server.login()}"
+        else:
+            credential = f"Authorization: Bearer {server.login('token')}"
+        wrk(server.base + "/me", 1, [credential])  # warm-up: caches, pools
         wrk(server.base + "/plain", 1, [])
         plain, auth = [], []
         for _ in range(rounds):
             plain.append(wrk(server.base + "/plain", duration, []))
-            auth.append(wrk(server.base + "/me", duration, [cookie]))
+            auth.append(wrk(server.base + "/me", duration, [credential]))
     finally:
         server.stop()
     plain_rps = statistics.median(r["rps"] for r in plain)
     auth_rps = statistics.median(r["rps"] for r in auth)
     return {
         "store": name,
+        "scheme": scheme,
         "plain_rps": round(plain_rps),
         "auth_rps": round(auth_rps),
         "ratio": round(auth_rps / plain_rps, 3),
@@ -150,19 +157,22 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--stores", default=",".join(STORES))
+    parser.add_argument("--schemes", default="session,bearer")
     args = parser.parse_args()
     tmp = RESULTS / "tmp"
     tmp.mkdir(parents=True, exist_ok=True)
     rows = []
-    for name in args.stores.split(","):
-        url = STORES[name].format(tmp=tmp)
-        row = bench_store(name, url, args.duration, args.rounds)
-        rows.append(row)
-        print(
-            f"{name:9} plain {row['plain_rps']:>7} req/s   session {row['auth_rps']:>7} req/s"
-            f"   ratio {row['ratio']:.2f}   p99 {row['plain_p99_ms']} / {row['auth_p99_ms']} ms",
-            flush=True,
-        )
+    for scheme in args.schemes.split(","):
+        for name in args.stores.split(","):
+            url = STORES[name].format(tmp=tmp)
+            row = bench_store(name, url, args.duration, args.rounds, scheme)
+            rows.append(row)
+            print(
+                f"{scheme:8} {name:9} plain {row['plain_rps']:>7} req/s   "
+                f"authenticated {row['auth_rps']:>7} req/s   ratio {row['ratio']:.2f}   "
+                f"p99 {row['plain_p99_ms']} / {row['auth_p99_ms']} ms",
+                flush=True,
+            )
     shutil.rmtree(tmp, ignore_errors=True)
     meta = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -172,17 +182,19 @@ def main() -> None:
         "duration_s": args.duration,
         "rounds": args.rounds,
     }
-    (RESULTS / "sessions.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
+    (RESULTS / "auth.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
     lines = [
-        "| store | plain req/s | session req/s | ratio | p99 plain / session (ms) |",
-        "|---|---|---|---|---|",
+        "| credential | store | plain req/s | authenticated req/s | ratio "
+        "| p99 plain / auth (ms) |",
+        "|---|---|---|---|---|---|",
         *(
-            f"| {r['store']} | {r['plain_rps']} | {r['auth_rps']} | {r['ratio']:.2f} "
+            f"| {r['scheme']} | {r['store']} | {r['plain_rps']} | {r['auth_rps']} "
+            f"| {r['ratio']:.2f} "
             f"| {r['plain_p99_ms']} / {r['auth_p99_ms']} |"
             for r in rows
         ),
     ]
-    (RESULTS / "sessions.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / "auth.md").write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

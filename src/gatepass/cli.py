@@ -206,15 +206,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = Settings.load(overrides)
         if args.command == "serve":
+            import copy
+
             import uvicorn
+            from uvicorn.config import LOGGING_CONFIG
 
             from gatepass.server.app import create_app
 
+            # gatepass's own loggers (refresh-token reuse, purges, key
+            # rotation) through uvicorn's handler, with their level, at the
+            # server's log level; otherwise only Python's last-resort handler
+            # would print warnings, bare, and INFO would be lost.
+            log_config = copy.deepcopy(LOGGING_CONFIG)
+            log_config["loggers"]["gatepass"] = {
+                "handlers": ["default"], "level": args.log_level.upper(), "propagate": False,
+            }  # fmt: skip
             uvicorn.run(
                 create_app(settings),
                 host=settings.host,
                 port=settings.port,
                 log_level=args.log_level,
+                log_config=log_config,
                 server_header=False,
                 proxy_headers=False,
             )

@@ -22,6 +22,7 @@ from gatepass.tokens import refresh
 from gatepass.tokens.backends.memory import MemoryRefreshStore, MemoryRevocationStore
 from gatepass.tokens.backends.postgres import PostgresRefreshStore, PostgresRevocationStore
 from gatepass.tokens.backends.redis import RedisRefreshStore, RedisRevocationStore
+from gatepass.tokens.backends.redis_cache import CachingRedisRevocationStore
 from gatepass.tokens.backends.sqlite import SQLiteRefreshStore, SQLiteRevocationStore
 from gatepass.tokens.refresh import Family, RefreshStore, RotateOutcome
 from gatepass.tokens.revocation import RevocationStore
@@ -30,8 +31,12 @@ BACKENDS = [
     "memory",
     "sqlite",
     pytest.param("redis", marks=pytest.mark.redis),
+    pytest.param("redis-cached", marks=pytest.mark.redis),
     pytest.param("postgres", marks=pytest.mark.postgres),
 ]
+
+#: Stores whose state outlives the process (restart tests run only there).
+PERSISTENT = [p for p in BACKENDS if p != "memory"]
 
 SERVER_KEY = b"k" * 32
 
@@ -114,7 +119,7 @@ def backend_name(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def service(backend_name: str, request: pytest.FixtureRequest) -> tuple[str, str]:
     """The server URL (and Redis key prefix) the backend needs, if any."""
-    if backend_name == "redis":
+    if backend_name.startswith("redis"):
         return request.getfixturevalue("redis_url"), request.getfixturevalue("redis_prefix")
     if backend_name == "postgres":
         return request.getfixturevalue("postgres_url"), ""
@@ -147,13 +152,16 @@ async def backend(
         async def open_revocation() -> Any:
             return await SQLiteRevocationStore.open(path, clock=clock)
 
-    elif backend_name == "redis":
+    elif backend_name.startswith("redis"):
+        revocation_class = (
+            CachingRedisRevocationStore if backend_name == "redis-cached" else RedisRevocationStore
+        )
 
         async def open_refresh() -> Any:
             return RedisRefreshStore(redis_client(url), prefix=prefix, close_client=True)
 
         async def open_revocation() -> Any:
-            return RedisRevocationStore(redis_client(url), prefix=prefix, close_client=True)
+            return revocation_class(redis_client(url), prefix=prefix, close_client=True)
 
     else:
 

@@ -17,7 +17,7 @@ import pytest
 from gatepass.tokens import refresh
 from gatepass.tokens.backends.redis import RedisRefreshStore
 from gatepass.tokens.refresh import RefreshStore, RotateOutcome
-from tests.tokens_store.conftest import Backend, new_family, rotate
+from tests.tokens_store.conftest import PERSISTENT, Backend, new_family, rotate
 
 AWKWARD_DATA: dict[str, object] = {
     "roles": ["admin", 'r"o,le]', "ロール"],
@@ -192,9 +192,8 @@ async def test_parallel_refreshes_yield_exactly_one_successor(
     assert [f.family_id for f in await refresh_store.list_user("alice")] == [family.family_id]
 
 
+@pytest.mark.parametrize("backend_name", PERSISTENT)
 async def test_replay_after_restart_is_still_rejected(backend: Backend) -> None:
-    if not backend.persistent:
-        pytest.skip("the memory store forgets everything on restart (replays read UNKNOWN)")
     store = await backend.open_refresh()
     t0, family = new_family()
     await store.create(family)

@@ -15,7 +15,7 @@ import pytest
 
 from gatepass.tokens.backends.redis import RedisRevocationStore
 from gatepass.tokens.revocation import RevocationStore
-from tests.tokens_store.conftest import Backend
+from tests.tokens_store.conftest import PERSISTENT, Backend
 
 
 def jti() -> str:
@@ -117,9 +117,8 @@ async def test_concurrent_bumps_lose_nothing(
     assert await other.generation("alice") == 50
 
 
+@pytest.mark.parametrize("backend_name", PERSISTENT)
 async def test_survives_a_restart(backend: Backend) -> None:
-    if not backend.persistent:
-        pytest.skip("the memory store forgets everything on restart")
     store = await backend.open_revocation()
     token = jti()
     await store.deny(token, "alice", until=time.time() + 600)

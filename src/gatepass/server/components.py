@@ -100,6 +100,7 @@ class Components:
             # Derived, not the CSRF secret itself: one key per purpose.
             server_key=hmac.new(secrets[0], b"gatepass-refresh-key", hashlib.sha256).digest(),
             refresh_ttl=settings.refresh_token_ttl,
+            grace=settings.refresh_grace,
             mode=settings.revocation_mode,
         )
         return cls(

@@ -40,6 +40,10 @@ class Settings:
     access_token_ttl: int = 5 * 60
     #: A refresh family lives at most this long, however often it rotates.
     refresh_token_ttl: int = 14 * 24 * 60 * 60
+    #: Seconds during which a just-rotated refresh token, presented again (two
+    #: tabs refreshing at once), gets the same successor instead of revoking
+    #: the family.  Short: it is also how long a thief's copy stays useful.
+    refresh_grace: int = 10
     jwt_algorithm: Literal["EdDSA", "ES256", "RS256", "HS256"] = "RS256"
     #: "Stateful JWT": roles are loaded from the user store on every request
     #: instead of trusted from the token, so a role change applies at once.
@@ -76,6 +80,8 @@ class Settings:
             raise ConfigurationError(
                 "GATEPASS_ACCESS_TOKEN_TTL must exceed 10 s and be shorter than the refresh TTL."
             )
+        if not 0 <= self.refresh_grace <= 60:
+            raise ConfigurationError("GATEPASS_REFRESH_GRACE must be between 0 and 60 seconds.")
         if self.registration not in ("open", "closed"):
             raise ConfigurationError("GATEPASS_REGISTRATION must be 'open' or 'closed'.")
         if not self.database_url:
@@ -114,7 +120,8 @@ class Settings:
 
 def _convert(name: str, raw: str) -> Any:
     if name in ("port", "session_idle_timeout", "session_absolute_timeout", "max_body_bytes",
-                "access_token_ttl", "refresh_token_ttl", "key_rotation_days"):  # fmt: skip
+                "access_token_ttl", "refresh_token_ttl", "key_rotation_days",
+                "refresh_grace"):  # fmt: skip
         try:
             return int(raw)
         except ValueError:

@@ -148,6 +148,13 @@ async def jwt_logout(request: Request) -> None:
     claims = getattr(identity, "claims", None)
     if claims is not None:
         await parts.tokens.revoke_access(claims)
+        if claims.fid is not None:
+            # A Bearer logout carries no refresh token: the family is named
+            # by the access token itself, and ends with it (SECURITY 10).
+            family = await parts.tokens.refresh_store.get(claims.fid)
+            if family is not None and family.user_id == claims.sub:
+                await parts.tokens.refresh_store.revoke(family.family_id)
+                await parts.tokens._deny_family(family)
     presented = read_cookie(request.headers.get("cookie"), REFRESH_COOKIE.name)
     if presented:
         await parts.tokens.revoke_refresh(presented)

@@ -24,22 +24,13 @@ is refetched at least every ``max_age`` seconds regardless.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
 import time
 from collections import OrderedDict
 from typing import Any
 
-import redis.exceptions as rexc
-from redis.asyncio.connection import AbstractConnection
-
 from gatepass.sessions.record import SessionRecord
 from gatepass.stores.redis import RedisSessionStore
-
-logger = logging.getLogger("gatepass.stores.redis_cache")
-
-_CHANNEL = b"__redis__:invalidate"
+from gatepass.stores.redis_tracking import InvalidationStream
 
 
 class CachingRedisSessionStore(RedisSessionStore):
@@ -59,20 +50,25 @@ class CachingRedisSessionStore(RedisSessionStore):
         self._max_age = max_age
         self._ping_interval = ping_interval
         self._session_prefix = self.session_key("").encode()
-        self._generation = 0
-        self._healthy = False
-        self._listener: asyncio.Task[None] | None = None
-        self._closed = False
+        # Local writes bump this too (see _forget), on top of the stream's.
+        self._local_generation = 0
+        self._stream = InvalidationStream(
+            self.client, [self._session_prefix], self._on_invalidate,
+            ping_interval=ping_interval, name="session cache",
+        )  # fmt: skip
 
     @property
     def cache_active(self) -> bool:
         """True while invalidations are flowing and the cache may be used."""
-        return self._healthy
+        return self._stream.healthy
+
+    @property
+    def _generation(self) -> tuple[int, int]:
+        return self._stream.generation, self._local_generation
 
     async def get(self, key: str) -> SessionRecord | None:
-        if self._listener is None and not self._closed:
-            self._listener = asyncio.create_task(self._listen(), name="gatepass-redis-tracking")
-        if not self._healthy:
+        self._stream.ensure_started()
+        if not self._stream.healthy:
             return await super().get(key)
         now = time.monotonic()
         entry = self._entries.get(key)
@@ -92,7 +88,7 @@ class CachingRedisSessionStore(RedisSessionStore):
         if (
             record is not None
             and not record.is_expired(time.time())
-            and self._healthy
+            and self._stream.healthy
             and generation == self._generation
         ):
             self._entries[key] = (record, now)
@@ -154,83 +150,19 @@ class CachingRedisSessionStore(RedisSessionStore):
             self._invalidate_all()
 
     async def close(self) -> None:
-        self._closed = True
-        if self._listener is not None:
-            self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._listener
+        await self._stream.close()
         await super().close()
 
     def _forget(self, key: str) -> None:
-        self._generation += 1
+        self._local_generation += 1
         self._entries.pop(key, None)
 
     def _invalidate_all(self) -> None:
-        self._generation += 1
+        self._local_generation += 1
         self._entries.clear()
 
-    def _set_healthy(self, healthy: bool) -> None:
-        # Every change of state empties the cache: while the connection was
-        # down (or before it was up) invalidations may have been missed.
-        self._invalidate_all()
-        self._healthy = healthy
-
-    async def _listen(self) -> None:
-        backoff = 0.05
-        while not self._closed:
-            conn: AbstractConnection | None = None
-            try:
-                conn = await self._subscribe()
-                self._set_healthy(True)
-                backoff = 0.05
-                await self._pump(conn)
-            except (TimeoutError, rexc.RedisError, OSError) as exc:
-                if self._healthy:
-                    logger.warning("session cache disabled: invalidation stream lost (%s)",
-                                   type(exc).__name__)  # fmt: skip
-            finally:
-                self._set_healthy(False)
-                if conn is not None:
-                    with contextlib.suppress(Exception):
-                        await conn.disconnect()
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, 2.0)
-
-    async def _subscribe(self) -> AbstractConnection:
-        pool = self.client.connection_pool
-        kwargs = {**pool.connection_kwargs, "protocol": 2}
-        conn: AbstractConnection = pool.connection_class(**kwargs)
-        await conn.connect()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
-        await conn.send_command("CLIENT", "ID")
-        client_id = await conn.read_response()
-        await conn.send_command(
-            "CLIENT", "TRACKING", "ON", "REDIRECT", client_id, "BCAST",
-            "PREFIX", self._session_prefix,
-        )  # fmt: skip
-        if await conn.read_response() != b"OK":
-            raise rexc.ConnectionError("CLIENT TRACKING was refused")
-        await conn.send_command("SUBSCRIBE", _CHANNEL)
-        await conn.read_response()
-        return conn
-
-    async def _pump(self, conn: AbstractConnection) -> None:
-        awaiting_pong = False
-        while not self._closed:
-            message = await conn.read_response(timeout=self._ping_interval)
-            if message is None:
-                if awaiting_pong:
-                    # Silent through a whole ping interval: assume the worst.
-                    raise TimeoutError
-                await conn.send_command("PING")
-                awaiting_pong = True
-                continue
-            awaiting_pong = False
-            if isinstance(message, list) and len(message) == 3 and message[1] == _CHANNEL:
-                self._on_invalidate(message[2])
-
     def _on_invalidate(self, keys: list[bytes] | None) -> None:
-        self._generation += 1
-        if keys is None:  # FLUSHALL / FLUSHDB
+        if keys is None:  # a state change, or FLUSHALL / FLUSHDB
             self._entries.clear()
             return
         cut = len(self._session_prefix)

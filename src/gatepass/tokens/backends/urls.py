@@ -16,7 +16,8 @@ from gatepass.errors import ConfigurationError
 from gatepass.stores.urls import _sqlite_path, redact_url, redis_url_and_prefix
 from gatepass.tokens.backends.memory import MemoryRefreshStore, MemoryRevocationStore
 from gatepass.tokens.backends.postgres import PostgresRefreshStore, PostgresRevocationStore
-from gatepass.tokens.backends.redis import RedisRefreshStore, RedisRevocationStore
+from gatepass.tokens.backends.redis import RedisRefreshStore
+from gatepass.tokens.backends.redis_cache import CachingRedisRevocationStore
 from gatepass.tokens.backends.sqlite import SQLiteRefreshStore, SQLiteRevocationStore
 from gatepass.tokens.refresh import RefreshStore
 from gatepass.tokens.revocation import RevocationStore
@@ -82,7 +83,9 @@ async def open_revocation_store(url: str) -> RevocationStore:
             return await SQLiteRevocationStore.open(_sqlite_path(url))
         if scheme in {"redis", "rediss"}:
             plain_url, prefix = redis_url_and_prefix(url)
-            return RedisRevocationStore.from_url(plain_url, prefix=prefix)
+            # With the coherent local cache: a revocation check per request
+            # is a dict lookup until something changes in Redis.
+            return CachingRedisRevocationStore.from_url(plain_url, prefix=prefix)
         if scheme in {"postgresql", "postgres"}:
             return PostgresRevocationStore.from_dsn(url)
     except ValueError as exc:

@@ -1,0 +1,116 @@
+"""A local cache of revocation checks, kept exact by Redis's invalidation pushes.
+
+Every bearer request asks "is this jti revoked, and what is the user's
+generation?".  Over ``redis.asyncio`` that question costs more event-loop
+time than the whole request; answered from process memory it costs a dict
+lookup.  The answer is cached per (kind, jti, user) together with the names
+of the two Redis keys it was read from; when Redis pushes that either key
+changed (a revoke on any instance, a generation bump, an expiry), the answer
+is dropped.  While the invalidation stream is down the cache is bypassed,
+exactly like the session cache (:mod:`gatepass.stores.redis_cache`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gatepass.stores.redis_tracking import InvalidationStream
+from gatepass.tokens.backends.redis import RedisRevocationStore
+
+_Key = tuple[str, str, str]  # (kind, jti, user_id)
+
+
+class CachingRedisRevocationStore(RedisRevocationStore):
+    def __init__(self, *args: Any, max_entries: int = 100_000, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._answers: dict[_Key, tuple[bool, int]] = {}
+        # Redis key name -> the cached answers read from it.
+        self._readers: dict[bytes, set[_Key]] = {}
+        self._max_entries = max_entries
+        self._local_generation = 0
+        prefixes = [f"{self.prefix}{kind}:".encode() for kind in ("deny", "allow", "gen")]
+        self._stream = InvalidationStream(
+            self.client, prefixes, self._on_invalidate, name="revocation cache"
+        )
+
+    @property
+    def cache_active(self) -> bool:
+        return self._stream.healthy
+
+    async def check(self, jti: str, user_id: str) -> tuple[bool, int]:
+        return await self._cached("deny", jti, user_id)
+
+    async def check_allowed(self, jti: str, user_id: str) -> tuple[bool, int]:
+        return await self._cached("allow", jti, user_id)
+
+    async def _cached(self, kind: str, jti: str, user_id: str) -> tuple[bool, int]:
+        self._stream.ensure_started()
+        key = (kind, jti, user_id)
+        if self._stream.healthy:
+            hit = self._answers.get(key)
+            if hit is not None:
+                return hit
+        before = (self._stream.generation, self._local_generation)
+        # The public (guarded) methods: connection errors become StoreUnavailable.
+        if kind == "deny":
+            answer = await super().check(jti, user_id)
+        else:
+            answer = await super().check_allowed(jti, user_id)
+        if self._stream.healthy and before == (self._stream.generation, self._local_generation):
+            if len(self._answers) >= self._max_entries:
+                self._answers.clear()
+                self._readers.clear()
+            self._answers[key] = answer
+            for name in (self.entry_key(kind, jti, user_id), self.generation_key(user_id)):
+                self._readers.setdefault(name.encode(), set()).add(key)
+        return answer
+
+    # Local writes forget at once (before and after), so this instance never
+    # depends on its own push to see its own revocation.
+
+    async def deny(self, jti: str, user_id: str, *, until: float) -> None:
+        self._forget_all()
+        try:
+            await super().deny(jti, user_id, until=until)
+        finally:
+            self._forget_all()
+
+    async def allow(self, jti: str, user_id: str, *, until: float) -> None:
+        self._forget_all()
+        try:
+            await super().allow(jti, user_id, until=until)
+        finally:
+            self._forget_all()
+
+    async def disallow(self, jti: str, user_id: str) -> None:
+        self._forget_all()
+        try:
+            await super().disallow(jti, user_id)
+        finally:
+            self._forget_all()
+
+    async def bump_generation(self, user_id: str) -> int:
+        self._forget_all()
+        try:
+            return await super().bump_generation(user_id)
+        finally:
+            self._forget_all()
+
+    async def close(self) -> None:
+        await self._stream.close()
+        await super().close()
+
+    def _forget_all(self) -> None:
+        # Writes are rare (logout, revoke): dropping everything keeps this simple.
+        self._local_generation += 1
+        self._answers.clear()
+        self._readers.clear()
+
+    def _on_invalidate(self, names: list[bytes] | None) -> None:
+        if names is None:
+            self._answers.clear()
+            self._readers.clear()
+            return
+        for name in names:
+            for key in self._readers.pop(name, ()):
+                self._answers.pop(key, None)
