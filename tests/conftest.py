@@ -18,6 +18,10 @@ from pathlib import Path
 
 import pytest
 
+# The session-scoped Redis Cluster (three masters on loopback) for the
+# "redis-cluster" backends of the store suites and tests/cluster.
+from tests.cluster.server import redis_cluster, redis_cluster_url  # noqa: F401
+
 REDIS_URL = os.environ.get("GATEPASS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 POSTGRES_URL = os.environ.get("GATEPASS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
@@ -133,3 +137,15 @@ def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
         yield server
     finally:
         server.stop()
+
+
+# Secrets stay secret (issue 7 item 6): the session-wide log and error-message
+# watch, and the registry tests feed with the secrets they produce.
+pytest_plugins = ["tests.fuzz.secret_guard"]
+
+
+def remember_secret(value: str | None, *, kind: str = "token") -> None:
+    """Register a secret a test produced (``kind="password"`` for a password)."""
+    from tests.fuzz.secret_guard import remember_secret as remember
+
+    remember(value, kind=kind)

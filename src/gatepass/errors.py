@@ -162,6 +162,34 @@ class CSRFFailed(PermissionDenied):
         self.reason = reason
 
 
+class OAuthFailed(InvalidRequest):
+    """A social/OIDC sign-in that cannot complete: missing, wrong or reused
+    state, an error from the provider, an ID token that fails a check.
+
+    ``reason`` names the failed check for logs and tests; it never holds a
+    code, token, state or nonce.
+    """
+
+    code = "oauth_failed"
+    default_detail = "The sign-in with the external provider failed; please try again."
+
+    def __init__(self, detail: str | None = None, *, reason: str = "") -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
+class ProviderUnavailable(GatepassError):
+    """An external identity provider cannot be reached, answers with a server
+    error, or its discovery failed or did not match the configuration."""
+
+    code = "provider_unavailable"
+    default_detail = "The sign-in provider is unavailable; try again shortly."
+
+    def __init__(self, detail: str | None = None, *, provider: str = "") -> None:
+        super().__init__(detail)
+        self.provider = provider
+
+
 class StoreUnavailable(GatepassError):
     """A store that the request needs cannot be reached.
 

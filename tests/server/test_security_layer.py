@@ -129,10 +129,16 @@ def test_forwarded_for_is_believed_only_from_trusted_proxies(
         assert client.get("/auth/sessions").json()[0]["ip"] == recorded
 
 
-@pytest.mark.parametrize("path", ["/auth/csrf", "/login", "/"])
+@pytest.mark.parametrize("path", ["/auth/csrf", "/login"])
 def test_csrf_cookie_is_readable_host_cookie(client: TestClient, path: str) -> None:
     r = client.get(path)
     cookies = r.headers.get_list("set-cookie")
     cookie = next(c for c in cookies if c.startswith("__Host-gatepass-csrf="))
     assert "HttpOnly" not in cookie
     assert "Secure" in cookie and "SameSite=Lax" in cookie and "Path=/" in cookie
+
+
+def test_csrf_cookie_only_where_a_browser_needs_it(client: TestClient) -> None:
+    # A page without a form, and an API call, get no CSRF cookie.
+    assert not client.get("/").headers.get_list("set-cookie")
+    assert not client.get("/healthz").headers.get_list("set-cookie")

@@ -18,6 +18,8 @@ BACKENDS = [
     "memory",
     "sqlite",
     pytest.param("redis", marks=pytest.mark.redis),
+    # A real 3-master Redis Cluster (tests/cluster/server.py).
+    pytest.param("redis-cluster", marks=[pytest.mark.redis, pytest.mark.slow]),
     pytest.param("postgres", marks=pytest.mark.postgres),
 ]
 
@@ -51,6 +53,9 @@ def service(backend_name: str, request: pytest.FixtureRequest) -> tuple[str, str
     # Synchronous, so that only the backends needing a server pull its fixture.
     if backend_name == "redis":
         return request.getfixturevalue("redis_url"), request.getfixturevalue("redis_prefix")
+    if backend_name == "redis-cluster":
+        url = request.getfixturevalue("redis_cluster_url")
+        return url, request.getfixturevalue("redis_prefix")
     if backend_name == "postgres":
         return request.getfixturevalue("postgres_url"), ""
     return "", ""
@@ -66,7 +71,7 @@ async def store(
         made = MemoryThrottleStore()
     elif backend_name == "sqlite":
         made = await SQLiteThrottleStore.open(tmp_path / "throttle.db")
-    elif backend_name == "redis":
+    elif backend_name in ("redis", "redis-cluster"):
         made = RedisThrottleStore.from_url(url, prefix=prefix)
     else:
         made = PostgresThrottleStore.from_dsn(url)

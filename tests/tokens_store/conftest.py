@@ -32,6 +32,10 @@ BACKENDS = [
     "sqlite",
     pytest.param("redis", marks=pytest.mark.redis),
     pytest.param("redis-cached", marks=pytest.mark.redis),
+    # A real 3-master Redis Cluster (tests/cluster/server.py); the caching
+    # revocation store must bypass its cache there.
+    pytest.param("redis-cluster", marks=[pytest.mark.redis, pytest.mark.slow]),
+    pytest.param("redis-cluster-cached", marks=[pytest.mark.redis, pytest.mark.slow]),
     pytest.param("postgres", marks=pytest.mark.postgres),
 ]
 
@@ -119,6 +123,9 @@ def backend_name(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def service(backend_name: str, request: pytest.FixtureRequest) -> tuple[str, str]:
     """The server URL (and Redis key prefix) the backend needs, if any."""
+    if backend_name.startswith("redis-cluster"):
+        url = request.getfixturevalue("redis_cluster_url")
+        return url, request.getfixturevalue("redis_prefix")
     if backend_name.startswith("redis"):
         return request.getfixturevalue("redis_url"), request.getfixturevalue("redis_prefix")
     if backend_name == "postgres":
@@ -154,7 +161,9 @@ async def backend(
 
     elif backend_name.startswith("redis"):
         revocation_class = (
-            CachingRedisRevocationStore if backend_name == "redis-cached" else RedisRevocationStore
+            CachingRedisRevocationStore
+            if backend_name.endswith("-cached")
+            else RedisRevocationStore
         )
 
         async def open_refresh() -> Any:

@@ -151,6 +151,13 @@ class CSRFMiddleware:
         headers = message.setdefault("headers", [])
         if any(k == b"clear-site-data" and b'"cookies"' in v for k, v in headers):
             return  # every cookie is being cleared; the next page issues a new token
+        auth = scope.get("auth")
+        credentials_changed = isinstance(auth, RequestAuth) and bool(auth.set_cookies)
+        # Only browsers need the cookie: those that asked for a token (a page,
+        # GET /auth/csrf), already hold one, or just signed in or out.  A
+        # Bearer client gets none.
+        if state.issued is None and state.cookie_token is None and not credentials_changed:
+            return
         token = state.token(binding_of(scope))
         if token != state.cookie_token:
             headers.append((b"set-cookie", self.cookie.header(token).encode("latin-1")))

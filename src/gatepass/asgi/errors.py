@@ -19,6 +19,7 @@ from gatepass.errors import (
     NotFound,
     PayloadTooLarge,
     PermissionDenied,
+    ProviderUnavailable,
     RateLimited,
     StoreUnavailable,
 )
@@ -33,6 +34,7 @@ _STATUS: tuple[tuple[type[GatepassError], int], ...] = (
     (Conflict, 409),
     (RateLimited, 429),
     (StoreUnavailable, 503),
+    (ProviderUnavailable, 503),
 )
 
 #: RFC 6750: a bare challenge when no credentials were sent, with an error

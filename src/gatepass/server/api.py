@@ -139,8 +139,10 @@ async def readyz(request: Request) -> Response:
         except GatepassError:
             checks[name] = "error"
     ready = all(v == "ok" for v in checks.values())
+    # Providers are reported, not required: password sign-in works without them.
+    providers = parts.oauth.status() if parts.oauth is not None else {}
     return JSONResponse(
-        {"status": "ready" if ready else "unavailable", "checks": checks},
+        {"status": "ready" if ready else "unavailable", "checks": checks, "providers": providers},
         status_code=200 if ready else 503,
     )
 

@@ -25,7 +25,7 @@ from gatepass.asgi.limits import RequestLimitsMiddleware
 from gatepass.asgi.middleware import AuthMiddleware, Receive, Scope, Send
 from gatepass.asgi.proxies import TrustedProxyMiddleware
 from gatepass.errors import GatepassError
-from gatepass.server import api, pages, token_api
+from gatepass.server import api, oauth_routes, openapi, pages, token_api
 from gatepass.server.components import Components
 from gatepass.server.settings import Settings
 
@@ -83,11 +83,16 @@ def build_app(parts: Components) -> Starlette:
         ),
     ]
     app = Starlette(
-        routes=[*api.routes, *token_api.routes, *pages.routes],
+        routes=[
+            *api.routes, *token_api.routes, *oauth_routes.routes, *openapi.routes, *pages.routes
+        ],
         middleware=middleware,
         exception_handlers={HTTPException: http_error},
     )
     app.state.components = parts
+    # Authorization codes and states travel in callback URLs: keep them out
+    # of the access log (idempotent: the same filter object is added once).
+    logging.getLogger("uvicorn.access").addFilter(oauth_routes.ACCESS_LOG_FILTER)
     return app
 
 

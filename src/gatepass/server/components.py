@@ -14,6 +14,9 @@ from gatepass.cookies import CookieSpec
 from gatepass.csrf import CSRFSigner, origin_of
 from gatepass.errors import ConfigurationError
 from gatepass.identity import RolePermissions
+from gatepass.oauth.config import load_providers
+from gatepass.oauth.identities import open_identity_store
+from gatepass.oauth.service import OAuthService
 from gatepass.server.keys import KeyRingSource
 from gatepass.server.secret_key import load_secrets
 from gatepass.server.settings import Settings
@@ -54,6 +57,8 @@ class Components:
     trusted_origins: frozenset[str]
     tokens: TokenService
     keys: KeyRingSource
+    #: Social/OIDC sign-in; None when no provider is configured.
+    oauth: OAuthService | None = None
 
     @classmethod
     async def open(cls, settings: Settings) -> Components:
@@ -103,6 +108,21 @@ class Components:
             grace=settings.refresh_grace,
             mode=settings.revocation_mode,
         )
+        oauth = None
+        providers = load_providers(settings.extra, settings.oauth_config)
+        if providers:
+            oauth = OAuthService.build(
+                providers,
+                settings.public_url,
+                await open_identity_store(settings.database_url),
+                users,
+                server_secrets=secrets,
+                throttle_store=throttle.store,
+                create_users=settings.oauth_create_users and settings.registration == "open",
+            )
+            # Discovery now, so a broken provider is reported at start-up;
+            # it does not stop the server (password sign-in still works).
+            await oauth.start()
         return cls(
             settings=settings,
             accounts=Accounts(users, sessions, PasswordHasher(), throttle=throttle, tokens=tokens),
@@ -114,9 +134,12 @@ class Components:
             trusted_origins=frozenset({own_origin, *settings.cors_origins}),
             tokens=tokens,
             keys=keys,
+            oauth=oauth,
         )
 
     async def close(self) -> None:
+        if self.oauth is not None:
+            await self.oauth.close()
         await self.tokens.refresh_store.close()
         await self.tokens.revocation.close()
         if self.accounts.throttle is not None:

@@ -20,6 +20,7 @@ from gatepass.errors import InvalidCredentials, InvalidRequest, NotFound, RateLi
 from gatepass.redirects import safe_next
 from gatepass.server.bodies import bool_field, read_fields, string_field
 from gatepass.server.components import components
+from gatepass.server.oauth_routes import provider_links
 from gatepass.server.token_api import jwt_login, jwt_logout
 
 STYLE = (
@@ -61,6 +62,7 @@ def login_form(request: Request, next_path: str, message: str = "") -> str:
         "<label class=check><input type=checkbox name=remember value=on>"
         " Remember me</label>"
         "<button type=submit>Sign in</button></form>"
+        + provider_links(request, next_path)
     )
 
 

@@ -65,7 +65,14 @@ class Settings:
     #: HMAC secrets (comma-separated, newest first); default: generated into
     #: the data dir.  Never shown in a repr.
     secret_key: str = field(default="", repr=False)
-    extra: Mapping[str, str] = field(default_factory=dict)
+    #: A TOML file of ``[providers.<name>]`` tables (social/OIDC sign-in).
+    oauth_config: str = ""
+    #: Whether a first sign-in through a provider creates an account.
+    oauth_create_users: bool = True
+    #: ``GATEPASS_OAUTH_*`` variables (provider names are dynamic, so they
+    #: are read by :mod:`gatepass.oauth.config`).  Holds client secrets:
+    #: never shown in a repr.
+    extra: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
@@ -102,7 +109,9 @@ class Settings:
     ) -> Settings:
         """Build settings from flags (``overrides``, None values ignored) and the environment."""
         env = os.environ if environ is None else environ
-        values: dict[str, Any] = {}
+        values: dict[str, Any] = {
+            "extra": {k: v for k, v in env.items() if k.startswith("GATEPASS_OAUTH_")}
+        }
         for f in fields(cls):
             if f.name == "extra":
                 continue
@@ -126,7 +135,7 @@ def _convert(name: str, raw: str) -> Any:
             return int(raw)
         except ValueError:
             raise ConfigurationError(f"GATEPASS_{name.upper()} must be an integer.") from None
-    if name in ("cookie_secure", "jwt_stateful"):
+    if name in ("cookie_secure", "jwt_stateful", "oauth_create_users"):
         if raw.lower() not in ("1", "0", "true", "false", "yes", "no"):
             raise ConfigurationError(f"GATEPASS_{name.upper()} must be true or false.")
         return raw.lower() in ("1", "true", "yes")

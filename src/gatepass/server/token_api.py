@@ -142,19 +142,21 @@ async def jwt_login(request: Request, user: User) -> None:
 
 
 async def jwt_logout(request: Request) -> None:
-    """End the browser's token family and clear its cookies."""
+    """End the caller's access token and its refresh family.
+
+    A Bearer logout carries no refresh token: the family is named by the
+    access token itself and ends with it (SECURITY 10).  Only a browser (JWT
+    cookie mode) has cookies to clear.
+    """
     parts = components(request)
     identity = request.scope.get("user")
     claims = getattr(identity, "claims", None)
     if claims is not None:
         await parts.tokens.revoke_access(claims)
         if claims.fid is not None:
-            # A Bearer logout carries no refresh token: the family is named
-            # by the access token itself, and ends with it (SECURITY 10).
-            family = await parts.tokens.refresh_store.get(claims.fid)
-            if family is not None and family.user_id == claims.sub:
-                await parts.tokens.refresh_store.revoke(family.family_id)
-                await parts.tokens._deny_family(family)
+            await parts.tokens.revoke_family(claims.fid, owner=claims.sub)
+    if getattr(identity, "scheme", None) == "bearer":
+        return
     presented = read_cookie(request.headers.get("cookie"), REFRESH_COOKIE.name)
     if presented:
         await parts.tokens.revoke_refresh(presented)

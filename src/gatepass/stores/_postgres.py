@@ -23,6 +23,7 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.InterfaceError,
     asyncpg.CannotConnectNowError,
     asyncpg.AdminShutdownError,
+    asyncpg.InternalClientError,  # a connection the server ended mid-operation (asyncpg#1069)
 )
 
 

@@ -18,8 +18,12 @@ Why it looks like this:
   that ended early (idle timeout, logout) linger until that deadline; readers
   skip them, and each ``create`` trims members past their score using the
   Redis clock, the same clock that expires the session keys.
-* **Redis Cluster**: every Lua script and every atomic step touches exactly
-  one key, so no hash tags are needed and none are used.  Operations that span
+* **Redis Cluster** (``redis+cluster://`` URLs, see :func:`redis_client`):
+  every Lua script and every atomic step touches exactly one key, so no hash
+  tags are needed and none are used.  ``list_user``, ``delete_user`` and
+  ``set_roles`` use non-transactional pipelines, which the cluster client
+  splits per node; scripts queued in a pipeline are sent as EVAL (a cluster
+  pipeline does not load scripts first, and a node may not know them yet).  Operations that span
   a session and an index (create, replace, delete, delete_user) are ordered
   instead, so that a live session is never missing from its user's index:
   members are added before the session is written and removed after it is
@@ -54,12 +58,15 @@ import json
 import math
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import replace
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeAlias, TypeVar
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import redis.asyncio as aioredis
 import redis.exceptions as rexc
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
+from redis.commands.core import AsyncScript
 
 from gatepass.errors import StoreUnavailable
 from gatepass.sessions.record import SessionRecord, dumps, loads
@@ -73,11 +80,18 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
     rexc.ConnectionError,  # includes BusyLoadingError, MaxConnectionsError
     rexc.TimeoutError,
     rexc.ReadOnlyError,
-    rexc.ClusterDownError,
+    rexc.ClusterError,  # ClusterDownError, MasterDownError, "TTL exhausted"
     rexc.TryAgainError,
+    rexc.SlotNotCoveredError,  # a cluster whose slot map has a hole (failover)
     TimeoutError,
     OSError,
 )
+
+#: A client of a single Redis server or of a Redis Cluster; every store takes either.
+RedisClient: TypeAlias = aioredis.Redis | RedisCluster
+
+#: URL schemes naming a Redis Cluster.
+CLUSTER_SCHEMES = frozenset({"redis+cluster", "rediss+cluster"})
 
 #: How long a revoked session key stays blocked against a late ``SET NX``.
 #: It only has to outlast one in-flight ``replace``.
@@ -241,13 +255,20 @@ return 1
 """
 
 
-def redis_client(url: str) -> aioredis.Redis:
-    """A client configured for the session store; connects on first use.
+def redis_client(url: str) -> RedisClient:
+    """A client configured for the stores; connects on first use.
+
+    ``redis://`` and ``rediss://`` URLs give a :class:`redis.asyncio.Redis`;
+    ``redis+cluster://host:port[,host:port…]/`` (``rediss+cluster://`` for
+    TLS) gives a :class:`~redis.asyncio.cluster.RedisCluster` that discovers
+    the rest of the cluster from any of the listed nodes.
 
     Short timeouts and a single quick retry: a retry rescues a pooled
     connection that went stale when Redis restarted, while a Redis that is
     really down becomes a 503 within a few seconds instead of a hung request.
     """
+    if urlsplit(url).scheme.lower() in CLUSTER_SCHEMES:
+        return _cluster_client(url)
     return aioredis.Redis.from_url(
         url,
         socket_timeout=2,
@@ -256,6 +277,70 @@ def redis_client(url: str) -> aioredis.Redis:
         decode_responses=False,
         retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.2), retries=1),
     )
+
+
+def is_cluster(client: RedisClient) -> bool:
+    return isinstance(client, RedisCluster)
+
+
+class _RedisCluster(RedisCluster):
+    """RedisCluster that finishes its lazy start-up before running any command.
+
+    redis-py 8.1's async cluster client, when its first commands are
+    concurrent, lets some of them resolve their target node before the slot
+    map is loaded and then use a connection that start-up has closed
+    (``AttributeError: 'NoneType' object has no attribute 'writelines'``).
+    Awaiting ``initialize()`` (which takes a lock) first avoids that.
+    """
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        if self._initialize:
+            await self.initialize()
+        return await super().execute_command(*args, **kwargs)
+
+
+def _cluster_client(url: str) -> RedisCluster:
+    # redis-py's own URL parser takes one host; a cluster URL lists seeds.
+    parts = urlsplit(url)
+    if parts.path not in ("", "/", "/0"):
+        raise ValueError("a Redis Cluster has only database 0")
+    if parse_qsl(parts.query, keep_blank_values=True):
+        raise ValueError("unsupported Redis Cluster URL parameter")
+    userinfo, _, hosts = parts.netloc.rpartition("@")
+    username, _, password = userinfo.partition(":")
+    nodes: list[ClusterNode] = []
+    for host_port in hosts.split(","):
+        host, _, port = host_port.rpartition(":")
+        if not host:
+            host, port = host_port, "6379"
+        if not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("invalid Redis Cluster node port")
+        nodes.append(ClusterNode(host.strip("[]"), int(port)))
+    if not hosts:
+        raise ValueError("a Redis Cluster URL needs at least one host:port")
+    return _RedisCluster(
+        startup_nodes=nodes,
+        username=unquote(username) or None,
+        password=unquote(password) or None,
+        ssl=parts.scheme.lower() == "rediss+cluster",
+        socket_timeout=2,
+        socket_connect_timeout=2,
+        health_check_interval=30,
+        decode_responses=False,
+        # Covers MOVED/ASK redirects and a node dropping out during failover.
+        retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.2), retries=3),
+    )
+
+
+def _queue_script(
+    pipe: Any, script: AsyncScript, keys: list[str], args: list[str | int | float]
+) -> None:
+    """Queue a script in a non-transactional pipeline as EVAL.
+
+    A cluster pipeline neither loads scripts first nor retries NOSCRIPT, and
+    a new or promoted node may not know them: EVAL needs no prior load.
+    """
+    pipe.eval(script.script, len(keys), *keys, *args)
 
 
 def _guarded(fn: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, Any, T]]:
@@ -267,8 +352,24 @@ def _guarded(fn: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, Any, T
             return await fn(*args, **kwargs)
         except _UNAVAILABLE as exc:
             raise StoreUnavailable("Redis is unavailable.", store="redis") from exc
+        except rexc.RedisClusterException as exc:
+            if not cluster_unreachable(exc):
+                raise  # a bug (e.g. a cross-slot command), not an outage
+            raise StoreUnavailable("Redis is unavailable.", store="redis") from exc
 
     return wrapper
+
+
+def cluster_unreachable(exc: rexc.RedisClusterException) -> bool:
+    """Whether redis-py's cluster client failed for want of a working cluster.
+
+    It reports "no seed node answers" and "the slot map has holes" with the
+    generic RedisClusterException, also used for misuse: tell them by text.
+    """
+    text = str(exc)
+    return isinstance(exc, rexc.SlotNotCoveredError) or text.startswith(
+        ("Redis Cluster cannot be connected", "All slots are not covered")
+    )
 
 
 def _json(value: object) -> str:
@@ -290,7 +391,7 @@ def _decode(raw: bytes | str | None) -> SessionRecord | None:
 
 class RedisSessionStore:
     def __init__(
-        self, client: aioredis.Redis, *, prefix: str = "gatepass:", close_client: bool = False
+        self, client: RedisClient, *, prefix: str = "gatepass:", close_client: bool = False
     ) -> None:
         self.client = client
         self.prefix = prefix
@@ -450,9 +551,8 @@ class RedisSessionStore:
             patched.update(fresh)
             async with self.client.pipeline(transaction=False) as pipe:
                 for member in fresh:
-                    await self._patch(
-                        keys=[self.session_key(member)], args=[_ROLES, roles_json], client=pipe
-                    )
+                    key = self.session_key(member)
+                    _queue_script(pipe, self._patch, [key], [_ROLES, roles_json])
                 results: list[int] = await pipe.execute()
             done += sum(results)
         return done

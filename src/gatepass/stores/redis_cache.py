@@ -20,6 +20,10 @@ as Redis's push reaches them, well before the next request can.  Entries also
 carry the record's own deadlines: an entry is never served at or after its
 ``expires_at`` (when Redis drops the key, possibly before it says so), and
 is refetched at least every ``max_age`` seconds regardless.
+
+**Redis Cluster**: the cache is bypassed (``cache_active`` stays False and
+every ``get`` reads Redis), because the invalidation stream does not follow a
+cluster's per-node tracking; see :mod:`gatepass.stores.redis_tracking`.
 """
 
 from __future__ import annotations

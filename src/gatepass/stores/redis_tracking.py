@@ -16,6 +16,14 @@ The contract with those caches:
   within about two ping intervals);
 * ``generation`` increases with every push and state change, so a cache can
   refuse to store a value read while an invalidation arrived.
+
+**Redis Cluster**: tracking is per node (each master pushes only about the
+keys it serves, to a connection on itself), and slots move between nodes on
+resharding and failover.  A correct stream would need one tracking
+connection per master, all healthy, re-subscribed whenever the slot map
+changes.  That is not done: on a cluster client the stream never starts and
+is never ``healthy``, so the caches built on it are bypassed and every read
+goes to Redis.  Correct, at the cost of the per-request round trip.
 """
 
 from __future__ import annotations
@@ -25,9 +33,11 @@ import contextlib
 import logging
 from collections.abc import Callable, Sequence
 
-import redis.asyncio as aioredis
 import redis.exceptions as rexc
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.connection import AbstractConnection
+
+from gatepass.stores.redis import RedisClient
 
 logger = logging.getLogger("gatepass.stores.redis_tracking")
 
@@ -40,7 +50,7 @@ OnInvalidate = Callable[[list[bytes] | None], None]
 class InvalidationStream:
     def __init__(
         self,
-        client: aioredis.Redis,
+        client: RedisClient,
         prefixes: Sequence[bytes],
         on_invalidate: OnInvalidate,
         *,
@@ -57,9 +67,14 @@ class InvalidationStream:
         self._task: asyncio.Task[None] | None = None
         self._closed = False
 
+    @property
+    def supported(self) -> bool:
+        """False for a cluster client: the stream then never starts (docstring)."""
+        return not isinstance(self.client, RedisCluster)
+
     def ensure_started(self) -> None:
         """Start listening (lazily: it needs the running loop)."""
-        if self._task is None and not self._closed:
+        if self._task is None and not self._closed and self.supported:
             self._task = asyncio.create_task(self._listen(), name=f"gatepass-tracking-{self.name}")
 
     async def close(self) -> None:
@@ -96,6 +111,7 @@ class InvalidationStream:
             backoff = min(backoff * 2, 2.0)
 
     async def _subscribe(self) -> AbstractConnection:
+        assert not isinstance(self.client, RedisCluster)
         pool = self.client.connection_pool
         # RESP2: pushes arrive as ordinary pub/sub messages on this connection.
         kwargs = {**pool.connection_kwargs, "protocol": 2}

@@ -5,6 +5,8 @@
 ``sqlite:///relative.db``                  a file relative to the working directory
 ``sqlite:////var/lib/app/sessions.db``     an absolute path (four slashes)
 ``redis://host:6379/0``, ``rediss://…``    Redis (``rediss`` is TLS)
+``redis+cluster://h1:7000,h2:7000/``       Redis Cluster, any seed nodes (also
+                                           ``rediss+cluster://``); no local cache
 ``postgresql://…``, ``postgres://…``       PostgreSQL (any libpq-style DSN)
 =========================================  ==========================================
 
@@ -21,10 +23,17 @@ from gatepass.errors import ConfigurationError
 from gatepass.sessions.store import SessionStore
 from gatepass.stores.memory import MemorySessionStore
 from gatepass.stores.postgres import PostgresSessionStore
+from gatepass.stores.redis import CLUSTER_SCHEMES
 from gatepass.stores.redis_cache import CachingRedisSessionStore
 from gatepass.stores.sqlite import SQLiteSessionStore
 
-_SUPPORTED = "memory://, sqlite:///PATH, redis://, rediss://, postgresql:// or postgres://"
+_SUPPORTED = (
+    "memory://, sqlite:///PATH, redis://, rediss://, redis+cluster://, rediss+cluster://, "
+    "postgresql:// or postgres://"
+)
+
+#: Every scheme served by the Redis stores (single server or cluster).
+_REDIS_SCHEMES = frozenset({"redis", "rediss"}) | CLUSTER_SCHEMES
 
 
 def redact_url(url: str) -> str:
@@ -54,9 +63,10 @@ async def open_session_store(url: str) -> SessionStore:
             return MemorySessionStore()
         if scheme == "sqlite":
             return await SQLiteSessionStore.open(_sqlite_path(url))
-        if scheme in {"redis", "rediss"}:
+        if scheme in _REDIS_SCHEMES:
             # With the coherent local cache: one Redis read per session per
-            # renewal interval instead of one per request.
+            # renewal interval instead of one per request (bypassed on a
+            # cluster, see gatepass.stores.redis_tracking).
             plain_url, prefix = redis_url_and_prefix(url)
             return CachingRedisSessionStore.from_url(plain_url, prefix=prefix)
         if scheme in {"postgresql", "postgres"}:

@@ -6,8 +6,9 @@ Layout (``P`` is the prefix, ``gatepass:`` by default)::
 
 * ``hit`` and ``set_deadline`` are tiny Lua scripts, so each is one atomic
   round trip; ``deadlines`` is a pipeline of HGETs, one round trip.
-* **Redis Cluster**: every command and script touches exactly one key, and a
-  non-transactional pipeline is split per node, so no hash tags are needed.
+* **Redis Cluster** (``redis+cluster://``): every command and script touches
+  exactly one key, and a non-transactional pipeline is split per node, so no
+  hash tags are needed.
 * Expiry decisions use the caller's clock (``now``, as the contract says); the
   key's own TTL is set relative (PEXPIRE) to what remains by that clock, so it
   only garbage-collects and is immune to skew between Redis and the servers.
@@ -17,32 +18,13 @@ Layout (``P`` is the prefix, ``gatepass:`` by default)::
 
 from __future__ import annotations
 
-import functools
 import math
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from typing import Any, ParamSpec, TypeVar
+from collections.abc import Sequence
 
-import redis.asyncio as aioredis
-import redis.exceptions as rexc
-
-from gatepass.errors import StoreUnavailable
-from gatepass.stores.redis import redis_client
+# The session store's failure mapping: connection and cluster failures become
+# StoreUnavailable, the same list for every Redis store.
+from gatepass.stores.redis import RedisClient, _guarded, redis_client
 from gatepass.throttle.store import Hit
-
-P = ParamSpec("P")
-T = TypeVar("T")
-
-#: Failures that mean "Redis cannot serve us right now", as opposed to a bug
-#: (the same list as the session store's).
-_UNAVAILABLE: tuple[type[BaseException], ...] = (
-    rexc.ConnectionError,
-    rexc.TimeoutError,
-    rexc.ReadOnlyError,
-    rexc.ClusterDownError,
-    rexc.TryAgainError,
-    TimeoutError,
-    OSError,
-)
 
 # ARGV: now_ms, window_ms, extend_after (-1: never), extend_window_ms.
 # Returns {count, expires_ms}.
@@ -86,19 +68,6 @@ return 1
 """
 
 
-def _guarded(fn: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, Any, T]]:
-    """Turn connection failures into StoreUnavailable (whose text names no key)."""
-
-    @functools.wraps(fn)
-    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
-        try:
-            return await fn(*args, **kwargs)
-        except _UNAVAILABLE as exc:
-            raise StoreUnavailable("Redis is unavailable.", store="redis") from exc
-
-    return wrapper
-
-
 def _ms(timestamp: float) -> int:
     # Round up: a back-off must never end early.
     return math.ceil(timestamp * 1000)
@@ -106,7 +75,7 @@ def _ms(timestamp: float) -> int:
 
 class RedisThrottleStore:
     def __init__(
-        self, client: aioredis.Redis, *, prefix: str = "gatepass:", close_client: bool = False
+        self, client: RedisClient, *, prefix: str = "gatepass:", close_client: bool = False
     ) -> None:
         self.client = client
         self.prefix = prefix

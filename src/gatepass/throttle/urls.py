@@ -1,7 +1,8 @@
 """Build a throttle store from the same kind of URL as the session store.
 
 ``memory://``, ``sqlite:///path.db`` (four slashes for an absolute path),
-``redis://…`` / ``rediss://…`` and ``postgresql://…`` / ``postgres://…``.
+``redis://…`` / ``rediss://…``, ``redis+cluster://h1:p1,h2:p2/`` /
+``rediss+cluster://…`` (Redis Cluster) and ``postgresql://…`` / ``postgres://…``.
 Throttle state must be shared by every server instance, so in a deployment
 with more than one process this is normally the session store's URL.
 Networked stores connect on first use: a server can start while its store is
@@ -13,14 +14,17 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from gatepass.errors import ConfigurationError
-from gatepass.stores.urls import redact_url, redis_url_and_prefix
+from gatepass.stores.urls import _REDIS_SCHEMES, redact_url, redis_url_and_prefix
 from gatepass.throttle.memory import MemoryThrottleStore
 from gatepass.throttle.postgres import PostgresThrottleStore
 from gatepass.throttle.redis import RedisThrottleStore
 from gatepass.throttle.sqlite import SQLiteThrottleStore
 from gatepass.throttle.store import ThrottleStore
 
-_SUPPORTED = "memory://, sqlite:///PATH, redis://, rediss://, postgresql:// or postgres://"
+_SUPPORTED = (
+    "memory://, sqlite:///PATH, redis://, rediss://, redis+cluster://, rediss+cluster://, "
+    "postgresql:// or postgres://"
+)
 
 
 async def open_throttle_store(url: str) -> ThrottleStore:
@@ -43,7 +47,7 @@ async def open_throttle_store(url: str) -> ThrottleStore:
                     "or sqlite:////absolute/path.db."
                 )
             return await SQLiteThrottleStore.open(parts.path[1:])
-        if scheme in {"redis", "rediss"}:
+        if scheme in _REDIS_SCHEMES:
             plain_url, prefix = redis_url_and_prefix(url)
             return RedisThrottleStore.from_url(plain_url, prefix=prefix)
         if scheme in {"postgresql", "postgres"}:

@@ -172,6 +172,13 @@ class TokenService:
         await self.refresh_store.revoke(family.family_id)
         await self._deny_family(family)
 
+    async def revoke_family(self, family_id: str, *, owner: str) -> None:
+        """End a family and its access tokens, if ``owner`` owns it."""
+        family = await self.refresh_store.get(family_id)
+        if family is not None and family.user_id == owner:
+            await self.refresh_store.revoke(family.family_id)
+            await self._deny_family(family)
+
     async def revoke_user(self, user_id: str) -> None:
         """End every token of the user: one generation bump, plus the families."""
         await self.revocation.bump_generation(user_id)

@@ -19,6 +19,9 @@ Why it looks like this:
   Redis Cluster with no hash tags.  Floats are written with ``repr`` and read
   by Lua's ``tonumber``, both exact, so the script and :func:`decide` agree
   to the last bit on the grace arithmetic.
+* ``revoke_user`` and ``list_user`` are non-transactional pipelines, which
+  the cluster client splits per node (scripts in them go as EVAL, see
+  :func:`gatepass.stores.redis._queue_script`).
 * The per-user index follows the session store: members are added before a
   family is written (a live family is never missing from its index), scored
   by the absolute deadline, trimmed on the Redis clock.  Families are never
@@ -34,9 +37,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import redis.asyncio as aioredis
-
-from gatepass.stores.redis import _LUA_INDEX_ADD, _guarded, _ms, redis_client
+from gatepass.stores.redis import (
+    _LUA_INDEX_ADD,
+    RedisClient,
+    _guarded,
+    _ms,
+    _queue_script,
+    redis_client,
+)
 from gatepass.tokens.refresh import Family, RotateOutcome
 
 # Outcome codes returned by the rotate script, in the order of decide().
@@ -128,7 +136,7 @@ def _family(family_id: str, flat: list[bytes] | dict[bytes, bytes]) -> Family | 
 
 class RedisRefreshStore:
     def __init__(
-        self, client: aioredis.Redis, *, prefix: str = "gatepass:", close_client: bool = False
+        self, client: RedisClient, *, prefix: str = "gatepass:", close_client: bool = False
     ) -> None:
         self.client = client
         self.prefix = prefix
@@ -207,7 +215,7 @@ class RedisRefreshStore:
             # A pipeline, not a multi-key script: each call stays on one key.
             async with self.client.pipeline(transaction=False) as pipe:
                 for member in fresh:
-                    await self._revoke(keys=[self.family_key(member)], client=pipe)
+                    _queue_script(pipe, self._revoke, [self.family_key(member)], [])
                 replies: list[Any] = await pipe.execute()
             count += sum(
                 1
@@ -255,7 +263,7 @@ def user_tag(user_id: str) -> str:
 
 class RedisRevocationStore:
     def __init__(
-        self, client: aioredis.Redis, *, prefix: str = "gatepass:", close_client: bool = False
+        self, client: RedisClient, *, prefix: str = "gatepass:", close_client: bool = False
     ) -> None:
         if "{" in prefix or "}" in prefix:
             # A brace in the prefix would become (part of) the hash tag.

@@ -8,6 +8,11 @@ of the two Redis keys it was read from; when Redis pushes that either key
 changed (a revoke on any instance, a generation bump, an expiry), the answer
 is dropped.  While the invalidation stream is down the cache is bypassed,
 exactly like the session cache (:mod:`gatepass.stores.redis_cache`).
+
+**Redis Cluster**: the cache is bypassed (``cache_active`` stays False and
+every check is one MGET on the user's slot), because the invalidation stream
+does not follow a cluster's per-node tracking; see
+:mod:`gatepass.stores.redis_tracking`.
 """
 
 from __future__ import annotations

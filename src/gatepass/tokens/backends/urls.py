@@ -1,7 +1,8 @@
 """Build the refresh and revocation stores from a URL.
 
 The same URLs as :func:`gatepass.stores.urls.open_session_store` (memory://,
-sqlite:///PATH, redis://, rediss://, postgresql://, postgres://), so one
+sqlite:///PATH, redis://, rediss://, redis+cluster://, rediss+cluster://,
+postgresql://, postgres://), so one
 setting can serve sessions, refresh tokens and revocation alike.  Networked
 stores connect on first use: a server starts while Redis or PostgreSQL is
 down and answers 503 until it is back.
@@ -13,7 +14,7 @@ import re
 from urllib.parse import urlsplit
 
 from gatepass.errors import ConfigurationError
-from gatepass.stores.urls import _sqlite_path, redact_url, redis_url_and_prefix
+from gatepass.stores.urls import _REDIS_SCHEMES, _sqlite_path, redact_url, redis_url_and_prefix
 from gatepass.tokens.backends.memory import MemoryRefreshStore, MemoryRevocationStore
 from gatepass.tokens.backends.postgres import PostgresRefreshStore, PostgresRevocationStore
 from gatepass.tokens.backends.redis import RedisRefreshStore
@@ -23,7 +24,10 @@ from gatepass.tokens.refresh import RefreshStore
 from gatepass.tokens.revocation import RevocationStore
 
 _SCHEME = re.compile(r"[a-z][a-z0-9+.-]{0,19}")
-_SUPPORTED = "memory://, sqlite:///PATH, redis://, rediss://, postgresql:// or postgres://"
+_SUPPORTED = (
+    "memory://, sqlite:///PATH, redis://, rediss://, redis+cluster://, rediss+cluster://, "
+    "postgresql:// or postgres://"
+)
 
 
 def _scheme(url: str, what: str) -> str:
@@ -62,7 +66,7 @@ async def open_refresh_store(url: str) -> RefreshStore:
             return MemoryRefreshStore()
         if scheme == "sqlite":
             return await SQLiteRefreshStore.open(_sqlite_path(url))
-        if scheme in {"redis", "rediss"}:
+        if scheme in _REDIS_SCHEMES:
             plain_url, prefix = redis_url_and_prefix(url)
             return RedisRefreshStore.from_url(plain_url, prefix=prefix)
         if scheme in {"postgresql", "postgres"}:
@@ -81,7 +85,7 @@ async def open_revocation_store(url: str) -> RevocationStore:
             return MemoryRevocationStore()
         if scheme == "sqlite":
             return await SQLiteRevocationStore.open(_sqlite_path(url))
-        if scheme in {"redis", "rediss"}:
+        if scheme in _REDIS_SCHEMES:
             plain_url, prefix = redis_url_and_prefix(url)
             # With the coherent local cache: a revocation check per request
             # is a dict lookup until something changes in Redis.

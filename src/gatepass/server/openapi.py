@@ -1,0 +1,640 @@
+"""``GET /openapi.json``: an OpenAPI 3.1 description of the server's JSON API.
+
+Assembled by hand from the routes in :mod:`gatepass.server.api` and
+:mod:`gatepass.server.token_api` and the middleware in :mod:`gatepass.asgi`,
+so every status listed is one the server really produces:
+
+* every route: 401 for an ``Authorization: Bearer`` that does not verify
+  (RFC 6750: never "anonymous"), 431 for oversized headers, 413 for a
+  declared body over the cap, 503 when a store the request needs is down;
+* unsafe methods outside the CSRF-exempt token endpoints: 403 ``csrf_failed``;
+* the endpoints that read a body: 400 for a malformed one (wrong
+  ``Content-Type`` included: JSON endpoints refuse ``text/plain`` and forms
+  with 400, not 415) and 413 past the 64 KiB read limit.
+
+``tests/server/test_openapi.py`` holds the document and the route table equal
+and validates it; ``tests/fuzz/test_schemathesis.py`` fuzzes a real server
+against it.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from gatepass.server.components import components
+
+JSON = "application/json"
+FORM = "application/x-www-form-urlencoded"
+
+Schema = dict[str, Any]
+
+
+def _ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: Schema) -> Schema:
+    return {"content": {JSON: {"schema": schema}}}
+
+
+def _error(description: str, *, headers: Schema | None = None) -> Schema:
+    answer: Schema = {"description": description, **_json(_ref("Error"))}
+    if headers:
+        answer["headers"] = headers
+    return answer
+
+
+_WWW_AUTHENTICATE = {
+    "WWW-Authenticate": {
+        "description": 'RFC 6750 challenge: `Bearer realm="gatepass"`, with `error=` when '
+        "a token was refused.",
+        "required": True,
+        "schema": {"type": "string"},
+    }
+}
+_RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Seconds to wait before trying again.",
+        "required": True,
+        "schema": {"type": "string", "pattern": "^[0-9]+$"},
+    }
+}
+
+_SCHEMAS: Schema = {
+    "Error": {
+        "type": "object",
+        "description": "Every error answer: a stable code and a human text (never request data).",
+        "required": ["error", "detail"],
+        "properties": {
+            "error": {
+                "type": "string",
+                "examples": [
+                    "invalid_request", "invalid_credentials", "invalid_token", "invalid_grant",
+                    "not_authenticated", "csrf_failed", "forbidden", "not_found", "user_exists",
+                    "weak_password", "payload_too_large", "rate_limited", "store_unavailable",
+                    "request_header_fields_too_large",
+                ],
+            },
+            "detail": {"type": "string"},
+        },
+        "additionalProperties": False,
+    },
+    "Credentials": {
+        "type": "object",
+        "description": "Unknown members are ignored.",
+        "required": ["email", "password"],
+        "properties": {
+            "email": {"type": "string", "format": "email", "maxLength": 254},
+            "password": {
+                "type": "string",
+                "minLength": 1,
+                "description": "Never truncated; over 4 KiB is refused (413) before hashing.",
+            },
+        },
+    },
+    "Registration": {
+        "type": "object",
+        "required": ["email", "password"],
+        "properties": {
+            "email": {"type": "string", "format": "email", "maxLength": 254},
+            "password": {
+                "type": "string",
+                "minLength": 8,
+                "maxLength": 1024,
+                "description": "8 to 1024 characters (400 `weak_password` otherwise).",
+            },
+        },
+    },
+    "Login": {
+        "type": "object",
+        "required": ["email", "password"],
+        "properties": {
+            "email": {"type": "string", "format": "email", "maxLength": 254},
+            "password": {"type": "string", "minLength": 1},
+            "remember": {
+                "description": "A persistent cookie and a longer session.",
+                "oneOf": [
+                    {"type": "boolean"},
+                    {"type": "string", "enum": ["", "on", "true", "1", "false", "0"]},
+                ],
+            },
+            "csrf_token": {"type": "string", "description": "Form posts only."},
+        },
+    },
+    "TokenRequest": {
+        "type": "object",
+        "required": ["email", "password"],
+        "properties": {
+            "email": {"type": "string", "format": "email", "maxLength": 254},
+            "password": {"type": "string", "minLength": 1},
+            "scope": {
+                "type": "string",
+                "maxLength": 1024,
+                "description": "Space-separated scopes.",
+            },
+        },
+    },
+    "RefreshRequest": {
+        "type": "object",
+        "properties": {
+            "refresh_token": {
+                "type": "string",
+                "description": "Omitted: the `__Host-gatepass-rt` cookie is used (browser JWT "
+                "mode), with the CSRF checks.",
+            }
+        },
+    },
+    "RevokeRequest": {
+        "type": "object",
+        "required": ["token"],
+        "properties": {"token": {"type": "string", "minLength": 1}},
+    },
+    "User": {
+        "type": "object",
+        "required": ["id", "email", "roles"],
+        "properties": {
+            "id": {"type": "string"},
+            "email": {"type": "string"},
+            "roles": {"type": "array", "items": {"type": "string"}},
+        },
+        "additionalProperties": False,
+    },
+    "Registered": {
+        "type": "object",
+        "required": ["id", "email"],
+        "properties": {"id": {"type": "string"}, "email": {"type": "string"}},
+        "additionalProperties": False,
+    },
+    "LoggedIn": {
+        "type": "object",
+        "required": ["user"],
+        "properties": {"user": _ref("User")},
+        "additionalProperties": False,
+    },
+    "CSRFToken": {
+        "type": "object",
+        "required": ["csrf_token"],
+        "properties": {"csrf_token": {"type": "string", "pattern": "^[A-Za-z0-9_-]{43}$"}},
+        "additionalProperties": False,
+    },
+    "Session": {
+        "type": "object",
+        "required": ["id", "created_at", "last_seen_at", "ip", "user_agent", "current"],
+        "properties": {
+            "id": {"type": "string", "description": "Public id (not the cookie value)."},
+            "created_at": {"type": "string", "format": "date-time"},
+            "last_seen_at": {"type": "string", "format": "date-time"},
+            "ip": {"type": ["string", "null"]},
+            "user_agent": {"type": ["string", "null"]},
+            "current": {"type": "boolean"},
+        },
+        "additionalProperties": False,
+    },
+    "TokenPair": {
+        "type": "object",
+        "required": ["access_token", "token_type", "expires_in", "refresh_token"],
+        "properties": {
+            "access_token": {"type": "string", "description": "A JWT (`typ` at+jwt)."},
+            "token_type": {"const": "Bearer"},
+            "expires_in": {"type": "integer", "minimum": 1},
+            "refresh_token": {
+                "type": "string",
+                "pattern": "^[A-Za-z0-9_-]{22}\\.[A-Za-z0-9_-]{43}$",
+            },
+        },
+        "additionalProperties": False,
+    },
+    "CookieRefresh": {
+        "type": "object",
+        "description": "Browser JWT mode: the new pair went into HttpOnly cookies.",
+        "required": ["expires_in"],
+        "properties": {"expires_in": {"type": "integer", "minimum": 1}},
+        "additionalProperties": False,
+    },
+    "JWKS": {
+        "type": "object",
+        "required": ["keys"],
+        "properties": {
+            "keys": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["kty", "kid", "alg", "use"],
+                    "properties": {
+                        "kty": {"enum": ["RSA", "EC", "OKP"]},
+                        "kid": {"type": "string"},
+                        "alg": {"enum": ["RS256", "ES256", "EdDSA"]},
+                        "use": {"const": "sig"},
+                        "n": {"type": "string"},
+                        "e": {"type": "string"},
+                        "crv": {"type": "string"},
+                        "x": {"type": "string"},
+                        "y": {"type": "string"},
+                    },
+                    # Public members only: d, p, q, dp, dq, qi, oth, k never appear.
+                    "additionalProperties": False,
+                },
+            }
+        },
+        "additionalProperties": False,
+    },
+    "AdminUser": {
+        "type": "object",
+        "required": ["id", "email", "roles", "disabled", "created_at"],
+        "properties": {
+            "id": {"type": "string"},
+            "email": {"type": "string"},
+            "roles": {"type": "array", "items": {"type": "string"}},
+            "disabled": {"type": "boolean"},
+            "created_at": {"type": "string", "format": "date-time"},
+        },
+        "additionalProperties": False,
+    },
+    "Health": {
+        "type": "object",
+        "required": ["status"],
+        "properties": {"status": {"const": "ok"}},
+        "additionalProperties": False,
+    },
+    "Readiness": {
+        "type": "object",
+        "required": ["status", "checks"],
+        "properties": {
+            "status": {"enum": ["ready", "unavailable"]},
+            "checks": {
+                "type": "object",
+                "additionalProperties": {"enum": ["ok", "unavailable", "error"]},
+            },
+            "providers": {
+                "type": "object",
+                "description": "Each configured sign-in provider's status (reported, not "
+                "required: password sign-in works without them).",
+                "additionalProperties": {"type": "string"},
+            },
+        },
+        "additionalProperties": False,
+    },
+}
+
+_SECURITY_SCHEMES: Schema = {
+    "sessionCookie": {
+        "type": "apiKey",
+        "in": "cookie",
+        "name": "__Host-gatepass",
+        "description": "The browser session (opaque id; Secure, HttpOnly, SameSite=Lax).",
+    },
+    "csrfHeader": {
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-CSRF-Token",
+        "description": "Needed on state-changing requests that a cookie authenticates: the "
+        "value of the `__Host-gatepass-csrf` cookie or of `GET /auth/csrf`.",
+    },
+    "csrfCookie": {
+        "type": "apiKey",
+        "in": "cookie",
+        "name": "__Host-gatepass-csrf",
+        "description": "Before login, the CSRF check is a signed double-submit: the header "
+        "must equal this cookie.",
+    },
+    "bearerAuth": {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+        "description": "An access token from `POST /auth/token` or `POST /auth/refresh`.",
+    },
+}
+
+#: Who may call: any of these alternatives.
+_PUBLIC: list[Schema] = [{}]
+_USER: list[Schema] = [{"sessionCookie": []}, {"bearerAuth": []}]
+_USER_UNSAFE: list[Schema] = [{"sessionCookie": [], "csrfHeader": []}, {"bearerAuth": []}]
+_ANONYMOUS_UNSAFE: list[Schema] = [
+    {"csrfHeader": [], "csrfCookie": []},
+    {"sessionCookie": [], "csrfHeader": []},
+    {"bearerAuth": []},
+]
+
+
+def _operation(
+    summary: str,
+    responses: Schema,
+    *,
+    security: list[Schema],
+    body: Schema | None = None,
+    unsafe: bool = False,
+    csrf: bool = True,
+    parameters: list[Schema] | None = None,
+) -> Schema:
+    """One operation, with the answers every route can give added."""
+    answers = dict(responses)
+    answers.setdefault(
+        "401",
+        _error(
+            "Not authenticated, or an `Authorization: Bearer` token that does not verify.",
+            headers=_WWW_AUTHENTICATE,
+        ),
+    )
+    if unsafe and csrf:
+        answers.setdefault("403", _error("The CSRF checks failed (`csrf_failed`)."))
+    if body is not None:
+        answers.setdefault(
+            "400", _error("Malformed: not `application/json`, not a JSON object, bad fields.")
+        )
+    answers.setdefault("413", _error("The body is over the limit (`payload_too_large`)."))
+    answers.setdefault("431", _error("The request headers are too large."))
+    answers.setdefault(
+        "503",
+        _error("A store the request needs is unreachable (`store_unavailable`)."),
+    )
+    op: Schema = {"summary": summary, "security": security}
+    if parameters:
+        op["parameters"] = parameters
+    if body is not None:
+        op["requestBody"] = body
+    op["responses"] = dict(sorted(answers.items()))
+    return op
+
+
+def _body(schema: Schema, *, form: bool = False, required: bool = True) -> Schema:
+    content: Schema = {JSON: {"schema": schema}}
+    if form:
+        # A form field is a string, and appears once (a repeated field is
+        # refused with 400: nobody can say which value was meant).
+        content[FORM] = {"schema": {"allOf": [schema], "additionalProperties": {"type": "string"}}}
+    return {"required": required, "content": content}
+
+
+_NO_STORE = {"Cache-Control": {"schema": {"const": "no-store"}, "required": True}}
+
+
+def _paths() -> Schema:
+    ok = "OK"
+    empty = {"description": "Done (no body)."}
+    return {
+        "/auth/register": {
+            "post": _operation(
+                "Create an account (when registration is open).",
+                {
+                    "201": {"description": "Created.", **_json(_ref("Registered"))},
+                    "400": _error("Malformed request, invalid email or weak password."),
+                    "403": _error("The CSRF checks failed, or registration is closed."),
+                    "409": _error("An account with this email already exists (`user_exists`)."),
+                },
+                security=_ANONYMOUS_UNSAFE,
+                body=_body(_ref("Registration")),
+                unsafe=True,
+            )
+        },
+        "/auth/login": {
+            "post": _operation(
+                "Browser login: a fresh session cookie and CSRF cookie.",
+                {
+                    "200": {"description": ok, **_json(_ref("LoggedIn"))},
+                    "401": _error(
+                        "`invalid_credentials`: the same for an unknown user, a wrong password "
+                        "and a disabled account.",
+                        headers=_WWW_AUTHENTICATE,
+                    ),
+                    "429": _error("Throttled (`rate_limited`).", headers=_RETRY_AFTER),
+                },
+                security=_ANONYMOUS_UNSAFE,
+                body=_body(_ref("Login"), form=True),
+                unsafe=True,
+            )
+        },
+        "/auth/logout": {
+            "post": _operation(
+                "End the session (or the token and its family); clear the cookies.",
+                {"204": empty},
+                security=[*_ANONYMOUS_UNSAFE],
+                unsafe=True,
+            )
+        },
+        "/auth/me": {
+            "get": _operation(
+                "Who am I.",
+                {
+                    "200": {"description": ok, **_json(_ref("User"))},
+                    "404": _error("The account no longer exists."),
+                },
+                security=_USER,
+            )
+        },
+        "/auth/csrf": {
+            "get": _operation(
+                "The CSRF token for this session (also set in `__Host-gatepass-csrf`).",
+                {"200": {"description": ok, **_json(_ref("CSRFToken"))}},
+                security=_PUBLIC,
+            )
+        },
+        "/auth/sessions": {
+            "get": _operation(
+                "My active sessions.",
+                {
+                    "200": {
+                        "description": ok,
+                        **_json({"type": "array", "items": _ref("Session")}),
+                    }
+                },
+                security=_USER,
+            )
+        },
+        "/auth/sessions/revoke-others": {
+            "post": _operation(
+                "Log out every other device.",
+                {"204": empty},
+                security=_USER_UNSAFE,
+                unsafe=True,
+            )
+        },
+        "/auth/sessions/{session_id}": {
+            "delete": _operation(
+                "Revoke one of my sessions.",
+                {"204": empty, "404": _error("I have no such session.")},
+                security=_USER_UNSAFE,
+                unsafe=True,
+                parameters=[
+                    {
+                        "name": "session_id",
+                        "in": "path",
+                        "required": True,
+                        "description": "The public id from `GET /auth/sessions`.",
+                        "schema": {"type": "string"},
+                    }
+                ],
+            )
+        },
+        "/auth/token": {
+            "post": _operation(
+                "Password grant for API clients: an access token and a refresh token.",
+                {
+                    "200": {
+                        "description": ok,
+                        "headers": _NO_STORE,
+                        **_json(_ref("TokenPair")),
+                    },
+                    "401": _error(
+                        "`invalid_credentials`, or a Bearer token that does not verify.",
+                        headers=_WWW_AUTHENTICATE,
+                    ),
+                    "429": _error("Throttled (`rate_limited`).", headers=_RETRY_AFTER),
+                },
+                security=_PUBLIC,
+                body=_body(_ref("TokenRequest")),
+                unsafe=True,
+                csrf=False,
+            )
+        },
+        "/auth/refresh": {
+            "post": _operation(
+                "Rotate a refresh token: a new pair.  Reuse of a rotated token revokes its "
+                "family.",
+                {
+                    "200": {
+                        "description": ok,
+                        "headers": _NO_STORE,
+                        **_json({"anyOf": [_ref("TokenPair"), _ref("CookieRefresh")]}),
+                    },
+                    "401": _error(
+                        "`invalid_grant`: expired, revoked, reused, unknown or missing.",
+                        headers=_WWW_AUTHENTICATE,
+                    ),
+                    "403": _error("The refresh cookie was used without passing the CSRF checks."),
+                },
+                security=_PUBLIC,
+                body=_body(_ref("RefreshRequest"), required=False),
+                unsafe=True,
+                csrf=False,
+            )
+        },
+        "/auth/revoke": {
+            "post": _operation(
+                "RFC 7009: revoke an access or refresh token; 200 whether or not it was valid.",
+                {
+                    "200": {
+                        "description": ok,
+                        "headers": _NO_STORE,
+                        **_json({"type": "object", "maxProperties": 0}),
+                    }
+                },
+                security=_PUBLIC,
+                body=_body(_ref("RevokeRequest")),
+                unsafe=True,
+                csrf=False,
+            )
+        },
+        "/.well-known/jwks.json": {
+            "get": _operation(
+                "The public signing keys.",
+                {"200": {"description": ok, **_json(_ref("JWKS"))}},
+                security=_PUBLIC,
+            )
+        },
+        "/auth/verify": {
+            "get": _operation(
+                "Forward auth for reverse proxies.",
+                {
+                    "200": {
+                        "description": "Authenticated (no body).",
+                        "headers": {
+                            "X-Auth-User-Id": {"required": True, "schema": {"type": "string"}},
+                            "X-Auth-Email": {"required": True, "schema": {"type": "string"}},
+                            "X-Auth-Roles": {
+                                "required": True,
+                                "description": "Comma-separated.",
+                                "schema": {"type": "string"},
+                            },
+                        },
+                    },
+                    "403": _error("Authenticated, without the required role."),
+                },
+                security=_USER,
+                parameters=[
+                    {
+                        "name": "role",
+                        "in": "query",
+                        "required": False,
+                        "description": "A role the caller must hold.",
+                        "schema": {"type": "string"},
+                    }
+                ],
+            )
+        },
+        "/admin/users": {
+            "get": _operation(
+                "Every account (role `admin`).",
+                {
+                    "200": {
+                        "description": ok,
+                        **_json({"type": "array", "items": _ref("AdminUser")}),
+                    },
+                    "403": _error("Authenticated, without the permission."),
+                },
+                security=_USER,
+            )
+        },
+        "/healthz": {
+            "get": _operation(
+                "Liveness.",
+                {"200": {"description": ok, **_json(_ref("Health"))}},
+                security=_PUBLIC,
+            )
+        },
+        "/readyz": {
+            "get": _operation(
+                "Readiness: every store reachable.",
+                {
+                    "200": {"description": "Ready.", **_json(_ref("Readiness"))},
+                    "503": {
+                        "description": "A store is unreachable.",
+                        **_json({"anyOf": [_ref("Readiness"), _ref("Error")]}),
+                    },
+                },
+                security=_PUBLIC,
+            )
+        },
+        "/openapi.json": {
+            "get": _operation(
+                "This document.",
+                {"200": {"description": ok, **_json({"type": "object"})}},
+                security=_PUBLIC,
+            )
+        },
+    }
+
+
+@functools.cache
+def _document() -> Schema:
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "gatepass",
+            "version": "0.1.0",
+            "description": "Sessions, tokens and login: the JSON API of `gatepass serve`.  "
+            "Errors are `{\"error\": \"<code>\", \"detail\": \"<human text>\"}`.",
+        },
+        "paths": _paths(),
+        "components": {"schemas": _SCHEMAS, "securitySchemes": _SECURITY_SCHEMES},
+    }
+
+
+def document(public_url: str | None = None) -> Schema:
+    """The OpenAPI document (a fresh copy), with ``servers`` when a URL is given."""
+    doc = copy.deepcopy(_document())
+    if public_url:
+        doc["servers"] = [{"url": public_url}]
+    return doc
+
+
+async def openapi_json(request: Request) -> Response:
+    return JSONResponse(document(components(request).settings.public_url))
+
+
+routes = [Route("/openapi.json", openapi_json, methods=["GET"])]

@@ -1,0 +1,251 @@
+"""Real ``gatepass serve`` processes for the scale-out, fault and soak tests.
+
+Every server, Redis and PostgreSQL here is a real process bound to 127.0.0.1 on
+a free port and stopped by the test (or fixture) that started it.  Clients
+carry no cookie jar: each request says exactly which cookie or Bearer token it
+sends, so a request to instance B proves that B (not a jar) accepted it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import IN_CI, free_port
+from tests.server.test_outage import PostgresServer
+
+PASSWORD = "correct horse battery staple"
+COOKIE = "__Host-gatepass"
+CSRF_COOKIE = "__Host-gatepass-csrf"
+#: iss/aud of every token: the one origin users see behind the load balancer.
+PUBLIC_URL = "https://auth.gatepass.test"
+
+
+def rss_kib(pid: int) -> int:
+    """The resident set size of a process, from /proc (kB as the kernel says)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no VmRSS for pid {pid}")
+
+
+class Instance:
+    """One ``gatepass serve`` process: start, stop, SIGKILL; a cookie-less client."""
+
+    def __init__(self, name: str, base: Path, env: dict[str, str]) -> None:
+        self.name = name
+        self.base = base
+        self.env = env
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = base / f"{name}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.http = httpx.Client(base_url=self.url, timeout=20, follow_redirects=False)
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def start(self) -> Instance:
+        assert self.process is None, "already running"
+        with self.log_path.open("ab") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "gatepass", "serve", "--host", "127.0.0.1",
+                 "--port", str(self.port), "--log-level", "warning"],
+                env=self.env, cwd=self.base, stdout=out, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        deadline = time.monotonic() + 40
+        while True:
+            if self.process.poll() is not None:
+                code, self.process = self.process.returncode, None
+                pytest.fail(f"{self.name}: gatepass serve exited with {code}:\n{self.log()}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                self.stop()
+                pytest.fail(f"{self.name}: gatepass serve did not become healthy:\n{self.log()}")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown code runs, connections drop mid-request."""
+        process, self.process = self.process, None
+        assert process is not None and process.poll() is None, "not running"
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    # -- requests ---------------------------------------------------------------
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        session: str | None = None,
+        bearer: str | None = None,
+        json: object = None,
+        csrf: bool | None = None,
+    ) -> httpx.Response:
+        """A request with only the given credential.  State-changing cookie
+        requests (and anonymous logins) first fetch a CSRF token from this same
+        instance, as an SPA would, and echo it (header and cookie)."""
+        cookies: list[str] = []
+        headers: dict[str, str] = {}
+        if session is not None:
+            cookies.append(f"{COOKIE}={session}")
+        if bearer is not None:
+            headers["authorization"] = f"Bearer {bearer}"
+        if csrf is None:
+            csrf = method not in ("GET", "HEAD") and bearer is None
+        if csrf:
+            fetched = self.request("GET", "/auth/csrf", session=session, csrf=False)
+            if fetched.status_code != 200:
+                return fetched  # e.g. a store outage: the caller sees it
+            token = fetched.json()["csrf_token"]
+            headers["x-csrf-token"] = token
+            cookies.append(f"{CSRF_COOKIE}={token}")
+        if cookies:
+            headers["cookie"] = "; ".join(cookies)
+        self.http.cookies.clear()
+        response = self.http.request(method, path, headers=headers, json=json)
+        self.http.cookies.clear()
+        return response
+
+    def register(self, email: str, password: str = PASSWORD) -> httpx.Response:
+        return self.request("POST", "/auth/register", json={"email": email, "password": password})
+
+    def login(self, email: str, password: str = PASSWORD) -> httpx.Response:
+        return self.request("POST", "/auth/login", json={"email": email, "password": password})
+
+    def me(self, *, session: str | None = None, bearer: str | None = None) -> httpx.Response:
+        return self.request("GET", "/auth/me", session=session, bearer=bearer)
+
+    def token(self, email: str, password: str = PASSWORD) -> httpx.Response:
+        return self.request("POST", "/auth/token", json={"email": email, "password": password})
+
+    def refresh(self, refresh_token: str) -> httpx.Response:
+        return self.request("POST", "/auth/refresh", json={"refresh_token": refresh_token})
+
+
+def session_of(response: httpx.Response) -> str:
+    """The session id a login response set."""
+    assert response.status_code == 200, (response.status_code, response.text)
+    for value in response.headers.get_list("set-cookie"):
+        if value.startswith(COOKIE + "="):
+            return value.split(";", 1)[0].split("=", 1)[1]
+    raise AssertionError(f"no session cookie in {response.headers.get_list('set-cookie')}")
+
+
+def shared_env(base: Path, **settings: str) -> dict[str, str]:
+    """What instances behind one load balancer share: data dir (keys), secret,
+    public URL, and the given store URLs."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEPASS_")}
+    env["GATEPASS_DATA_DIR"] = str(base / "data")
+    env["GATEPASS_PUBLIC_URL"] = PUBLIC_URL
+    env["GATEPASS_SECRET_KEY"] = secrets.token_urlsafe(48)
+    env.update(settings)
+    return env
+
+
+@contextlib.contextmanager
+def cluster(base: Path, names: tuple[str, ...], **settings: str) -> Iterator[list[Instance]]:
+    """Start one instance per name, one after the other (the first creates the
+    shared key file), all on the same settings; stop them all on exit and check
+    their logs for tracebacks and passwords."""
+    base.mkdir(parents=True, exist_ok=True)
+    env = shared_env(base, **settings)
+    instances = [Instance(name, base, env) for name in names]
+    try:
+        for instance in instances:
+            instance.start()
+        yield instances
+    finally:
+        for instance in instances:
+            instance.stop()
+            instance.http.close()
+    for instance in instances:
+        assert_clean_log(instance)
+
+
+#: asyncpg's pool logs a traceback each time it fails to reconnect its minimum
+#: number of connections while PostgreSQL is down: noise, not a failed request.
+_POOL_FLOOR = "Failed to restore the pool connection floor; retrying"
+
+
+def assert_clean_log(instance: Instance) -> None:
+    text = instance.log()
+    assert "Exception in ASGI application" not in text, f"{instance.name}:\n{text}"
+    tracebacks = text.count("Traceback (most recent call last)")
+    assert tracebacks <= text.count(_POOL_FLOOR), f"{instance.name}:\n{text}"
+    assert PASSWORD not in text, f"{instance.name} logged a password"
+
+
+def unique_redis_url(url: str) -> str:
+    return f"{url}?prefix=gpscale:{secrets.token_hex(6)}:"
+
+
+def _skip_or_fail(message: str) -> None:
+    if IN_CI:
+        pytest.fail(f"{message} (CI=true: service tests must run, not skip)")
+    pytest.skip(message)
+
+
+@pytest.fixture
+def private_postgres() -> Iterator[PostgresServer]:
+    """A throw-away PostgreSQL cluster (see tests/server/test_outage.py)."""
+    bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if not bins:
+        _skip_or_fail("PostgreSQL server binaries (initdb) are not installed")
+    if os.geteuid() != 0 or shutil.which("runuser") is None:
+        _skip_or_fail("a private PostgreSQL needs root (to run initdb as the postgres user)")
+    import pwd
+
+    try:
+        owner = pwd.getpwnam("postgres")
+    except KeyError:
+        _skip_or_fail("there is no postgres OS user")
+    directory = Path(tempfile.mkdtemp(prefix="gatepass-scale-pg-"))
+    os.chown(directory, owner.pw_uid, owner.pw_gid)
+    server = PostgresServer(Path(bins[-1]).parent, directory)
+    try:
+        server.init()
+        server.start()
+        yield server
+    finally:
+        if server.running():
+            with contextlib.suppress(subprocess.SubprocessError):
+                server.stop()
+        shutil.rmtree(directory, ignore_errors=True)
