@@ -91,6 +91,7 @@ class RolePermissions:
         # request until it changes, so the identity built from it can be
         # reused; a changed record is a different object and misses.
         self._identities: dict[str, Identity] = {}
+        self._token_identities: dict[str, Identity] = {}
 
     def for_roles(self, roles: tuple[str, ...]) -> frozenset[str]:
         cached = self._cache.get(roles)
@@ -124,8 +125,14 @@ class RolePermissions:
     ) -> Identity:
         """The caller behind verified access-token claims; ``roles`` overrides
         the token's (the "stateful JWT" option loads them per request)."""
+        if roles is None:
+            # Verified claims are cached and shared, so the identity built
+            # from them can be too (the same object means the same token).
+            cached = self._token_identities.get(claims.jti)
+            if cached is not None and cached.claims is claims and cached.scheme == scheme:
+                return cached
         effective = claims.roles if roles is None else roles
-        return Identity(
+        identity = Identity(
             user_id=claims.sub,
             roles=frozenset(effective),
             permissions=self.for_roles(tuple(effective)),
@@ -133,3 +140,8 @@ class RolePermissions:
             claims=claims,
             scopes=frozenset(claims.scopes),
         )
+        if roles is None:
+            if len(self._token_identities) >= 10_000:
+                self._token_identities.clear()
+            self._token_identities[claims.jti] = identity
+        return identity
