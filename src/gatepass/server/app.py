@@ -160,8 +160,11 @@ class Server:
                 try:
                     await self.start()
                 except Exception as exc:  # reported to the ASGI server, which exits
-                    logger.error("start-up failed: %s", exc)
-                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    # Our own errors carry vetted text; a driver's may quote a
+                    # URL with its password, so only its type is told.
+                    reason = exc.detail if isinstance(exc, GatepassError) else type(exc).__name__
+                    logger.error("start-up failed: %s", reason)
+                    await send({"type": "lifespan.startup.failed", "message": reason})
                     return
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":

@@ -11,7 +11,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit, urlunsplit
 
 from gatepass.errors import ConfigurationError
 
@@ -144,15 +143,3 @@ def _convert(name: str, raw: str) -> Any:
     if name in ("cors_origins", "trusted_proxies"):
         return tuple(part.strip() for part in raw.split(",") if part.strip())
     return raw
-
-
-def redact_url(url: str) -> str:
-    """A URL fit for messages and logs: the password is removed."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    user = f"{parts.username}:***@" if parts.username else ""
-    return urlunsplit((parts.scheme, user + host, parts.path, parts.query, parts.fragment))

@@ -10,6 +10,8 @@ one writes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -32,6 +34,13 @@ class SQLiteDatabase:
         if self._conn is None:
             if self.path != ":memory:":
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+                # Password and session hashes live here: owner-only from the
+                # first byte (SQLite gives its -wal/-shm files the same mode).
+                # O_EXCL matters: closing any descriptor of a file drops every
+                # POSIX lock this process holds on it, SQLite's included, so
+                # only a file nobody has open yet may be touched this way.
+                with contextlib.suppress(FileExistsError):
+                    os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA busy_timeout=5000")
@@ -68,7 +77,7 @@ class SQLiteDatabase:
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(self._executor, call)
-        except sqlite3.OperationalError as exc:
+        except (sqlite3.OperationalError, OSError) as exc:
             # Locked past the busy timeout, disk full, file gone: the store is
             # unusable for now.  The driver's message can quote SQL, not data.
             raise StoreUnavailable("The SQLite database is unavailable.", store="sqlite") from exc
