@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 
 from gatepass.errors import InvalidCredentials, InvalidRequest, NotFound, UserExists
+from gatepass.logins import Logins
 from gatepass.sessions.manager import SessionManager
 from gatepass.throttle import LoginThrottle
 from gatepass.tokens.service import TokenService
@@ -47,6 +48,7 @@ class Accounts:
         self.hasher = hasher
         self.throttle = throttle
         self.tokens = tokens
+        self.logins = Logins(sessions, tokens)
 
     async def register(self, email: str, password: str, roles: tuple[str, ...] = ()) -> User:
         """Create an account.  Raises WeakPassword, InvalidRequest or UserExists."""
@@ -108,21 +110,19 @@ class Accounts:
             raise NotFound("No such user.")
         return user
 
-    async def set_password(self, user: User, password: str) -> None:
-        """Set a new password and end every session of the user."""
+    async def set_password(self, user: User, password: str) -> int:
+        """Set a new password and end every login of the user; returns how many."""
         self.hasher.check_policy(password)
         await self.users.set_password_hash(user.id, await self.hasher.hash(password))
-        await self.end_everything(user.id)
+        return await self.end_everything(user.id)
 
-    async def disable(self, user: User) -> None:
+    async def disable(self, user: User) -> int:
         await self.users.set_disabled(user.id, True)
-        await self.end_everything(user.id)
+        return await self.end_everything(user.id)
 
-    async def end_everything(self, user_id: str) -> None:
-        """Every session and every token of the user, at once ("log out everywhere")."""
-        await self.sessions.revoke_all(user_id)
-        if self.tokens is not None:
-            await self.tokens.revoke_user(user_id)
+    async def end_everything(self, user_id: str) -> int:
+        """Every login of the user, whatever its kind, at once ("log out everywhere")."""
+        return await self.logins.end_all(user_id)
 
     async def enable(self, user: User) -> None:
         await self.users.set_disabled(user.id, False)

@@ -130,6 +130,10 @@ async def _admin(settings: Settings, action: Callable[[Components], Awaitable[An
         await parts.close()
 
 
+def _logins(count: int) -> str:
+    return f"{count} login" if count == 1 else f"{count} logins"
+
+
 def _print(value: Any) -> None:
     print(json.dumps(value, indent=2))
 
@@ -148,14 +152,18 @@ async def _run_admin(args: argparse.Namespace, settings: Settings) -> None:
                 {"id": u.id, "email": u.email, "roles": list(u.roles), "disabled": u.disabled}
                 for u in await accounts.users.list(limit=100_000)
             ])
-        elif cmd == "users" and action in ("disable", "enable"):
+        elif cmd == "users" and action == "disable":
             user = await accounts.get(args.email)
-            await (accounts.disable(user) if action == "disable" else accounts.enable(user))
-            print(f"{user.email}: {action}d")
+            count = await accounts.disable(user)
+            print(f"{user.email}: disabled; {_logins(count)} ended")
+        elif cmd == "users" and action == "enable":
+            user = await accounts.get(args.email)
+            await accounts.enable(user)
+            print(f"{user.email}: enabled")
         elif cmd == "users" and action == "set-password":
             user = await accounts.get(args.email)
-            await accounts.set_password(user, _read_password(args.password_stdin))
-            print(f"{user.email}: password set; all sessions ended")
+            count = await accounts.set_password(user, _read_password(args.password_stdin))
+            print(f"{user.email}: password set; {_logins(count)} ended")
         elif cmd == "roles":
             user = await accounts.get(args.email)
             change = accounts.grant_role if action == "grant" else accounts.revoke_role
@@ -181,18 +189,17 @@ async def _run_admin(args: argparse.Namespace, settings: Settings) -> None:
             )
             _print({"active": ring.active.kid, "alg": ring.active.alg})
         elif cmd == "sessions" and action == "list":
-            from gatepass.server.api import session_json
-
+            # Every kind of login: cookie sessions, browser-JWT logins, API tokens.
             user = await accounts.get(args.email)
-            _print([session_json(r, None) for r in await parts.sessions.list_user(user.id)])
+            _print([login.as_json(current=False) for login in await accounts.logins.list(user.id)])
         elif cmd == "sessions" and action == "revoke":
             user = await accounts.get(args.email)
             if args.all:
-                count = await parts.sessions.revoke_all(user.id)
-                print(f"{user.email}: {count} sessions ended")
+                count = await accounts.logins.end_all(user.id)
+                print(f"{user.email}: {_logins(count)} ended")
             else:
-                await parts.sessions.revoke(user.id, args.session_id)
-                print(f"{user.email}: session ended")
+                await accounts.logins.end(user.id, args.session_id)
+                print(f"{user.email}: 1 login ended")
 
     await _admin(settings, go)
 

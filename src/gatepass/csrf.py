@@ -97,8 +97,10 @@ def normalize_origins(origins: Iterable[str]) -> frozenset[str]:
             or "@" in parts.netloc
             or "*" in origin
         ):
+            # Never echo userinfo: it may hold a password.
+            shown = repr(origin) if "@" not in origin and len(origin) <= 200 else "A value"
             raise ConfigurationError(
-                f"{origin!r} is not an origin (scheme://host[:port], no path, no wildcard)."
+                f"{shown} is not an origin (scheme://host[:port], no path, no wildcard)."
             )
         result.add(normalized)
     return frozenset(result)

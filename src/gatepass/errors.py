@@ -45,6 +45,13 @@ class PayloadTooLarge(InvalidRequest):
     default_detail = "The request is too large."
 
 
+class InvalidScope(InvalidRequest):
+    """A requested scope is unknown to the scope policy (RFC 6749 §5.2)."""
+
+    code = "invalid_scope"
+    default_detail = "A requested scope is unknown."
+
+
 class WeakPassword(InvalidRequest):
     """The new password does not meet the policy (length bounds)."""
 

@@ -296,6 +296,9 @@ def server(tmp_path_factory: pytest.TempPathFactory, spa_pages: PageServer) -> I
     url = f"http://127.0.0.1:{port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATEPASS_")}
     env["GATEPASS_DATA_DIR"] = str(data_dir)
+    # Every test user registers from 127.0.0.1: no per-address quota here
+    # (tests/server/test_hardening.py tests it).
+    env["GATEPASS_REGISTRATION_LIMIT"] = "0"
     env["GATEPASS_CORS_ORIGINS"] = spa_pages.url("127.0.0.1", "")
 
     added = subprocess.run(

@@ -23,7 +23,8 @@ JWT = "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJhbGljZSJ9." + "s" * 86
 def test_shapes_are_found_without_being_remembered() -> None:
     registry = SecretRegistry()
     assert registry.scan(f"user logged in with {JWT}") == ["a JWT"]
-    assert registry.scan(f"refresh {refresh.new_token()} rotated") == ["a refresh token"]
+    token = refresh.new_token(b"k" * 32)
+    assert registry.scan(f"refresh {token} rotated") == ["a refresh token"]
     assert registry.scan(f"cookie={secrets.token_urlsafe(32)};") == [
         "a 43-character base64url token (session id or CSRF token)"
     ]
@@ -47,7 +48,8 @@ def test_remembered_secrets_are_found_anywhere_in_a_line() -> None:
 
 def test_responses_teach_the_guard_their_secrets() -> None:
     registry = SecretRegistry()
-    pair = {"access_token": JWT, "refresh_token": refresh.new_token(), "token_type": "Bearer"}
+    token = refresh.new_token(b"k" * 32)
+    pair = {"access_token": JWT, "refresh_token": token, "token_type": "Bearer"}
     session = secrets.token_urlsafe(32)
     response = httpx.Response(
         200, json=pair, headers=[("set-cookie", f"__Host-gatepass={session}; Path=/; Secure")]

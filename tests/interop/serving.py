@@ -33,6 +33,7 @@ class GatepassServer:
         base.mkdir(parents=True, exist_ok=True)
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("GATEPASS_")}
         self.env["GATEPASS_DATA_DIR"] = str(self.data_dir)
+        self.env["GATEPASS_REGISTRATION_LIMIT"] = "0"  # many users, one address
         self.env["GATEPASS_PUBLIC_URL"] = PUBLIC_URL
         self.env.update(settings)
         self.port = free_port()

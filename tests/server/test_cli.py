@@ -163,7 +163,7 @@ def test_errors_are_one_line_without_traceback(tmp_path: Path, data_dir: Path) -
         (["roles", "revoke", "bob@example.com", "admin"], None, "No such user"),
         (["sessions", "list", "bob@example.com"], None, "No such user"),
         (["sessions", "revoke", "bob@example.com", "--all"], None, "No such user"),
-        (["sessions", "revoke", EMAIL, "A" * 22], None, "No such session"),
+        (["sessions", "revoke", EMAIL, "A" * 22], None, "No such login"),
     ]
     # Independent and all failing, so they run side by side.
     procs = [start_cli(data_dir, *args) for args, _, _ in cases]
@@ -233,7 +233,7 @@ def test_set_password_ends_every_session(app: TestClient, data_dir: Path) -> Non
     )
     assert result.returncode == 0, result.stderr
     assert NEW_PASSWORD not in result.stdout + result.stderr
-    assert "all sessions ended" in result.stdout
+    assert "2 logins ended" in result.stdout
 
     assert status_as(app, "GET", "/auth/me", first) == 401
     assert status_as(app, "GET", "/auth/me", second) == 401
@@ -269,7 +269,8 @@ def test_sessions_list_and_revoke(app: TestClient, data_dir: Path) -> None:
     sessions = json.loads(listed.stdout)
     assert len(sessions) == 2
     for s in sessions:
-        assert set(s) == {"id", "created_at", "last_seen_at", "ip", "user_agent", "current"}
+        assert set(s) == {"id", "kind", "created_at", "last_seen_at", "ip", "user_agent", "current"}
+        assert s["kind"] == "session"
         assert s["current"] is False
     # Public ids only: no cookie value is ever printed.
     for token in (first, second, bobs):
@@ -283,9 +284,9 @@ def test_sessions_list_and_revoke(app: TestClient, data_dir: Path) -> None:
 
     # Bob's session id cannot be ended under Ada's name, nor hers under his.
     bob_id = cli_json(data_dir, "sessions", "list", "bob@example.com")[0]["id"]
-    assert_clean_failure(run_cli(data_dir, "sessions", "revoke", EMAIL, bob_id), "No such session")
+    assert_clean_failure(run_cli(data_dir, "sessions", "revoke", EMAIL, bob_id), "No such login")
     assert_clean_failure(
-        run_cli(data_dir, "sessions", "revoke", "bob@example.com", first_id), "No such session"
+        run_cli(data_dir, "sessions", "revoke", "bob@example.com", first_id), "No such login"
     )
     assert status_as(app, "GET", "/auth/me", bobs) == 200
 
@@ -298,7 +299,7 @@ def test_sessions_list_and_revoke(app: TestClient, data_dir: Path) -> None:
 
     everything = run_cli(data_dir, "sessions", "revoke", EMAIL, "--all")
     assert everything.returncode == 0, everything.stderr
-    assert "1 sessions ended" in everything.stdout
+    assert "1 login ended" in everything.stdout
     assert status_as(app, "GET", "/auth/me", first) == 401
     assert cli_json(data_dir, "sessions", "list", EMAIL) == []
     # Other users are untouched.

@@ -62,7 +62,7 @@ def new_family(
     """A first token and its family.  Real wall-clock times by default:
     Redis expires families by its own clock."""
     now = time.time() if now is None else now
-    token = refresh.new_token()
+    token = refresh.new_token(b"k" * 32)
     family_id = refresh.family_id_of(token)
     assert family_id is not None
     family = Family(

@@ -15,7 +15,7 @@ from gatepass.tokens.backends.urls import open_refresh_store, open_revocation_st
 from gatepass.tokens.refresh import Family, RotateOutcome, decide
 
 KEY = b"k" * 32
-GOOD = refresh.new_token()
+GOOD = refresh.new_token(KEY)
 FAMILY_ID, SECRET = GOOD.split(".")
 
 
@@ -49,7 +49,7 @@ def test_garbage_is_rejected_cleanly(garbage: object) -> None:
 
 
 def test_new_tokens_are_well_formed_and_unique() -> None:
-    tokens = {refresh.new_token() for _ in range(1000)}
+    tokens = {refresh.new_token(KEY) for _ in range(1000)}
     assert len(tokens) == 1000
     assert len({refresh.family_id_of(t) for t in tokens}) == 1000
     for token in tokens:
@@ -70,18 +70,68 @@ def test_token_hash_is_sha256_of_the_whole_token() -> None:
     assert refresh.token_hash(GOOD) == hashlib.sha256(GOOD.encode()).hexdigest()
 
 
+def _body_and_tag(token: str) -> tuple[bytes, bytes]:
+    raw = base64.urlsafe_b64decode(token.split(".")[1] + "=")
+    return raw[: refresh.BODY_BYTES], raw[refresh.BODY_BYTES :]
+
+
+def _tag(family_id: str, body: bytes, key: bytes) -> bytes:
+    label = b"gatepass-refresh-tag\0"
+    return hmac.new(key, label + family_id.encode() + body, hashlib.sha256).digest()[:16]
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
 def test_successor_is_deterministic_and_keyed() -> None:
     nxt = refresh.successor(GOOD, KEY)
     assert nxt == refresh.successor(GOOD, KEY)
     assert refresh.parse(nxt) is not None
     assert refresh.family_id_of(nxt) == FAMILY_ID
-    expected = hmac.new(KEY, b"gatepass-refresh\0" + GOOD.encode(), hashlib.sha256).digest()
-    assert nxt == f"{FAMILY_ID}.{base64.urlsafe_b64encode(expected).rstrip(b'=').decode()}"
+    derived = hmac.new(KEY, b"gatepass-refresh\0" + GOOD.encode(), hashlib.sha256).digest()[:16]
+    assert nxt == f"{FAMILY_ID}.{_b64(derived + _tag(FAMILY_ID, derived, KEY))}"
     # Another key, another token of the same family, or the successor itself
-    # all lead elsewhere.
+    # all lead elsewhere.  The other token differs from GOOD in its body's
+    # first byte, so it is a different token whatever GOOD's random bytes are.
+    body, _ = _body_and_tag(GOOD)
+    other_body = bytes([body[0] ^ 1]) + body[1:]
+    other = f"{FAMILY_ID}.{_b64(other_body + _tag(FAMILY_ID, other_body, KEY))}"
+    assert other != GOOD
     assert refresh.successor(GOOD, b"K" * 32) != nxt
-    assert refresh.successor(f"{FAMILY_ID}.{_noncanonical(SECRET)[:-1]}A", KEY) != nxt
+    assert refresh.successor(other, KEY) != nxt
     assert refresh.successor(nxt, KEY) not in {nxt, GOOD}
+
+
+def test_tokens_carry_a_tag_only_the_server_key_makes() -> None:
+    assert refresh.is_authentic(GOOD, KEY)
+    assert refresh.is_authentic(refresh.successor(GOOD, KEY), KEY)
+    # The successor of a token that was never issued is authentic: it is the
+    # server that derived it (and no store ever holds its hash).
+    body, tag = _body_and_tag(GOOD)
+    assert not refresh.is_authentic(GOOD, b"K" * 32)
+    for forged_body, forged_tag in (
+        (bytes([body[0] ^ 1]) + body[1:], tag),  # another body, the old tag
+        (body, bytes([tag[0] ^ 1]) + tag[1:]),  # one bit of the tag
+        (body, bytes(16)),
+        (bytes(16), _tag(FAMILY_ID, bytes(16), b"K" * 32)),  # tagged with another key
+    ):
+        forged = f"{FAMILY_ID}.{_b64(forged_body + forged_tag)}"
+        assert refresh.parse(forged) is not None
+        assert not refresh.is_authentic(forged, KEY)
+    # A tag is bound to its family: the secret moved to another family fails.
+    other_family = refresh.new_token(KEY).split(".")[0]
+    assert not refresh.is_authentic(f"{other_family}.{GOOD.split('.')[1]}", KEY)
+    for garbage in BAD:
+        assert refresh.is_authentic(garbage, KEY) is False
+
+
+def test_new_token_refuses_weak_keys() -> None:
+    for key in (b"", b"k" * 31, "k" * 32):
+        with pytest.raises(ConfigurationError):
+            refresh.new_token(key)  # type: ignore[arg-type]  # wrong on purpose
+        with pytest.raises(ConfigurationError):
+            refresh.is_authentic(GOOD, key)  # type: ignore[arg-type]  # wrong on purpose
 
 
 @pytest.mark.parametrize("key", [b"", b"short", b"k" * 31, "k" * 32])

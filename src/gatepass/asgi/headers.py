@@ -6,7 +6,9 @@ framed by a partner sets its own ``Content-Security-Policy``).
 
 Responses that set a cookie are also made ``Cache-Control: no-store`` with
 ``Vary: Cookie``: a shared cache must never replay one user's cookie or
-personalised page to another.
+personalised page to another.  So are answers to requests that carried a
+credential (a ``Cookie`` or ``Authorization`` header) unless the route chose
+its own ``Cache-Control``: whatever such a request gets back may be personal.
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ DEFAULT_HEADERS: Mapping[str, str] = {
 
 
 _CACHE_HEADERS = (b"cache-control", b"vary")
+#: ASGI header names are lower-case bytes.
+_CREDENTIALS = frozenset({b"cookie", b"authorization"})
 _BANNERS = (b"server", b"x-powered-by")
 
 
@@ -55,12 +59,15 @@ class SecurityHeadersMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        credentialed = any(k in _CREDENTIALS for k, _ in scope["headers"])
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", ()))
                 present = {k.lower() for k, _ in headers}
                 headers.extend(h for h in self._headers if h[0] not in present)
+                if credentialed and b"cache-control" not in present:
+                    headers.append((b"cache-control", b"no-store"))
                 if b"set-cookie" in present:
                     headers = [
                         h for h in headers if h[0].lower() not in (b"cache-control", b"vary")

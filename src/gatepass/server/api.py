@@ -6,7 +6,6 @@ never build error responses themselves.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from starlette.requests import Request
@@ -17,10 +16,11 @@ from gatepass.asgi.csrf import csrf_token
 from gatepass.asgi.dependencies import RequirePermissions, auth_of, current_user, require_user
 from gatepass.asgi.middleware import client_ip
 from gatepass.errors import GatepassError, NotFound, PermissionDenied, StoreUnavailable
+from gatepass.identity import Identity
+from gatepass.logins import current_login_id, iso
 from gatepass.server.bodies import bool_field, read_fields, string_field
 from gatepass.server.components import components
 from gatepass.server.token_api import jwt_login, jwt_logout
-from gatepass.sessions.record import SessionRecord
 from gatepass.users.model import User
 
 
@@ -28,25 +28,18 @@ def user_json(user: User) -> dict[str, Any]:
     return {"id": user.id, "email": user.email, "roles": list(user.roles)}
 
 
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def session_json(record: SessionRecord, current: SessionRecord | None) -> dict[str, Any]:
-    return {
-        "id": record.public_id,
-        "created_at": _iso(record.created_at),
-        "last_seen_at": _iso(record.last_seen_at),
-        "ip": record.ip,
-        "user_agent": record.user_agent,
-        "current": current is not None and record.key == current.key,
-    }
+#: Personal or credential-bearing answers are never stored by a browser or
+#: a shared cache (SECURITY 22).
+NO_STORE = {"cache-control": "no-store"}
 
 
 async def register(request: Request) -> Response:
     parts = components(request)
     if parts.settings.registration != "open":
         raise PermissionDenied("Registration is closed.")
+    # Every attempt counts, a 409 included: it is what would let a client
+    # test emails for existing accounts at full speed.
+    await parts.registrations.spend_address(client_ip(request.scope))
     fields = await read_fields(request, parts.settings.max_body_bytes)
     user = await parts.accounts.register(
         string_field(fields, "email"), string_field(fields, "password")
@@ -66,7 +59,7 @@ async def login(request: Request) -> Response:
         await jwt_login(request, user)
     else:
         await auth_of(request).login(user.id, user.roles, remember=bool_field(fields, "remember"))
-    return JSONResponse({"user": user_json(user)})
+    return JSONResponse({"user": user_json(user)}, headers=NO_STORE)
 
 
 async def csrf(request: Request) -> Response:
@@ -75,12 +68,15 @@ async def csrf(request: Request) -> Response:
 
 async def logout(request: Request) -> Response:
     """End whatever authenticated this request: the session, or the token and its family."""
-    identity = await current_user(request)
+    await _sign_out(request, await current_user(request))
+    return Response(status_code=204)
+
+
+async def _sign_out(request: Request, identity: Identity | None) -> None:
     if identity is not None and identity.scheme != "session":
         await jwt_logout(request)
     else:
         await auth_of(request).logout()
-    return Response(status_code=204)
 
 
 async def me(request: Request) -> Response:
@@ -88,27 +84,34 @@ async def me(request: Request) -> Response:
     user = await components(request).accounts.users.get(identity.user_id)
     if user is None:
         raise NotFound("The account no longer exists.")
-    return JSONResponse(user_json(user))
+    return JSONResponse(user_json(user), headers=NO_STORE)
 
 
 async def list_sessions(request: Request) -> Response:
+    """Every live login of the caller, whatever its kind (SPEC "Logins")."""
     identity = await require_user(request)
-    records = await components(request).sessions.list_user(identity.user_id)
-    return JSONResponse([session_json(r, identity.session) for r in records])
+    current = current_login_id(identity)
+    logins = await components(request).accounts.logins.list(identity.user_id)
+    return JSONResponse(
+        [login.as_json(current=login.id == current) for login in logins], headers=NO_STORE
+    )
 
 
 async def revoke_session(request: Request) -> Response:
     identity = await require_user(request)
-    public_id = request.path_params["session_id"]
-    await components(request).sessions.revoke(identity.user_id, public_id)
-    if identity.session is not None and identity.session.public_id == public_id:
-        await auth_of(request).logout()
+    login_id = request.path_params["session_id"]
+    await components(request).accounts.logins.end(identity.user_id, login_id)
+    if login_id == current_login_id(identity):
+        # Ending the login this request came with is a logout: clear its cookies.
+        await _sign_out(request, identity)
     return Response(status_code=204)
 
 
 async def revoke_others(request: Request) -> Response:
     identity = await require_user(request)
-    await components(request).sessions.revoke_all(identity.user_id, keep=identity.session)
+    await components(request).accounts.logins.end_others(
+        identity.user_id, keep=current_login_id(identity)
+    )
     return Response(status_code=204)
 
 
@@ -119,7 +122,8 @@ async def admin_users(request: Request) -> Response:
     await _admin(request)
     users = await components(request).accounts.users.list(limit=1000)
     return JSONResponse(
-        [{**user_json(u), "disabled": u.disabled, "created_at": _iso(u.created_at)} for u in users]
+        [{**user_json(u), "disabled": u.disabled, "created_at": iso(u.created_at)} for u in users],
+        headers=NO_STORE,
     )
 
 

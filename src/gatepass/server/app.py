@@ -17,7 +17,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from gatepass.asgi.bearer import ACCESS_COOKIE, BearerResolver, RolesLoader
+from gatepass.asgi.bearer import ACCESS_COOKIE, BearerResolver
 from gatepass.asgi.cors import CORSMiddleware
 from gatepass.asgi.csrf import CSRFMiddleware
 from gatepass.asgi.headers import SecurityHeadersMiddleware
@@ -26,7 +26,7 @@ from gatepass.asgi.middleware import AuthMiddleware, Receive, Scope, Send
 from gatepass.asgi.proxies import TrustedProxyMiddleware
 from gatepass.errors import GatepassError
 from gatepass.server import api, oauth_routes, openapi, pages, token_api
-from gatepass.server.components import Components
+from gatepass.server.components import Components, users_roles
 from gatepass.server.settings import Settings
 
 logger = logging.getLogger("gatepass.server")
@@ -42,24 +42,15 @@ async def http_error(request: Request, exc: Exception) -> Response:
     )
 
 
-def _roles_loader(parts: Components) -> RolesLoader:
-    """"Stateful JWT": the token names the user; roles come from the store."""
-
-    async def load(user_id: str) -> tuple[str, ...] | None:
-        user = await parts.accounts.users.get(user_id)
-        return None if user is None or user.disabled else user.roles
-
-    return load
-
-
 def build_app(parts: Components) -> Starlette:
     settings = parts.settings
-    # Outermost first.  Limits run before anything parses; the client address
-    # is settled before sessions record it; CSRF runs after the session is
-    # known, since its token is bound to it.
+    # Outermost first.  Security headers wrap everything, the limits' own
+    # 413/431 answers included; limits run before anything parses; the client
+    # address is settled before sessions record it; CSRF runs after the
+    # session is known, since its token is bound to it.
     middleware = [
-        Middleware(RequestLimitsMiddleware, max_body_bytes=max(settings.max_body_bytes, 1 << 20)),
         Middleware(SecurityHeadersMiddleware),
+        Middleware(RequestLimitsMiddleware, max_body_bytes=max(settings.max_body_bytes, 1 << 20)),
         Middleware(CORSMiddleware, origins=settings.cors_origins),
         Middleware(TrustedProxyMiddleware, proxies=parts.proxies),
         Middleware(
@@ -71,7 +62,7 @@ def build_app(parts: Components) -> Starlette:
                 parts.tokens.verify,
                 parts.permissions,
                 cookie=ACCESS_COOKIE if settings.browser_mode == "jwt" else None,
-                roles_loader=_roles_loader(parts) if settings.jwt_stateful else None,
+                roles_loader=users_roles(parts.accounts.users) if settings.jwt_stateful else None,
             ),
         ),
         Middleware(

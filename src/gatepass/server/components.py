@@ -24,10 +24,13 @@ from gatepass.sessions.config import SessionConfig
 from gatepass.sessions.manager import SessionManager
 from gatepass.stores.urls import open_session_store
 from gatepass.throttle import LoginThrottle
+from gatepass.throttle.quota import Quota
 from gatepass.throttle.urls import open_throttle_store
 from gatepass.tokens.access import AccessTokenCodec
 from gatepass.tokens.backends.urls import open_refresh_store, open_revocation_store
-from gatepass.tokens.service import TokenService
+from gatepass.tokens.scopes import ScopePolicy
+from gatepass.tokens.service import RolesLoader, TokenService
+from gatepass.users.model import UserStore
 from gatepass.users.passwords import PasswordHasher
 from gatepass.users.urls import open_user_store
 
@@ -35,6 +38,16 @@ from gatepass.users.urls import open_user_store
 DEFAULT_PERMISSIONS = RolePermissions(
     {"admin": {"users:read", "users:write", "sessions:admin"}}
 )
+
+
+def users_roles(users: UserStore) -> RolesLoader:
+    """A user's current roles from the store; None when gone or disabled."""
+
+    async def load(user_id: str) -> tuple[str, ...] | None:
+        user = await users.get(user_id)
+        return None if user is None or user.disabled else user.roles
+
+    return load
 
 
 def components(request: Request) -> Components:
@@ -57,6 +70,8 @@ class Components:
     trusted_origins: frozenset[str]
     tokens: TokenService
     keys: KeyRingSource
+    #: Registrations per client address (GATEPASS_REGISTRATION_LIMIT an hour).
+    registrations: Quota
     #: Social/OIDC sign-in; None when no provider is configured.
     oauth: OAuthService | None = None
 
@@ -107,6 +122,8 @@ class Components:
             refresh_ttl=settings.refresh_token_ttl,
             grace=settings.refresh_grace,
             mode=settings.revocation_mode,
+            scopes=ScopePolicy.parse(settings.token_scopes),
+            roles_loader=users_roles(users),
         )
         oauth = None
         providers = load_providers(settings.extra, settings.oauth_config)
@@ -134,6 +151,7 @@ class Components:
             trusted_origins=frozenset({own_origin, *settings.cors_origins}),
             tokens=tokens,
             keys=keys,
+            registrations=Quota(throttle.store, "register", settings.registration_limit),
             oauth=oauth,
         )
 

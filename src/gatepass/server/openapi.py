@@ -78,7 +78,7 @@ _SCHEMAS: Schema = {
                     "invalid_request", "invalid_credentials", "invalid_token", "invalid_grant",
                     "not_authenticated", "csrf_failed", "forbidden", "not_found", "user_exists",
                     "weak_password", "payload_too_large", "rate_limited", "store_unavailable",
-                    "request_header_fields_too_large",
+                    "request_header_fields_too_large", "invalid_scope",
                 ],
             },
             "detail": {"type": "string"},
@@ -185,9 +185,15 @@ _SCHEMAS: Schema = {
     },
     "Session": {
         "type": "object",
-        "required": ["id", "created_at", "last_seen_at", "ip", "user_agent", "current"],
+        "description": "A login: one sign-in and every credential it produced.",
+        "required": ["id", "kind", "created_at", "last_seen_at", "ip", "user_agent", "current"],
         "properties": {
-            "id": {"type": "string", "description": "Public id (not the cookie value)."},
+            "id": {"type": "string", "description": "Public id (not a credential)."},
+            "kind": {
+                "enum": ["session", "browser", "api"],
+                "description": "A cookie session, a browser login in JWT mode, or an API "
+                "token pair.",
+            },
             "created_at": {"type": "string", "format": "date-time"},
             "last_seen_at": {"type": "string", "format": "date-time"},
             "ip": {"type": ["string", "null"]},
@@ -198,11 +204,16 @@ _SCHEMAS: Schema = {
     },
     "TokenPair": {
         "type": "object",
-        "required": ["access_token", "token_type", "expires_in", "refresh_token"],
+        "required": ["access_token", "token_type", "expires_in", "refresh_token", "scope"],
         "properties": {
             "access_token": {"type": "string", "description": "A JWT (`typ` at+jwt)."},
             "token_type": {"const": "Bearer"},
             "expires_in": {"type": "integer", "minimum": 1},
+            "scope": {
+                "type": "string",
+                "description": "The scopes granted (space-separated): those requested that "
+                "the user's roles allow (GATEPASS_TOKEN_SCOPES).",
+            },
             "refresh_token": {
                 "type": "string",
                 "pattern": "^[A-Za-z0-9_-]{22}\\.[A-Za-z0-9_-]{43}$",
@@ -386,6 +397,11 @@ def _paths() -> Schema:
                     "400": _error("Malformed request, invalid email or weak password."),
                     "403": _error("The CSRF checks failed, or registration is closed."),
                     "409": _error("An account with this email already exists (`user_exists`)."),
+                    "429": _error(
+                        "Too many registrations from this address (`rate_limited`; "
+                        "GATEPASS_REGISTRATION_LIMIT an hour).",
+                        headers=_RETRY_AFTER,
+                    ),
                 },
                 security=_ANONYMOUS_UNSAFE,
                 body=_body(_ref("Registration")),
@@ -436,7 +452,8 @@ def _paths() -> Schema:
         },
         "/auth/sessions": {
             "get": _operation(
-                "My active sessions.",
+                "My live logins, whatever their kind (sessions, browser-JWT logins, API "
+                "tokens).",
                 {
                     "200": {
                         "description": ok,
@@ -448,7 +465,7 @@ def _paths() -> Schema:
         },
         "/auth/sessions/revoke-others": {
             "post": _operation(
-                "Log out every other device.",
+                "End every other login (every kind of credential).",
                 {"204": empty},
                 security=_USER_UNSAFE,
                 unsafe=True,
@@ -456,8 +473,8 @@ def _paths() -> Schema:
         },
         "/auth/sessions/{session_id}": {
             "delete": _operation(
-                "Revoke one of my sessions.",
-                {"204": empty, "404": _error("I have no such session.")},
+                "End one of my logins: its session, or its refresh family and access tokens.",
+                {"204": empty, "404": _error("I have no such login.")},
                 security=_USER_UNSAFE,
                 unsafe=True,
                 parameters=[
@@ -484,6 +501,7 @@ def _paths() -> Schema:
                         "`invalid_credentials`, or a Bearer token that does not verify.",
                         headers=_WWW_AUTHENTICATE,
                     ),
+                    "400": _error("Malformed request, or an unknown scope (`invalid_scope`)."),
                     "429": _error("Throttled (`rate_limited`).", headers=_RETRY_AFTER),
                 },
                 security=_PUBLIC,

@@ -12,7 +12,9 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
+from gatepass.csrf import normalize_origins, origin_of
 from gatepass.errors import ConfigurationError
+from gatepass.tokens.scopes import ScopePolicy
 
 BrowserMode = Literal["session", "jwt"]
 Registration = Literal["open", "closed"]
@@ -68,6 +70,12 @@ class Settings:
     oauth_config: str = ""
     #: Whether a first sign-in through a provider creates an account.
     oauth_create_users: bool = True
+    #: Which scopes each role may hold in access tokens:
+    #: ``"admin=users:read users:write; *=profile"`` (``*``: every user).
+    #: Empty: tokens carry no scopes, whatever a client asks for.
+    token_scopes: str = ""
+    #: Registrations accepted per client address per hour (0: no limit).
+    registration_limit: int = 20
     #: ``GATEPASS_OAUTH_*`` variables (provider names are dynamic, so they
     #: are read by :mod:`gatepass.oauth.config`).  Holds client secrets:
     #: never shown in a repr.
@@ -97,6 +105,17 @@ class Settings:
             object.__setattr__(self, "session_store_url", self.database_url)
         if not self.public_url:
             object.__setattr__(self, "public_url", f"http://{self.host}:{self.port}")
+        # Everything a middleware would otherwise only meet at the first
+        # request (and answer with a 500): checked here, once.
+        if origin_of(self.public_url) is None:
+            raise ConfigurationError("GATEPASS_PUBLIC_URL must be an http(s) URL.")
+        normalize_origins(self.cors_origins)
+        ScopePolicy.parse(self.token_scopes)
+        if self.registration_limit < 0:
+            raise ConfigurationError("GATEPASS_REGISTRATION_LIMIT must be 0 or more.")
+        for name in ("session_idle_timeout", "session_absolute_timeout", "max_body_bytes"):
+            if getattr(self, name) <= 0:
+                raise ConfigurationError(f"GATEPASS_{name.upper()} must be positive.")
         if self.session_idle_timeout > self.session_absolute_timeout:
             raise ConfigurationError(
                 "GATEPASS_SESSION_IDLE_TIMEOUT cannot exceed GATEPASS_SESSION_ABSOLUTE_TIMEOUT."
@@ -129,7 +148,7 @@ class Settings:
 def _convert(name: str, raw: str) -> Any:
     if name in ("port", "session_idle_timeout", "session_absolute_timeout", "max_body_bytes",
                 "access_token_ttl", "refresh_token_ttl", "key_rotation_days",
-                "refresh_grace"):  # fmt: skip
+                "refresh_grace", "registration_limit"):  # fmt: skip
         try:
             return int(raw)
         except ValueError:

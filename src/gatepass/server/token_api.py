@@ -47,7 +47,14 @@ async def token(request: Request) -> Response:
         string_field(fields, "password"),
         client_ip=client_ip(request.scope),
     )
-    pair = await parts.tokens.issue(user.id, roles=user.roles, scopes=_scopes(fields))
+    pair = await parts.tokens.issue(
+        user.id,
+        roles=user.roles,
+        scopes=_scopes(fields),
+        kind="api",
+        ip=client_ip(request.scope),
+        user_agent=request.headers.get("user-agent"),
+    )
     return JSONResponse(pair.as_json(), headers=NO_STORE)
 
 
@@ -137,7 +144,13 @@ def _cleared() -> list[str]:
 
 async def jwt_login(request: Request, user: User) -> None:
     """Browser login in JWT mode: a token family instead of a session."""
-    pair = await components(request).tokens.issue(user.id, roles=user.roles)
+    pair = await components(request).tokens.issue(
+        user.id,
+        roles=user.roles,
+        kind="browser",
+        ip=client_ip(request.scope),
+        user_agent=request.headers.get("user-agent"),
+    )
     set_token_cookies(request, pair)
 
 

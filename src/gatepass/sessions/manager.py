@@ -67,6 +67,10 @@ class SessionManager:
         session is destroyed, whoever it belonged to, so a planted id never
         survives a login.
         """
+        if not isinstance(user_id, str) or not user_id:
+            # One id type everywhere: stores would otherwise disagree on 42
+            # and "42" (SQLite gives back text, memory and Redis keep an int).
+            raise TypeError("user_id must be a non-empty str")
         now = self.clock()
         cfg = self.config
         idle = cfg.remember_idle_timeout if remember else cfg.idle_timeout

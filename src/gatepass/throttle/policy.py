@@ -111,7 +111,8 @@ ACCOUNT = Rule(free=10, window=15 * 60, cap=60)
 ADDRESS = Rule(free=30, window=15 * 60, cap=15 * 60)
 
 
-def _key(kind: str, *parts: str) -> str:
+def throttle_key(kind: str, *parts: str) -> str:
+    """The hashed store key for ``kind`` and its parts (no store sees an email or address)."""
     # "\x00" cannot occur in a normalised email or an IP string, so no two
     # different (kind, parts) produce the same preimage.
     text = "\x00".join(("gatepass-throttle-v1", kind, *parts))
@@ -127,7 +128,8 @@ def _account(email: str) -> str:
         return "invalid:" + email
 
 
-def _address(ip: str | None) -> str | None:
+def address_key(ip: str | None) -> str | None:
+    """The address a rule counts: IPv4 as is, IPv6 by its /64."""
     address = parse_ip(ip) if ip is not None else None
     if address is None:
         return None
@@ -158,16 +160,16 @@ class LoginThrottle:
 
     def _keys(self, email: str, ip: str | None) -> list[tuple[Rule, str]]:
         account = _account(email)
-        keys = [(self.account, _key("account", account))]
-        address = _address(ip)
+        keys = [(self.account, throttle_key("account", account))]
+        address = address_key(ip)
         if address is not None:
-            keys.append((self.pair, _key("pair", account, address)))
-            keys.append((self.address, _key("address", address)))
+            keys.append((self.pair, throttle_key("pair", account, address)))
+            keys.append((self.address, throttle_key("address", address)))
         return keys
 
     def _known_key(self, email: str, ip: str | None) -> str | None:
-        address = _address(ip)
-        return None if address is None else _key("known", _account(email), address)
+        address = address_key(ip)
+        return None if address is None else throttle_key("known", _account(email), address)
 
     async def check(self, email: str, ip: str | None) -> None:
         """Raise RateLimited if any rule is backing off; call before hashing."""
@@ -205,12 +207,14 @@ class LoginThrottle:
 
     async def success(self, email: str, ip: str | None) -> None:
         """Clear the pair counter and remember the address for this account."""
-        address = _address(ip)
+        address = address_key(ip)
         if address is None:
             return
         account = _account(email)
-        await self.store.clear(_key("pair", account, address))
+        await self.store.clear(throttle_key("pair", account, address))
         if self.known_address_ttl:
             now = self.clock()
             until = now + self.known_address_ttl
-            await self.store.set_deadline(_key("known", account, address), until=until, now=now)
+            await self.store.set_deadline(
+                throttle_key("known", account, address), until=until, now=now
+            )

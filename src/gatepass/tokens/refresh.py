@@ -2,11 +2,21 @@
 
 A token reads ``<family_id>.<secret>``.  The family id (16 random bytes) only
 routes the lookup: everything about a family lives under one key or row.  The
-secret of the family's first token is 32 random bytes; every later token is
-*derived* from the one it replaces (:func:`successor`), so a store that keeps
-only SHA-256 hashes can still answer a retry of the previous token with the
-very same successor during the grace window, instead of minting a second live
-token.  Only hashes of whole tokens are stored.
+secret is 32 bytes in two halves:
+
+* the *body* (16 bytes, 128 bits): random in the family's first token; every
+  later token's body is *derived* from the token it replaces
+  (:func:`successor`), so a store that keeps only SHA-256 hashes can still
+  answer a retry of the previous token with the very same successor during
+  the grace window, instead of minting a second live token;
+* the *tag* (16 bytes): an HMAC of the family id and the body under the
+  server key.  It proves the token was issued by this server for this family
+  (:func:`is_authentic`), so only a token that really existed can trigger
+  reuse detection: a made-up secret naming a live family (the family id is
+  visible in every access token's ``fid``) is refused before any store is
+  touched, and cannot log anyone out (SECURITY 39).
+
+Only hashes of whole tokens are stored; the tag key never is.
 
 Rotation rules (one atomic step in every store, see :class:`RefreshStore`):
 
@@ -36,14 +46,17 @@ from gatepass.errors import ConfigurationError, InvalidGrant
 
 FAMILY_ID_BYTES = 16
 SECRET_BYTES = 32
-# Unpadded base64url lengths of the two parts; a successor's secret is an
-# HMAC-SHA256 digest, 32 bytes like a random secret, so every token has one shape.
+# Unpadded base64url lengths of the two parts; every secret is a 16-byte body
+# (random or derived) and a 16-byte tag, so every token has one shape.
 FAMILY_ID_LENGTH = 22
 SECRET_LENGTH = 43
 TOKEN_LENGTH = FAMILY_ID_LENGTH + 1 + SECRET_LENGTH
 MIN_SERVER_KEY_BYTES = 32
 
 _DERIVATION_LABEL = b"gatepass-refresh\0"
+_TAG_LABEL = b"gatepass-refresh-tag\0"
+BODY_BYTES = 16
+TAG_BYTES = SECRET_BYTES - BODY_BYTES
 # ASCII only: \w and [:alnum:] would admit Unicode digits and letters.
 _FAMILY_ID = re.compile(r"[A-Za-z0-9_-]{22}")
 _TOKEN = re.compile(r"([A-Za-z0-9_-]{22})\.([A-Za-z0-9_-]{43})")
@@ -91,9 +104,44 @@ def is_well_formed(token: object) -> bool:
     return parse(token) is not None
 
 
-def new_token() -> str:
-    """The first token of a new family (fresh family id, random secret)."""
-    return f"{_b64(secrets.token_bytes(FAMILY_ID_BYTES))}.{_b64(secrets.token_bytes(SECRET_BYTES))}"
+def _check_key(server_key: object) -> None:
+    if not isinstance(server_key, bytes) or len(server_key) < MIN_SERVER_KEY_BYTES:
+        raise ConfigurationError(
+            f"The refresh-token key must be at least {MIN_SERVER_KEY_BYTES} bytes."
+        )
+
+
+def _tag(family_id: str, body: bytes, server_key: bytes) -> bytes:
+    mac = hmac.new(server_key, _TAG_LABEL + family_id.encode("ascii") + body, hashlib.sha256)
+    return mac.digest()[:TAG_BYTES]
+
+
+def _token(family_id: str, body: bytes, server_key: bytes) -> str:
+    return f"{family_id}.{_b64(body + _tag(family_id, body, server_key))}"
+
+
+def new_token(server_key: bytes) -> str:
+    """The first token of a new family: fresh family id, random body, its tag."""
+    _check_key(server_key)
+    family_id = _b64(secrets.token_bytes(FAMILY_ID_BYTES))
+    return _token(family_id, secrets.token_bytes(BODY_BYTES), server_key)
+
+
+def is_authentic(token: object, server_key: bytes) -> bool:
+    """Whether ``token`` is well formed and carries this server's tag for its
+    family (any input, never raises; constant-time comparison).
+
+    Says nothing about whether the token is still current: only that it was
+    minted here, so that a replay of it can be told from a guess.
+    """
+    _check_key(server_key)
+    parsed = parse(token)
+    if parsed is None:
+        return False
+    family_id, secret = parsed
+    raw = base64.urlsafe_b64decode(secret + "=")
+    body, tag = raw[:BODY_BYTES], raw[BODY_BYTES:]
+    return hmac.compare_digest(tag, _tag(family_id, body, server_key))
 
 
 def family_id_of(token: object) -> str | None:
@@ -113,17 +161,16 @@ def successor(token: str, server_key: bytes) -> str:
     token is answered with this same value, re-derived, so two concurrent
     refreshes never hold two different live tokens.  Unpredictable without
     ``server_key`` (HMAC-SHA256), so knowing a hash or the family id gives
-    nothing.  A malformed ``token`` raises InvalidGrant, never anything else.
+    nothing.  The successor carries its own tag, so it is authentic whether
+    or not ``token`` was.  A malformed ``token`` raises InvalidGrant, never
+    anything else.
     """
-    if not isinstance(server_key, bytes) or len(server_key) < MIN_SERVER_KEY_BYTES:
-        raise ConfigurationError(
-            f"The refresh-token key must be at least {MIN_SERVER_KEY_BYTES} bytes."
-        )
+    _check_key(server_key)
     parsed = parse(token)
     if parsed is None:
         raise InvalidGrant(reason="malformed")
     digest = hmac.new(server_key, _DERIVATION_LABEL + token.encode("ascii"), hashlib.sha256)
-    return f"{parsed[0]}.{_b64(digest.digest())}"
+    return _token(parsed[0], digest.digest()[:BODY_BYTES], server_key)
 
 
 @dataclass(frozen=True)

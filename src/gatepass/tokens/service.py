@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from gatepass.errors import InvalidGrant, InvalidToken
@@ -26,16 +26,23 @@ from gatepass.tokens.refresh import (
     RefreshStore,
     RotateOutcome,
     family_id_of,
+    is_authentic,
     is_well_formed,
     new_token,
     successor,
     token_hash,
 )
 from gatepass.tokens.revocation import RevocationStore
+from gatepass.tokens.scopes import ScopePolicy
 
 logger = logging.getLogger("gatepass.tokens")
 
 RevocationMode = Literal["denylist", "allowlist"]
+#: What a token family was issued for: a browser login in JWT mode, or an
+#: API client's token pair.  Listed as the login's ``kind``.
+FamilyKind = Literal["browser", "api"]
+#: The user's current roles, or None when the user is gone or disabled.
+RolesLoader = Callable[[str], Awaitable[tuple[str, ...] | None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,12 +53,16 @@ class TokenPair:
     claims: AccessClaims
 
     def as_json(self) -> dict[str, Any]:
-        return {
+        body: dict[str, Any] = {
             "access_token": self.access_token,
             "token_type": "Bearer",
             "expires_in": self.expires_in,
             "refresh_token": self.refresh_token,
         }
+        # RFC 6749 §5.1: say which scopes the token carries (they may be
+        # fewer than requested).
+        body["scope"] = " ".join(self.claims.scopes)
+        return body
 
 
 @dataclass
@@ -66,15 +77,35 @@ class TokenService:
     #: window; a replay after it revokes the family.
     grace: float = 10.0
     mode: RevocationMode = "denylist"
+    #: Which scopes each role may hold; requests are intersected with it.
+    scopes: ScopePolicy = field(default_factory=ScopePolicy)
+    #: Loads the user's current roles at every refresh, so a revoked role or
+    #: a disabled account reaches the next access token (None: trust the
+    #: roles recorded in the family when it was issued).
+    roles_loader: RolesLoader | None = None
     clock: Callable[[], float] = field(default=time.time)
 
     async def issue(
-        self, user_id: str, *, roles: tuple[str, ...] = (), scopes: tuple[str, ...] = ()
+        self,
+        user_id: str,
+        *,
+        roles: tuple[str, ...] = (),
+        scopes: tuple[str, ...] = (),
+        kind: FamilyKind = "api",
+        ip: str | None = None,
+        user_agent: str | None = None,
     ) -> TokenPair:
-        """A new family: an access token and the first refresh token."""
+        """A new family (one login): an access token and the first refresh token.
+
+        ``scopes`` are what the client asked for: the policy grants their
+        intersection with what ``roles`` allow, and refuses unknown ones.
+        """
+        if not isinstance(user_id, str) or not user_id:
+            raise TypeError("user_id must be a non-empty str")
+        granted = self.scopes.grant(roles, scopes)
         now = self.clock()
         generation = await self.revocation.generation(user_id)
-        refresh_token = new_token()
+        refresh_token = new_token(self.server_key)
         family_id = family_id_of(refresh_token)
         assert family_id is not None
         family = Family(
@@ -87,7 +118,13 @@ class TokenService:
             rotated_at=None,
             generation=generation,
             revoked=False,
-            data={"roles": list(roles), "scopes": list(scopes)},
+            data={
+                "roles": list(roles),
+                "scopes": list(granted),
+                "kind": kind,
+                "ip": ip,
+                "ua": user_agent[:512] if user_agent else None,
+            },
         )
         await self.refresh_store.create(family)
         return await self._access(family, refresh_token)
@@ -108,6 +145,11 @@ class TokenService:
         """Rotate a refresh token.  Raises InvalidGrant for anything but a live one."""
         if not is_well_formed(refresh_token):
             raise InvalidGrant(reason="malformed")
+        if not is_authentic(refresh_token, self.server_key):
+            # Never issued here: a guess, or a secret made up for a family id
+            # read from an access token.  Refused before the store, so it can
+            # neither rotate nor revoke anything (SECURITY 39).
+            raise InvalidGrant(reason="forged")
         family_id = refresh_token.split(".", 1)[0]
         next_token = successor(refresh_token, self.server_key)
         now = self.clock()
@@ -128,6 +170,22 @@ class TokenService:
             # Password changed, account disabled or "log out everywhere" since.
             await self.refresh_store.revoke(family.family_id)
             raise InvalidGrant(reason="generation")
+        if self.roles_loader is not None:
+            roles = await self.roles_loader(family.user_id)
+            if roles is None:
+                await self.revoke_family(family.family_id, owner=family.user_id)
+                raise InvalidGrant(reason="user")
+            # Current roles, and only the scopes they still allow; the stored
+            # family keeps what was granted at login (a role given back later
+            # restores its scopes).
+            family = replace(
+                family,
+                data={
+                    **family.data,
+                    "roles": list(roles),
+                    "scopes": list(self.scopes.narrow(roles, _strings(family.data.get("scopes")))),
+                },
+            )
         return await self._access(family, next_token)
 
     async def verify(self, access_token: str) -> AccessClaims:
@@ -172,17 +230,37 @@ class TokenService:
         await self.refresh_store.revoke(family.family_id)
         await self._deny_family(family)
 
-    async def revoke_family(self, family_id: str, *, owner: str) -> None:
-        """End a family and its access tokens, if ``owner`` owns it."""
-        family = await self.refresh_store.get(family_id)
-        if family is not None and family.user_id == owner:
-            await self.refresh_store.revoke(family.family_id)
-            await self._deny_family(family)
+    async def revoke_family(self, family_id: str, *, owner: str) -> bool:
+        """End a family and its access tokens, if ``owner`` owns it and it is live.
 
-    async def revoke_user(self, user_id: str) -> None:
-        """End every token of the user: one generation bump, plus the families."""
+        Returns whether a live family was ended.
+        """
+        family = await self.refresh_store.get(family_id)
+        if family is None or family.user_id != owner:
+            return False
+        await self.refresh_store.revoke(family.family_id)
+        await self._deny_family(family)
+        return self.is_live(family, generation=None)
+
+    async def revoke_user(self, user_id: str) -> int:
+        """End every token of the user: one generation bump, plus the families.
+
+        Returns how many families were live.
+        """
         await self.revocation.bump_generation(user_id)
-        await self.refresh_store.revoke_user(user_id)
+        return await self.refresh_store.revoke_user(user_id)
+
+    def is_live(self, family: Family, *, generation: int | None) -> bool:
+        """Whether ``family`` can still refresh (``generation``: the user's, if known)."""
+        if family.revoked or self.clock() >= family.absolute_expires_at:
+            return False
+        return generation is None or family.generation >= generation
+
+    async def live_families(self, user_id: str) -> list[Family]:
+        """The user's families that can still refresh, oldest first."""
+        generation = await self.revocation.generation(user_id)
+        families = await self.refresh_store.list_user(user_id)
+        return [f for f in families if self.is_live(f, generation=generation)]
 
 
 def _family_marker(family_id: str) -> str:
