@@ -147,6 +147,89 @@ def test_bearer_token_from_a_works_on_b_and_revoke_on_c_ends_it_everywhere(
         assert b.refresh(fresh.json()["refresh_token"]).status_code == 401
 
 
+def test_ending_logins_on_one_instance_refuses_every_credential_on_the_others(
+    abc: list[Instance],
+) -> None:
+    """SECURITY 38 across instances: a login ended on one instance (DELETE,
+    revoke-others, "log out everywhere") is refused at the next request on
+    every other, whatever kind of credential it produced."""
+    a, b, c = abc
+    email = _email("logins")
+    assert a.register(email).status_code == 201
+    for round_no in range(3):
+        browser = session_of(a.login(email))
+        other_browser = session_of(b.login(email))
+        api = b.token(email).json()
+        other_api = c.token(email).json()
+        # Warm every cache with every credential.
+        for instance in (a, b, c):
+            for kwargs in ({"session": browser}, {"session": other_browser},
+                           {"bearer": api["access_token"]}, {"bearer": other_api["access_token"]}):
+                assert instance.me(**kwargs).status_code == 200, (round_no, instance.name)
+        listed = a.request("GET", "/auth/sessions", session=browser).json()
+        assert sorted(r["kind"] for r in listed) == ["api", "api", "session", "session"]
+        [api_id] = [r["id"] for r in
+                    b.request("GET", "/auth/sessions", bearer=api["access_token"]).json()
+                    if r["current"]]  # fmt: skip
+
+        # One API login, ended from a browser on C.
+        ended = c.request("DELETE", f"/auth/sessions/{api_id}", session=browser)
+        assert ended.status_code == 204, ended.text
+        for instance in (a, b):
+            assert instance.me(bearer=api["access_token"]).status_code == 401, round_no
+            assert instance.me(bearer=other_api["access_token"]).status_code == 200
+        assert a.refresh(api["refresh_token"]).status_code == 401
+
+        # Every other login, ended by the API client on A.
+        out = a.request("POST", "/auth/sessions/revoke-others", bearer=other_api["access_token"])
+        assert out.status_code == 204, out.text
+        for instance in (b, c):
+            assert instance.me(session=browser).status_code == 401, round_no
+            assert instance.me(session=other_browser).status_code == 401, round_no
+            assert instance.me(bearer=other_api["access_token"]).status_code == 200
+
+        # And the last one, by its own logout on B.
+        refreshed = b.refresh(other_api["refresh_token"])
+        assert refreshed.status_code == 200, refreshed.text
+        access = refreshed.json()["access_token"]
+        assert b.request("POST", "/auth/logout", bearer=access).status_code == 204
+        for instance in (a, c):
+            assert instance.me(bearer=access).status_code == 401, round_no
+        assert c.refresh(refreshed.json()["refresh_token"]).status_code == 401
+        assert a.request("GET", "/auth/sessions", bearer=access).status_code == 401
+
+
+def test_admin_ending_everything_reaches_every_instance(abc: list[Instance]) -> None:
+    """`gatepass sessions revoke EMAIL --all`, `users set-password` and
+    `users disable` from the CLI (its own process, on the shared stores)
+    refuse every credential on every instance at the next request."""
+    import subprocess
+    import sys
+
+    a, b, c = abc
+    for command in (["sessions", "revoke", "{email}", "--all"],
+                    ["users", "set-password", "{email}", "--password-stdin"],
+                    ["users", "disable", "{email}"]):  # fmt: skip
+        email = _email("admin")
+        assert a.register(email).status_code == 201
+        browser = session_of(a.login(email))
+        api = b.token(email).json()
+        for instance in (a, b, c):
+            assert instance.me(session=browser).status_code == 200
+            assert instance.me(bearer=api["access_token"]).status_code == 200
+        result = subprocess.run(
+            [sys.executable, "-m", "gatepass", *(p.format(email=email) for p in command)],
+            env=a.env, cwd=a.base, input="another long passphrase\n", capture_output=True,
+            text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        assert "2 logins ended" in result.stdout, result.stdout
+        for instance in (a, b, c):
+            assert instance.me(session=browser).status_code == 401, (command, instance.name)
+            assert instance.me(bearer=api["access_token"]).status_code == 401, command
+        assert c.refresh(api["refresh_token"]).status_code == 401
+
+
 async def _refresh_race(instances: list[Instance], token: str, n: int) -> list[httpx.Response]:
     clients = [httpx.AsyncClient(base_url=i.url, timeout=30) for i in instances]
     try:
