@@ -337,3 +337,16 @@ async def test_sqlite_unusable_file_is_store_unavailable(tmp_path: Path) -> None
             await store.get("0" * 32)
     finally:
         await store.close()
+
+
+async def test_user_ids_are_strings(store: UserStore) -> None:
+    user = await store.create("ada@example.com", None)
+    assert type(user.id) is str
+    with pytest.raises(TypeError):
+        await store.get(42)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        await store.set_disabled(42, True)  # type: ignore[arg-type]
+    assert await store.get(user.id) == user
+    # Ids are compared exactly: no padding, no case folding, no number parsing.
+    assert await store.get("0" + user.id) is None
+    assert await store.get(user.id.upper()) is None

@@ -14,7 +14,8 @@ while Redis or PostgreSQL is down and answer 503 until it is back.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 from gatepass.drivers.redact import redact
 from gatepass.drivers.urls import SPELLINGS, Backend, parse
@@ -128,25 +129,19 @@ def _import(spec: str, backend: Backend) -> Any:
     return getattr(module, name)
 
 
-async def open_session_store(url: str) -> SessionStore:
-    return cast("SessionStore", await open_store("session store", url))
+def _opener(kind: str) -> Callable[[str], Awaitable[Any]]:
+    async def open_kind(url: str) -> Any:
+        return await open_store(kind, url)
+
+    open_kind.__name__ = open_kind.__qualname__ = f"open_{kind.split()[0]}_store"
+    open_kind.__doc__ = f"The {kind} that ``url`` names (see :func:`open_store`)."
+    return open_kind
 
 
-async def open_refresh_store(url: str) -> RefreshStore:
-    return cast("RefreshStore", await open_store("refresh token store", url))
-
-
-async def open_revocation_store(url: str) -> RevocationStore:
-    return cast("RevocationStore", await open_store("revocation store", url))
-
-
-async def open_throttle_store(url: str) -> ThrottleStore:
-    return cast("ThrottleStore", await open_store("throttle store", url))
-
-
-async def open_user_store(url: str) -> UserStore:
-    return cast("UserStore", await open_store("user store", url))
-
-
-async def open_identity_store(url: str) -> IdentityStore:
-    return cast("IdentityStore", await open_store("identity store", url))
+# Typed entry points, one per kind; every one goes through open_store.
+open_session_store: Callable[[str], Awaitable[SessionStore]] = _opener("session store")
+open_refresh_store: Callable[[str], Awaitable[RefreshStore]] = _opener("refresh token store")
+open_revocation_store: Callable[[str], Awaitable[RevocationStore]] = _opener("revocation store")
+open_throttle_store: Callable[[str], Awaitable[ThrottleStore]] = _opener("throttle store")
+open_user_store: Callable[[str], Awaitable[UserStore]] = _opener("user store")
+open_identity_store: Callable[[str], Awaitable[IdentityStore]] = _opener("identity store")

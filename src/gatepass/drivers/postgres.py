@@ -17,11 +17,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any, ClassVar, Self
+from typing import Any, Self
 
 import asyncpg
 
-from gatepass.drivers.registry import SharedConnection, shared
+from gatepass.drivers.registry import ConnectedStore, Schema, SQLConnection, shared
 from gatepass.errors import StoreUnavailable
 
 #: Errors that mean "the database cannot be reached", as opposed to a bug.
@@ -39,11 +39,7 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
 #: int4 range of the per-user hashtext() locks the session store takes).
 SCHEMA_LOCK = 0x6761746570617373
 
-#: A store's DDL: statements, each ``CREATE … IF NOT EXISTS``.
-Schema = tuple[str, ...]
-
-
-class PostgresPool(SharedConnection):
+class PostgresPool(SQLConnection):
     backend = "postgres"
 
     def __init__(self, dsn: str, *, min_size: int = 1, max_size: int = 10,
@@ -55,13 +51,6 @@ class PostgresPool(SharedConnection):
         self._timeout = timeout
         self._pool: asyncpg.Pool | None = None
         self._lock = asyncio.Lock()
-        self._pending: list[Schema] = []
-        self._created: set[Schema] = set()
-
-    def require(self, schema: Schema) -> None:
-        """Create ``schema`` on the next connection, unless done already."""
-        if schema not in self._created and schema not in self._pending:
-            self._pending.append(schema)
 
     async def _get_pool(self) -> asyncpg.Pool:
         if self._pool is not None:
@@ -75,6 +64,7 @@ class PostgresPool(SharedConnection):
                     timeout=self._timeout,
                     command_timeout=self._timeout,
                     init=self._count_queries,
+                    reset=_keep_session,
                 )
             return self._pool
 
@@ -92,23 +82,10 @@ class PostgresPool(SharedConnection):
             pool = await self._get_pool()
             async with pool.acquire(timeout=self._timeout) as conn:
                 if self._pending:
-                    await self._create_schemas(conn)
+                    await self.create_schemas(lambda schemas: _run_ddl(conn, schemas))
                 yield conn
         except CONNECTION_ERRORS as exc:
             raise StoreUnavailable("PostgreSQL is unavailable.", store="postgres") from exc
-
-    async def _create_schemas(self, conn: asyncpg.Connection) -> None:
-        async with self._lock:
-            pending = list(self._pending)
-            if not pending:
-                return
-            async with conn.transaction():
-                await conn.execute("SELECT pg_advisory_xact_lock($1)", SCHEMA_LOCK)
-                for schema in pending:
-                    for statement in schema:
-                        await conn.execute(statement)
-            self._created.update(pending)
-            self._pending = [s for s in self._pending if s not in self._created]
 
     async def ping(self) -> None:
         async with self.connection() as conn:
@@ -118,6 +95,26 @@ class PostgresPool(SharedConnection):
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
+
+
+async def _run_ddl(conn: asyncpg.Connection, schemas: list[Schema]) -> None:
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", SCHEMA_LOCK)
+        for schema in schemas:
+            for statement in schema:
+                await conn.execute(statement)
+
+
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Release a connection without asyncpg's reset query.
+
+    The default runs ``RESET ALL; UNLISTEN *; …`` on every release: one more
+    round trip per store call.  asyncpg still rolls back a transaction left
+    open; beyond that the stores leave no session state behind (no SET, no
+    LISTEN, no cursor outside a transaction, advisory locks only
+    transaction-scoped), so there is nothing to reset.
+    """
+    del conn
 
 
 def open_pool(dsn: str) -> PostgresPool:
@@ -133,17 +130,12 @@ def count(status: str) -> int:
     return int(status.rsplit(" ", 1)[1])
 
 
-class PostgresStore:
+class PostgresStore(ConnectedStore):
     """What every PostgreSQL store shares: its pool, schema, ping and close."""
 
-    #: The store's tables and indexes, created on first use.
-    SCHEMA: ClassVar[Schema] = ()
-
     def __init__(self, pool: PostgresPool) -> None:
-        """Takes over one reference to ``pool`` (released by :meth:`close`)."""
-        pool.require(self.SCHEMA)
+        super().__init__(pool)
         self.pool = pool
-        self._released = False
 
     @classmethod
     def from_dsn(cls, dsn: str, **options: Any) -> Self:
@@ -152,11 +144,3 @@ class PostgresStore:
 
     def _connection(self) -> AbstractAsyncContextManager[asyncpg.Connection]:
         return self.pool.connection()
-
-    async def ping(self) -> None:
-        await self.pool.ping()
-
-    async def close(self) -> None:
-        if not self._released:
-            self._released = True
-            await self.pool.release()

@@ -28,7 +28,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.commands.core import AsyncScript
 
-from gatepass.drivers.registry import SharedConnection, Stats, shared
+from gatepass.drivers.registry import ConnectedStore, SharedConnection, Stats, shared
 from gatepass.drivers.urls import DEFAULT_PREFIX, split_prefix
 from gatepass.errors import StoreUnavailable
 
@@ -268,15 +268,14 @@ def open_connection(url: str) -> RedisConnection:
     return shared(f"redis:{key}", RedisConnection, lambda: RedisConnection(url))
 
 
-class RedisStore:
+class RedisStore(ConnectedStore):
     """What every Redis store shares: its client, key prefix, ping and close."""
 
     def __init__(self, conn: RedisConnection, *, prefix: str = DEFAULT_PREFIX) -> None:
-        """Takes over one reference to ``conn`` (released by :meth:`close`)."""
+        super().__init__(conn)
         self.conn = conn
         self.client: RedisClient = conn.client
         self.prefix = prefix
-        self._released = False
 
     @classmethod
     def from_url(cls, url: str, *, prefix: str | None = None) -> Self:
@@ -289,11 +288,3 @@ class RedisStore:
 
     def script(self, source: str) -> AsyncScript:
         return self.client.register_script(source)
-
-    async def ping(self) -> None:
-        await self.conn.ping()
-
-    async def close(self) -> None:
-        if not self._released:
-            self._released = True
-            await self.conn.release()

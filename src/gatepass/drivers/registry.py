@@ -14,10 +14,13 @@ loop (a test, a CLI command) gets connections of its own.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import ClassVar, TypeVar
 from weakref import WeakKeyDictionary
+
+#: A store's DDL: statements, each ``CREATE … IF NOT EXISTS``.
+Schema = tuple[str, ...]
 
 
 @dataclass
@@ -68,6 +71,60 @@ class SharedConnection:
 
     async def _close(self) -> None:
         raise NotImplementedError
+
+
+class SQLConnection(SharedConnection):
+    """A SQL connection that creates the schemas its stores declare, once.
+
+    Each store declares its DDL (``SCHEMA``) and :meth:`require`s it; the
+    first statement that needs the connection runs every pending schema
+    first (:meth:`create_schemas`), whichever store it comes from.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._pending: list[Schema] = []
+        self._created: set[Schema] = set()
+        self._schema_lock = asyncio.Lock()
+
+    def require(self, schema: Schema) -> None:
+        """Create ``schema`` before the next statement, unless done already."""
+        if schema and schema not in self._created and schema not in self._pending:
+            self._pending.append(schema)
+
+    async def create_schemas(self, run: Callable[[list[Schema]], Awaitable[None]]) -> None:
+        """Run the pending schemas through ``run`` (one transaction), once."""
+        async with self._schema_lock:
+            pending = list(self._pending)
+            if not pending:
+                return
+            await run(pending)
+            self._created.update(pending)
+            self._pending = [s for s in self._pending if s not in self._created]
+
+
+class ConnectedStore:
+    """What every store on a shared connection does the same way."""
+
+    #: SQL stores: their tables and indexes, created on first use.
+    SCHEMA: ClassVar[Schema] = ()
+
+    def __init__(self, conn: SharedConnection) -> None:
+        """Takes over one reference to ``conn`` (released by :meth:`close`)."""
+        if isinstance(conn, SQLConnection):
+            conn.require(self.SCHEMA)
+        self._shared = conn
+        self._released = False
+
+    async def ping(self) -> None:
+        """Raise StoreUnavailable unless the backend answers."""
+        await self._shared.ping()
+
+    async def close(self) -> None:
+        """Release this store's reference; idempotent."""
+        if not self._released:
+            self._released = True
+            await self._shared.release()
 
 
 C = TypeVar("C", bound=SharedConnection)

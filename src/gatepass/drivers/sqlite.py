@@ -20,18 +20,15 @@ import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, ClassVar, Self, TypeVar
+from typing import Any, Self, TypeVar
 
-from gatepass.drivers.registry import SharedConnection, shared
+from gatepass.drivers.registry import ConnectedStore, Schema, SQLConnection, shared
 from gatepass.errors import StoreUnavailable
 
 T = TypeVar("T")
 
-#: A store's DDL: statements, each ``CREATE … IF NOT EXISTS``.
-Schema = tuple[str, ...]
 
-
-class SQLiteDatabase(SharedConnection):
+class SQLiteDatabase(SQLConnection):
     backend = "sqlite"
 
     def __init__(self, path: str | Path) -> None:
@@ -39,14 +36,6 @@ class SQLiteDatabase(SharedConnection):
         self.path = str(path)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gatepass-sqlite")
         self._conn: sqlite3.Connection | None = None
-        self._pending: list[Schema] = []
-        self._created: set[Schema] = set()
-        self._schema_lock = asyncio.Lock()
-
-    def require(self, schema: Schema) -> None:
-        """Create ``schema`` before the next statement, unless done already."""
-        if schema not in self._created and schema not in self._pending:
-            self._pending.append(schema)
 
     def _connection(self) -> sqlite3.Connection:
         # Runs on the worker thread only.
@@ -71,7 +60,7 @@ class SQLiteDatabase(SharedConnection):
     async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn(connection)`` on the database thread, in autocommit mode."""
         if self._pending:
-            await self._create_schemas()
+            await self.create_schemas(self._run_ddl)
         return await self._submit(lambda: fn(self._connection()))
 
     async def transaction(self, fn: Callable[[sqlite3.Connection], T]) -> T:
@@ -81,7 +70,7 @@ class SQLiteDatabase(SharedConnection):
         sequences cannot interleave with another process's writer.
         """
         if self._pending:
-            await self._create_schemas()
+            await self.create_schemas(self._run_ddl)
         return await self._submit(lambda: self._in_transaction(fn))
 
     def _in_transaction(self, fn: Callable[[sqlite3.Connection], T]) -> T:
@@ -95,20 +84,13 @@ class SQLiteDatabase(SharedConnection):
         conn.execute("COMMIT")
         return result
 
-    async def _create_schemas(self) -> None:
-        async with self._schema_lock:
-            pending = list(self._pending)
-            if not pending:
-                return
+    async def _run_ddl(self, schemas: list[Schema]) -> None:
+        def create(conn: sqlite3.Connection) -> None:
+            for schema in schemas:
+                for statement in schema:
+                    conn.execute(statement)
 
-            def create(conn: sqlite3.Connection) -> None:
-                for schema in pending:
-                    for statement in schema:
-                        conn.execute(statement)
-
-            await self._submit(lambda: self._in_transaction(create))
-            self._created.update(pending)
-            self._pending = [s for s in self._pending if s not in self._created]
+        await self._submit(lambda: self._in_transaction(create))
 
     async def _submit(self, call: Callable[[], T]) -> T:
         self.stats.round_trips += 1
@@ -139,17 +121,12 @@ def open_database(path: str) -> SQLiteDatabase:
     return shared(f"sqlite:{absolute}", SQLiteDatabase, lambda: SQLiteDatabase(absolute))
 
 
-class SQLiteStore:
+class SQLiteStore(ConnectedStore):
     """What every SQLite store shares: its database, schema, ping and close."""
 
-    #: The store's tables and indexes, created on first use.
-    SCHEMA: ClassVar[Schema] = ()
-
     def __init__(self, db: SQLiteDatabase) -> None:
-        """Takes over one reference to ``db`` (released by :meth:`close`)."""
-        db.require(self.SCHEMA)
+        super().__init__(db)
         self.db = db
-        self._released = False
 
     @classmethod
     async def open(cls, path: str | Path, **options: Any) -> Self:
@@ -165,14 +142,6 @@ class SQLiteStore:
             await store.close()
             raise
         return store
-
-    async def ping(self) -> None:
-        await self.db.ping()
-
-    async def close(self) -> None:
-        if not self._released:
-            self._released = True
-            await self.db.release()
 
     async def _changed(self, sql: str, params: tuple[Any, ...] | dict[str, Any]) -> int:
         """Run one statement; how many rows it changed."""
