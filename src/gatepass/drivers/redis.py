@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, ParamSpec, Self, TypeAlias, TypeVar
+from typing import Any, ClassVar, ParamSpec, Self, TypeAlias, TypeVar
 from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
@@ -269,13 +269,18 @@ def open_connection(url: str) -> RedisConnection:
 
 
 class RedisStore(ConnectedStore):
-    """What every Redis store shares: its client, key prefix, ping and close."""
+    """What every Redis store shares: its client, key prefix, scripts, ping and close."""
+
+    #: Lua scripts to register, by the attribute that will hold each.
+    SCRIPTS: ClassVar[dict[str, str]] = {}
 
     def __init__(self, conn: RedisConnection, *, prefix: str = DEFAULT_PREFIX) -> None:
         super().__init__(conn)
         self.conn = conn
         self.client: RedisClient = conn.client
         self.prefix = prefix
+        for name, source in self.SCRIPTS.items():
+            setattr(self, name, self.client.register_script(source))
 
     @classmethod
     def from_url(cls, url: str, *, prefix: str | None = None) -> Self:
@@ -286,5 +291,7 @@ class RedisStore(ConnectedStore):
         plain, in_url = split_prefix(url)
         return cls(open_connection(plain), prefix=in_url if prefix is None else prefix)
 
-    def script(self, source: str) -> AsyncScript:
-        return self.client.register_script(source)
+    async def members(self, index: str) -> list[str]:
+        """The members of a sorted-set index (e.g. a user's sessions), decoded."""
+        found: list[Any] = await self.client.zrange(index, 0, -1)
+        return [m.decode() for m in found]

@@ -55,12 +55,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from typing import Any
+from typing import ClassVar
+
+from redis.commands.core import AsyncScript
 
 from gatepass.drivers.ids import user_id as checked
 from gatepass.drivers.redis import (
     INDEX_ADD_SCRIPT,
-    RedisConnection,
     RedisStore,
     guarded,
     ms,
@@ -229,13 +230,15 @@ def _decode(raw: bytes | str | None) -> SessionRecord | None:
 
 
 class RedisSessionStore(RedisStore):
-    def __init__(self, conn: RedisConnection, *, prefix: str = "gatepass:") -> None:
-        super().__init__(conn, prefix=prefix)
-        self._touch = self.script(_LUA_TOUCH)
-        self._patch = self.script(_LUA_PATCH)
-        self._index_add = self.script(INDEX_ADD_SCRIPT)
-        self._finish = self.script(_LUA_FINISH)
-        self._create = self.script(_LUA_CREATE)
+    SCRIPTS: ClassVar[dict[str, str]] = {
+        "_touch": _LUA_TOUCH, "_patch": _LUA_PATCH, "_index_add": INDEX_ADD_SCRIPT,
+        "_finish": _LUA_FINISH, "_create": _LUA_CREATE,
+    }  # fmt: skip
+    _touch: AsyncScript
+    _patch: AsyncScript
+    _index_add: AsyncScript
+    _finish: AsyncScript
+    _create: AsyncScript
 
     def session_key(self, key: str) -> str:
         return f"{self.prefix}s:{key}"
@@ -332,8 +335,7 @@ class RedisSessionStore(RedisStore):
         return record
 
     async def _members(self, user_id: str) -> list[str]:
-        members: list[Any] = await self.client.zrange(self.index_key(user_id), 0, -1)
-        return [m.decode() for m in members]
+        return await self.members(self.index_key(user_id))
 
     @guarded
     async def list_user(self, user_id: str) -> list[SessionRecord]:

@@ -20,8 +20,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import ClassVar
 
-from gatepass.drivers.redis import RedisConnection, RedisStore, guarded, ms
+from redis.commands.core import AsyncScript
+
+from gatepass.drivers.redis import RedisStore, guarded, ms
 from gatepass.throttle.store import Hit
 
 # ARGV: now_ms, window_ms, extend_after (-1: never), extend_window_ms.
@@ -67,10 +70,9 @@ return 1
 
 
 class RedisThrottleStore(RedisStore):
-    def __init__(self, conn: RedisConnection, *, prefix: str = "gatepass:") -> None:
-        super().__init__(conn, prefix=prefix)
-        self._hit = self.script(_LUA_HIT)
-        self._set_deadline = self.script(_LUA_SET_DEADLINE)
+    SCRIPTS: ClassVar[dict[str, str]] = {"_hit": _LUA_HIT, "_set_deadline": _LUA_SET_DEADLINE}
+    _hit: AsyncScript
+    _set_deadline: AsyncScript
 
     def redis_key(self, key: str) -> str:
         return f"{self.prefix}t:{key}"

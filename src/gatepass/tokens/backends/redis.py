@@ -38,7 +38,9 @@ Why it looks like this:
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, ClassVar
+
+from redis.commands.core import AsyncScript
 
 from gatepass.drivers.ids import user_id as checked
 from gatepass.drivers.redis import (
@@ -140,12 +142,14 @@ def _family(family_id: str, flat: list[bytes] | dict[bytes, bytes]) -> Family | 
 
 
 class RedisRefreshStore(RedisStore):
-    def __init__(self, conn: RedisConnection, *, prefix: str = "gatepass:") -> None:
-        super().__init__(conn, prefix=prefix)
-        self._rotate = self.script(_LUA_ROTATE)
-        self._create = self.script(_LUA_CREATE)
-        self._revoke = self.script(_LUA_REVOKE)
-        self._index_add = self.script(INDEX_ADD_SCRIPT)
+    SCRIPTS: ClassVar[dict[str, str]] = {
+        "_rotate": _LUA_ROTATE, "_create": _LUA_CREATE, "_revoke": _LUA_REVOKE,
+        "_index_add": INDEX_ADD_SCRIPT,
+    }  # fmt: skip
+    _rotate: AsyncScript
+    _create: AsyncScript
+    _revoke: AsyncScript
+    _index_add: AsyncScript
 
     def family_key(self, family_id: str) -> str:
         return f"{self.prefix}rf:{family_id}"
@@ -193,8 +197,7 @@ class RedisRefreshStore(RedisStore):
         return None if reply is None else _family(family_id, reply[1])
 
     async def _members(self, user_id: str) -> list[str]:
-        members: list[Any] = await self.client.zrange(self.index_key(user_id), 0, -1)
-        return [m.decode() for m in members]
+        return await self.members(self.index_key(user_id))
 
     @guarded
     async def revoke_user(self, user_id: str) -> int:
