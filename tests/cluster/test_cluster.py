@@ -16,8 +16,9 @@ import pytest
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 
+from gatepass.drivers.redis import RedisConnection, redis_client
 from gatepass.errors import ConfigurationError, StoreUnavailable
-from gatepass.stores.redis import RedisSessionStore, redis_client
+from gatepass.stores.redis import RedisSessionStore
 from gatepass.stores.redis_cache import CachingRedisSessionStore
 from gatepass.stores.urls import open_session_store
 from gatepass.throttle.redis import RedisThrottleStore
@@ -38,15 +39,21 @@ def prefix() -> str:
 
 
 @pytest.fixture
-async def cluster(redis_cluster_url: str, prefix: str) -> AsyncIterator[RedisCluster]:
-    """A raw cluster client for inspection; removes this test's keys afterwards."""
-    client = redis_client(redis_cluster_url)
-    assert isinstance(client, RedisCluster)
-    yield client
-    keys = [k async for k in client.scan_iter(match=f"{prefix}*")]
+async def cluster_conn(redis_cluster_url: str, prefix: str) -> AsyncIterator[RedisConnection]:
+    """A connection the tests' stores borrow; removes this test's keys afterwards."""
+    conn = RedisConnection(redis_cluster_url)
+    yield conn
+    keys = [k async for k in conn.client.scan_iter(match=f"{prefix}*")]
     if keys:
-        await client.delete(*keys)
-    await client.aclose()
+        await conn.client.delete(*keys)
+    await conn.release()
+
+
+@pytest.fixture
+def cluster(cluster_conn: RedisConnection) -> RedisCluster:
+    """The raw cluster client, for inspection."""
+    assert isinstance(cluster_conn.client, RedisCluster)
+    return cluster_conn.client
 
 
 async def slot_of(client: RedisCluster, key: str) -> int:
@@ -101,8 +108,10 @@ async def test_any_one_seed_node_finds_the_whole_cluster(
     redis_cluster_url: str, prefix: str
 ) -> None:
     first_seed = redis_cluster_url.split(",")[0] + "/"
-    client = redis_client(first_seed)
-    store = RedisSessionStore(client, prefix=prefix, close_client=True)
+    conn = RedisConnection(first_seed)
+    client = conn.client
+    assert isinstance(client, RedisCluster)
+    store = RedisSessionStore(conn, prefix=prefix)
     try:
         records = [make_record("dave") for _ in range(12)]
         for record in records:
@@ -144,12 +153,12 @@ def test_cluster_url_credentials_and_tls() -> None:
 
 
 async def test_session_keys_land_where_the_docstring_says(
-    cluster: RedisCluster, prefix: str
+    cluster: RedisCluster, cluster_conn: RedisConnection, prefix: str
 ) -> None:
     # "No hash tags": each session key and the index hash on their whole
     # name, so one user's sessions spread over the masters (the pipelines in
     # list_user / delete_user / set_roles really are split per node).
-    store = RedisSessionStore(cluster, prefix=prefix)
+    store = RedisSessionStore(cluster_conn, prefix=prefix)
     records = [make_record("erin") for _ in range(24)]
     for record in records:
         await store.create(record)
@@ -164,8 +173,10 @@ async def test_session_keys_land_where_the_docstring_says(
     assert await store.delete_user("erin") == 24
 
 
-async def test_revocation_keys_of_a_user_share_one_slot(cluster: RedisCluster, prefix: str) -> None:
-    store = RedisRevocationStore(cluster, prefix=prefix)
+async def test_revocation_keys_of_a_user_share_one_slot(
+    cluster: RedisCluster, cluster_conn: RedisConnection, prefix: str
+) -> None:
+    store = RedisRevocationStore(cluster_conn, prefix=prefix)
     until = time.time() + 600
     slots_by_user: dict[str, int] = {}
     for user in ("frank", "a{b}c", "}{", "%7B", "ユーザー", *(f"u{i}" for i in range(20))):
@@ -188,8 +199,10 @@ async def test_revocation_keys_of_a_user_share_one_slot(cluster: RedisCluster, p
     assert len(set(slots_by_user.values())) > 10
 
 
-async def test_refresh_family_and_index_keys(cluster: RedisCluster, prefix: str) -> None:
-    store = RedisRefreshStore(cluster, prefix=prefix)
+async def test_refresh_family_and_index_keys(
+    cluster: RedisCluster, cluster_conn: RedisConnection, prefix: str
+) -> None:
+    store = RedisRefreshStore(cluster_conn, prefix=prefix)
     families = [new_family("gina")[1] for _ in range(12)]
     for family in families:
         await store.create(family)
@@ -201,8 +214,10 @@ async def test_refresh_family_and_index_keys(cluster: RedisCluster, prefix: str)
     assert all(f.revoked for f in await store.list_user("gina"))
 
 
-async def test_throttle_keys_hash_alone(cluster: RedisCluster, prefix: str) -> None:
-    store = RedisThrottleStore(cluster, prefix=prefix)
+async def test_throttle_keys_hash_alone(
+    cluster: RedisCluster, cluster_conn: RedisConnection, prefix: str
+) -> None:
+    store = RedisThrottleStore(cluster_conn, prefix=prefix)
     now = time.time()
     names = [secrets.token_hex(8) for _ in range(12)]
     for name in names:
@@ -218,10 +233,8 @@ async def test_throttle_keys_hash_alone(cluster: RedisCluster, prefix: str) -> N
 async def test_session_cache_is_bypassed_and_never_stale(
     redis_cluster_url: str, prefix: str, cluster: RedisCluster
 ) -> None:
-    one = CachingRedisSessionStore(
-        redis_client(redis_cluster_url), prefix=prefix, close_client=True
-    )
-    two = RedisSessionStore(redis_client(redis_cluster_url), prefix=prefix, close_client=True)
+    one = CachingRedisSessionStore(RedisConnection(redis_cluster_url), prefix=prefix)
+    two = RedisSessionStore(RedisConnection(redis_cluster_url), prefix=prefix)
     try:
         record = make_record("hank")
         await two.create(record)
@@ -238,10 +251,8 @@ async def test_session_cache_is_bypassed_and_never_stale(
 async def test_revocation_cache_is_bypassed_and_never_stale(
     redis_cluster_url: str, prefix: str, cluster: RedisCluster
 ) -> None:
-    one = CachingRedisRevocationStore(
-        redis_client(redis_cluster_url), prefix=prefix, close_client=True
-    )
-    two = RedisRevocationStore(redis_client(redis_cluster_url), prefix=prefix, close_client=True)
+    one = CachingRedisRevocationStore(RedisConnection(redis_cluster_url), prefix=prefix)
+    two = RedisRevocationStore(RedisConnection(redis_cluster_url), prefix=prefix)
     try:
         jti = secrets.token_hex(8)
         for _ in range(3):

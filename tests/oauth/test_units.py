@@ -137,3 +137,15 @@ async def test_identity_store_contract(identities: IdentityStore) -> None:
     assert await identities.remove("https://idp.example", "sub-1", "user-ada")
     assert await identities.get("https://idp.example", "sub-1") is None
     await identities.ping()
+
+
+async def test_identity_user_ids_are_strings(identities: IdentityStore) -> None:
+    ada = ExternalIdentity("https://idp.example", "sub-9", "42", "corp", None, 1.0)
+    with pytest.raises(TypeError):
+        await identities.add(replace(ada, user_id=42))  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        await identities.list_user(42)  # type: ignore[arg-type]
+    await identities.add(ada)
+    assert await identities.list_user("42") == [ada]
+    assert await identities.list_user("0042") == []
+    assert not await identities.remove("https://idp.example", "sub-9", "0042")

@@ -13,11 +13,12 @@ from typing import Any
 
 import pytest
 
+from gatepass.drivers.redis import RedisConnection
 from gatepass.sessions.record import SessionRecord
 from gatepass.sessions.store import SessionStore
 from gatepass.stores.memory import MemorySessionStore
 from gatepass.stores.postgres import PostgresSessionStore
-from gatepass.stores.redis import RedisSessionStore, redis_client
+from gatepass.stores.redis import RedisSessionStore
 from gatepass.stores.redis_cache import CachingRedisSessionStore
 from gatepass.stores.sqlite import SQLiteSessionStore
 
@@ -138,9 +139,9 @@ async def backend(
     elif backend_name == "sqlite":
         store = await SQLiteSessionStore.open(tmp_path / "sessions.db")
     elif backend_name in ("redis", "redis-cluster"):
-        store = RedisSessionStore(redis_client(url), prefix=prefix, close_client=True)
+        store = RedisSessionStore(RedisConnection(url), prefix=prefix)
     elif backend_name in ("redis-cached", "redis-cluster-cached"):
-        store = CachingRedisSessionStore(redis_client(url), prefix=prefix, close_client=True)
+        store = CachingRedisSessionStore(RedisConnection(url), prefix=prefix)
     else:
         store = PostgresSessionStore.from_dsn(url)
     try:

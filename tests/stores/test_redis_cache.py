@@ -11,8 +11,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
+from gatepass.drivers.redis import RedisConnection, redis_client
 from gatepass.errors import StoreUnavailable
-from gatepass.stores.redis import redis_client
 from gatepass.stores.redis_cache import CachingRedisSessionStore
 from tests.conftest import RedisServer
 from tests.stores.conftest import make_record
@@ -30,8 +30,8 @@ async def _eventually(check: Callable[[], Awaitable[bool]], within: float = 3.0)
 
 @pytest.fixture
 async def pair(private_redis: RedisServer) -> AsyncIterator[tuple[CachingRedisSessionStore, ...]]:
-    a = CachingRedisSessionStore(redis_client(private_redis.url), close_client=True)
-    b = CachingRedisSessionStore(redis_client(private_redis.url), close_client=True)
+    a = CachingRedisSessionStore(RedisConnection(private_redis.url))
+    b = CachingRedisSessionStore(RedisConnection(private_redis.url))
     try:
         yield a, b
     finally:

@@ -540,3 +540,27 @@ def test_records_compare_by_value() -> None:
     assert record != replace(record, data={"x": 1})
     assert record != replace(record, created_at=record.created_at + 1e-6)
     assert isinstance(record, SessionRecord)
+
+
+# ---------------------------------------------------------------- user ids
+
+
+async def test_user_ids_are_strings_and_round_trip_exactly(store: SessionStore) -> None:
+    # "42" and "0042" are two users in every backend; 42 is nobody's id.
+    with pytest.raises(TypeError):
+        await store.create(make_record(42))  # type: ignore[arg-type]
+    for call in (store.list_user, store.delete_user):
+        with pytest.raises(TypeError):
+            await call(42)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        await store.set_roles(42, ("admin",))  # type: ignore[arg-type]
+    forty_two, padded = make_record("42"), make_record("0042")
+    await store.create(forty_two)
+    await store.create(padded)
+    assert await store.get(forty_two.key) == forty_two
+    got = await read_twice(store, padded.key)
+    assert got == padded and type(got.user_id) is str
+    assert await store.list_user("42") == [forty_two]
+    assert await store.list_user("0042") == [padded]
+    assert await store.delete_user("42") == 1
+    assert await store.get(padded.key) == padded

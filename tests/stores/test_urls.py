@@ -6,13 +6,14 @@ from pathlib import Path
 
 import pytest
 
+from gatepass.drivers.redact import redact
 from gatepass.errors import ConfigurationError, StoreUnavailable
 from gatepass.sessions.store import SessionStore
 from gatepass.stores.memory import MemorySessionStore
 from gatepass.stores.postgres import PostgresSessionStore
 from gatepass.stores.redis import RedisSessionStore
 from gatepass.stores.sqlite import SQLiteSessionStore
-from gatepass.stores.urls import open_session_store, redact_url
+from gatepass.stores.urls import open_session_store
 from tests.conftest import free_port
 from tests.stores.conftest import make_record
 
@@ -105,14 +106,14 @@ async def test_bad_urls_are_configuration_errors_without_secrets(url: str) -> No
     assert "admin" not in str(info.value)
 
 
-def test_redact_url_keeps_what_helps_and_drops_credentials() -> None:
-    assert redact_url("postgresql://u:pw@db:5432/app?sslpassword=pw") == "postgresql://db:5432/app"
-    assert redact_url("redis://:pw@[::1]:6379/0") == "redis://[::1]:6379/0"
-    assert redact_url("sqlite:////var/lib/s.db") == "sqlite:////var/lib/s.db"
+def test_redact_keeps_scheme_host_and_port_only() -> None:
+    assert redact("postgresql://u:pw@db:5432/app?sslpassword=pw") == "postgresql://db:5432"
+    assert redact("redis://:pw@[::1]:6379/0") == "redis://[::1]:6379"
+    assert redact("sqlite:////var/lib/s.db") == "sqlite://"
 
 
 def test_redis_prefix_query_parameter_is_split_off() -> None:
-    from gatepass.stores.urls import redis_url_and_prefix
+    from gatepass.drivers.urls import split_prefix as redis_url_and_prefix
 
     assert redis_url_and_prefix("redis://h:1/0?prefix=app1:") == ("redis://h:1/0", "app1:")
     assert redis_url_and_prefix("redis://h:1/0") == ("redis://h:1/0", "gatepass:")

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from gatepass.stores._postgres import PostgresPool
-from gatepass.stores.redis import redis_client
+from gatepass.drivers.postgres import PostgresPool
+from gatepass.drivers.redis import RedisConnection
 from gatepass.tokens import refresh
 from gatepass.tokens.backends.memory import MemoryRefreshStore, MemoryRevocationStore
 from gatepass.tokens.backends.postgres import PostgresRefreshStore, PostgresRevocationStore
@@ -167,18 +167,18 @@ async def backend(
         )
 
         async def open_refresh() -> Any:
-            return RedisRefreshStore(redis_client(url), prefix=prefix, close_client=True)
+            return RedisRefreshStore(RedisConnection(url), prefix=prefix)
 
         async def open_revocation() -> Any:
-            return revocation_class(redis_client(url), prefix=prefix, close_client=True)
+            return revocation_class(RedisConnection(url), prefix=prefix)
 
     else:
 
         async def open_refresh() -> Any:
-            return PostgresRefreshStore(PostgresPool(url, max_size=10), close_pool=True)
+            return PostgresRefreshStore(PostgresPool(url, max_size=10))
 
         async def open_revocation() -> Any:
-            return PostgresRevocationStore(PostgresPool(url), close_pool=True, clock=clock)
+            return PostgresRevocationStore(PostgresPool(url), clock=clock)
 
     b = Backend(backend_name, clock, open_refresh, open_revocation)
     try:

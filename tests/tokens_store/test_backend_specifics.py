@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from redis.crc import key_slot
 
+from gatepass.drivers.redis import RedisConnection, redis_client
 from gatepass.errors import StoreUnavailable
-from gatepass.stores.redis import redis_client
 from gatepass.tokens.backends.postgres import PostgresRefreshStore, PostgresRevocationStore
 from gatepass.tokens.backends.redis import RedisRefreshStore, RedisRevocationStore
 from gatepass.tokens.backends.sqlite import SQLiteRefreshStore
@@ -29,8 +29,8 @@ from tests.tokens_store.conftest import new_family, rotate
 
 @pytest.fixture
 async def redis_stores(redis_url: str, redis_prefix: str) -> Any:
-    refresh = RedisRefreshStore(redis_client(redis_url), prefix=redis_prefix, close_client=True)
-    revocation = RedisRevocationStore(redis_client(redis_url), prefix=redis_prefix)
+    refresh = RedisRefreshStore(RedisConnection(redis_url), prefix=redis_prefix)
+    revocation = RedisRevocationStore(RedisConnection(redis_url), prefix=redis_prefix)
     yield refresh, revocation
     keys = [k async for k in refresh.client.scan_iter(match=f"{redis_prefix}*")]
     if keys:
@@ -76,7 +76,7 @@ async def test_redis_deny_entry_expires_with_the_token(
 
 @pytest.mark.parametrize("user_id", ["alice", "a{b}c", "}", "{", "", "x" * 300])
 def test_redis_check_keys_share_one_cluster_slot(user_id: str) -> None:
-    store = RedisRevocationStore(redis_client("redis://127.0.0.1:1/0"))
+    store = RedisRevocationStore(RedisConnection("redis://127.0.0.1:1/0"))
     if not user_id:
         with pytest.raises(ValueError, match="empty user id"):
             store.generation_key(user_id)
@@ -91,7 +91,7 @@ def test_redis_check_keys_share_one_cluster_slot(user_id: str) -> None:
 
 def test_redis_revocation_prefix_with_braces_is_refused() -> None:
     with pytest.raises(ValueError, match="braces"):
-        RedisRevocationStore(redis_client("redis://127.0.0.1:1/0"), prefix="app{1}:")
+        RedisRevocationStore(RedisConnection("redis://127.0.0.1:1/0"), prefix="app{1}:")
 
 
 async def _commandstats(client: Any) -> dict[str, int]:

@@ -250,3 +250,20 @@ async def test_purge_expired(refresh_store: RefreshStore) -> None:
 
 async def test_ping(refresh_store: RefreshStore) -> None:
     await refresh_store.ping()
+
+
+async def test_user_ids_are_strings_and_round_trip_exactly(refresh_store: RefreshStore) -> None:
+    _, numeric = new_family("x")
+    with pytest.raises(TypeError):
+        await refresh_store.create(replace(numeric, user_id=42))  # type: ignore[arg-type]
+    for call in (refresh_store.list_user, refresh_store.revoke_user):
+        with pytest.raises(TypeError):
+            await call(42)  # type: ignore[arg-type]
+    (_, forty_two), (_, padded) = new_family("42"), new_family("0042")
+    await refresh_store.create(forty_two)
+    await refresh_store.create(padded)
+    assert await refresh_store.get(forty_two.family_id) == forty_two
+    assert [f.family_id for f in await refresh_store.list_user("42")] == [forty_two.family_id]
+    assert await refresh_store.revoke_user("0042") == 1
+    got = await refresh_store.get(forty_two.family_id)
+    assert got is not None and not got.revoked and type(got.user_id) is str

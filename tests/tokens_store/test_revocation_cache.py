@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
+from gatepass.drivers.redis import RedisConnection, redis_client
 from gatepass.errors import StoreUnavailable
-from gatepass.stores.redis import redis_client
 from gatepass.tokens.backends.redis_cache import CachingRedisRevocationStore
 from tests.conftest import RedisServer
 
@@ -28,8 +28,8 @@ async def eventually(check: Callable[[], Awaitable[bool]], within: float = 3.0) 
 async def pair(
     private_redis: RedisServer,
 ) -> AsyncIterator[tuple[CachingRedisRevocationStore, CachingRedisRevocationStore]]:
-    a = CachingRedisRevocationStore(redis_client(private_redis.url), close_client=True)
-    b = CachingRedisRevocationStore(redis_client(private_redis.url), close_client=True)
+    a = CachingRedisRevocationStore(RedisConnection(private_redis.url))
+    b = CachingRedisRevocationStore(RedisConnection(private_redis.url))
     try:
         for store in (a, b):
             await store.check("warm", "u")

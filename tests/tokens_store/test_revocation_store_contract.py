@@ -14,7 +14,7 @@ import time
 import pytest
 
 from gatepass.tokens.backends.redis import RedisRevocationStore
-from gatepass.tokens.revocation import RevocationStore
+from gatepass.tokens.revocation import RevocationStore, family_marker
 from tests.tokens_store.conftest import PERSISTENT, Backend
 
 
@@ -145,3 +145,91 @@ async def test_awkward_user_ids_stay_apart(revocation_store: RevocationStore, us
 
 async def test_ping(revocation_store: RevocationStore) -> None:
     await revocation_store.ping()
+
+
+# ------------------------------------------------------------ family markers
+
+
+def family_id() -> str:
+    return secrets.token_urlsafe(16)
+
+
+async def test_a_denied_family_denies_its_tokens_in_the_same_check(
+    backend: Backend, revocation_store: RevocationStore
+) -> None:
+    token, fid, other_fid = jti(), family_id(), family_id()
+    await revocation_store.bump_generation("alice")
+    assert await revocation_store.check(token, "alice", family_id=fid) == (False, 1)
+    # Another instance ends the login (the family), as the token service does.
+    other = await backend.open_revocation()
+    await other.deny(family_marker(fid), "alice", until=time.time() + 600)
+    assert await other.check(token, "alice", family_id=fid) == (True, 1)
+    # A caching store hears of the other instance's write by Redis's push.
+    deadline = time.monotonic() + 2
+    while await revocation_store.check(token, "alice", family_id=fid) != (True, 1):
+        assert time.monotonic() < deadline, "the family's denial never reached this instance"
+        await asyncio.sleep(0.01)
+    # Only that family: the jti alone, another family, another user are untouched.
+    assert await revocation_store.check(token, "alice") == (False, 1)
+    assert await revocation_store.check(token, "alice", family_id=other_fid) == (False, 1)
+    assert await revocation_store.check(token, "bob", family_id=fid) == (False, 0)
+    # A token denied by its own jti stays denied whatever its family.
+    await revocation_store.deny(token, "alice", until=time.time() + 600)
+    assert await revocation_store.check(token, "alice", family_id=other_fid) == (True, 1)
+
+
+async def test_allowlist_needs_the_jti_allowed_and_the_family_alive(
+    revocation_store: RevocationStore,
+) -> None:
+    token, fid = jti(), family_id()
+    until = time.time() + 600
+    assert await revocation_store.check_allowed(token, "alice", family_id=fid) == (False, 0)
+    await revocation_store.allow(token, "alice", until=until)
+    assert await revocation_store.check_allowed(token, "alice", family_id=fid) == (True, 0)
+    await revocation_store.deny(family_marker(fid), "alice", until=until)
+    assert await revocation_store.check_allowed(token, "alice", family_id=fid) == (False, 0)
+    assert await revocation_store.check_allowed(token, "alice") == (True, 0)
+
+
+async def test_family_markers_expire_with_the_family(
+    backend: Backend, revocation_store: RevocationStore
+) -> None:
+    token, fid = jti(), family_id()
+    until = time.time() + 0.3
+    await revocation_store.deny(family_marker(fid), "alice", until=until)
+    assert (await revocation_store.check(token, "alice", family_id=fid))[0]
+    if isinstance(revocation_store, RedisRevocationStore):
+        deadline = time.monotonic() + 5
+        while (await revocation_store.check(token, "alice", family_id=fid))[0]:
+            assert time.monotonic() < deadline, "the family marker never expired"
+            await asyncio.sleep(0.05)
+    else:
+        backend.clock.now = until
+        assert await revocation_store.check(token, "alice", family_id=fid) == (False, 0)
+
+
+def test_family_marker_cannot_be_a_jti() -> None:
+    # jtis are unpadded base64url: no colon, so no jti spells a marker.
+    assert family_marker("abc") == "family:abc"
+    assert ":" not in jti()
+
+
+# ------------------------------------------------------------ user ids
+
+
+async def test_user_ids_are_strings(revocation_store: RevocationStore) -> None:
+    token = jti()
+    for call in (
+        lambda: revocation_store.deny(token, 42, until=time.time() + 600),  # type: ignore[arg-type]
+        lambda: revocation_store.check(token, 42),  # type: ignore[arg-type]
+        lambda: revocation_store.check_allowed(token, 42),  # type: ignore[arg-type]
+        lambda: revocation_store.bump_generation(42),  # type: ignore[arg-type]
+        lambda: revocation_store.generation(42),  # type: ignore[arg-type]
+    ):
+        with pytest.raises(TypeError):
+            await call()
+    # "42" and "0042" are two users.
+    await revocation_store.deny(token, "42", until=time.time() + 600)
+    await revocation_store.bump_generation("42")
+    assert await revocation_store.check(token, "42") == (True, 1)
+    assert await revocation_store.check(token, "0042") == (False, 0)

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from gatepass.drivers.postgres import PostgresPool
+from gatepass.drivers.sqlite import SQLiteDatabase
 from gatepass.errors import InvalidRequest, StoreUnavailable, UserExists
-from gatepass.stores._postgres import PostgresPool
-from gatepass.stores._sqlite import SQLiteDatabase
 from gatepass.users.memory import MemoryUserStore
 from gatepass.users.model import User, UserStore
 from gatepass.users.postgres import PostgresUserStore
@@ -54,9 +54,9 @@ async def store(backend: tuple[str, str], tmp_path: Path, clock: Clock) -> Async
     if name == "memory":
         s = MemoryUserStore(clock=clock)
     elif name == "sqlite":
-        s = SQLiteUserStore(SQLiteDatabase(tmp_path / "users.db"), close_db=True, clock=clock)
+        s = SQLiteUserStore(SQLiteDatabase(tmp_path / "users.db"), clock=clock)
     else:
-        s = PostgresUserStore(PostgresPool(dsn), close_pool=True, clock=clock)
+        s = PostgresUserStore(PostgresPool(dsn), clock=clock)
     yield s
     await s.close()
 
@@ -240,10 +240,10 @@ async def test_ping(store: UserStore) -> None:
 
 async def test_sqlite_data_survives_reopening(tmp_path: Path) -> None:
     path = tmp_path / "users.db"
-    first = SQLiteUserStore(SQLiteDatabase(path), close_db=True)
+    first = SQLiteUserStore(SQLiteDatabase(path))
     user = await first.create("ada@example.com", ARGON, ("admin",))
     await first.close()
-    second = SQLiteUserStore(SQLiteDatabase(path), close_db=True)
+    second = SQLiteUserStore(SQLiteDatabase(path))
     try:
         assert await second.get(user.id) == user
         with pytest.raises(UserExists):
@@ -256,8 +256,8 @@ async def test_sqlite_stores_in_two_handles_share_uniqueness(tmp_path: Path) -> 
     # Two connections to one file (as a CLI beside a server): the database,
     # not a per-process check, decides which create wins.
     path = tmp_path / "users.db"
-    a = SQLiteUserStore(SQLiteDatabase(path), close_db=True)
-    b = SQLiteUserStore(SQLiteDatabase(path), close_db=True)
+    a = SQLiteUserStore(SQLiteDatabase(path))
+    b = SQLiteUserStore(SQLiteDatabase(path))
     try:
         results = await asyncio.gather(
             *(s.create("race@example.com", None) for s in (a, b) for _ in range(5)),
@@ -275,7 +275,7 @@ async def test_postgres_concurrent_starters(postgres_url: str) -> None:
     # Several instances start together on an empty schema: each creates the
     # table on first use, and none may trip over another's DDL (nor mistake
     # the catalog's unique violation for a duplicate email).
-    stores = [PostgresUserStore(PostgresPool(postgres_url), close_pool=True) for _ in range(8)]
+    stores = [PostgresUserStore(PostgresPool(postgres_url)) for _ in range(8)]
     try:
         # Connect first (ping does not touch the table), so that the schema
         # creations really do run at the same moment.
@@ -292,7 +292,7 @@ async def test_postgres_concurrent_starters(postgres_url: str) -> None:
 
 @pytest.mark.postgres
 async def test_postgres_uniqueness_holds_across_instances(postgres_url: str) -> None:
-    stores = [PostgresUserStore(PostgresPool(postgres_url), close_pool=True) for _ in range(4)]
+    stores = [PostgresUserStore(PostgresPool(postgres_url)) for _ in range(4)]
     try:
         await stores[0].ping()
         results = await asyncio.gather(
@@ -303,7 +303,7 @@ async def test_postgres_uniqueness_holds_across_instances(postgres_url: str) -> 
         assert sum(isinstance(r, UserExists) for r in results) == 19, results
         winner = next(r for r in results if isinstance(r, User))
         # A later instance sees the existing table and data.
-        late = PostgresUserStore(PostgresPool(postgres_url), close_pool=True)
+        late = PostgresUserStore(PostgresPool(postgres_url))
         try:
             assert await late.get_by_email("race@example.com") == winner
         finally:
@@ -315,7 +315,7 @@ async def test_postgres_uniqueness_holds_across_instances(postgres_url: str) -> 
 
 async def test_postgres_unreachable_is_store_unavailable() -> None:
     store = PostgresUserStore(
-        PostgresPool("postgresql://nobody@127.0.0.1:1/none", timeout=2.0), close_pool=True
+        PostgresPool("postgresql://nobody@127.0.0.1:1/none", timeout=2.0)
     )
     try:
         with pytest.raises(StoreUnavailable):
@@ -331,9 +331,22 @@ async def test_postgres_unreachable_is_store_unavailable() -> None:
 async def test_sqlite_unusable_file_is_store_unavailable(tmp_path: Path) -> None:
     # A directory where the database file should be: sqlite cannot open it.
     (tmp_path / "users.db").mkdir()
-    store = SQLiteUserStore(SQLiteDatabase(tmp_path / "users.db"), close_db=True)
+    store = SQLiteUserStore(SQLiteDatabase(tmp_path / "users.db"))
     try:
         with pytest.raises(StoreUnavailable):
             await store.get("0" * 32)
     finally:
         await store.close()
+
+
+async def test_user_ids_are_strings(store: UserStore) -> None:
+    user = await store.create("ada@example.com", None)
+    assert type(user.id) is str
+    with pytest.raises(TypeError):
+        await store.get(42)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        await store.set_disabled(42, True)  # type: ignore[arg-type]
+    assert await store.get(user.id) == user
+    # Ids are compared exactly: no padding, no case folding, no number parsing.
+    assert await store.get("0" + user.id) is None
+    assert await store.get(user.id.upper()) is None

@@ -12,9 +12,18 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
-from urllib.parse import unquote
 
-from gatepass.errors import ConfigurationError, Conflict
+from gatepass.drivers.ids import user_id as checked
+from gatepass.drivers.opener import open_identity_store
+from gatepass.errors import Conflict
+
+__all__ = [
+    "ExternalIdentity",
+    "IdentityLinked",
+    "IdentityStore",
+    "MemoryIdentityStore",
+    "open_identity_store",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,18 +77,20 @@ class MemoryIdentityStore:
         return self._rows.get((issuer, subject))
 
     async def add(self, identity: ExternalIdentity) -> None:
+        checked(identity.user_id)
         key = (identity.issuer, identity.subject)
         if key in self._rows:
             raise IdentityLinked()
         self._rows[key] = identity
 
     async def list_user(self, user_id: str) -> list[ExternalIdentity]:
+        checked(user_id)
         found = [i for i in self._rows.values() if i.user_id == user_id]
         return sorted(found, key=lambda i: i.created_at)
 
     async def remove(self, issuer: str, subject: str, user_id: str) -> bool:
         row = self._rows.get((issuer, subject))
-        if row is None or row.user_id != user_id:
+        if row is None or row.user_id != checked(user_id):
             return False
         del self._rows[(issuer, subject)]
         return True
@@ -89,22 +100,3 @@ class MemoryIdentityStore:
 
     async def close(self) -> None:
         return None
-
-
-async def open_identity_store(url: str) -> IdentityStore:
-    """The store for the users' database URL (``memory://``, ``sqlite:///…``,
-    ``postgresql://…``); nothing is connected until first use."""
-    from gatepass.oauth.identities_sql import PostgresIdentityStore, SQLiteIdentityStore
-    from gatepass.stores._postgres import PostgresPool
-    from gatepass.stores._sqlite import SQLiteDatabase
-
-    scheme = url.partition(":")[0].lower()
-    if url.lower() == "memory://":
-        return MemoryIdentityStore()
-    if scheme == "sqlite" and url.startswith("sqlite:///"):
-        path = unquote(url[len("sqlite:///") :])
-        if path and "?" not in path and "#" not in path:
-            return SQLiteIdentityStore(SQLiteDatabase(path), close_db=True)
-    if scheme in ("postgresql", "postgres") and url[len(scheme) :].startswith("://"):
-        return PostgresIdentityStore(PostgresPool(url, max_size=4), close_pool=True)
-    raise ConfigurationError("Unsupported database URL for external identities.")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from gatepass.drivers.ids import user_id as checked
 from gatepass.sessions.record import SessionRecord
 
 
@@ -18,6 +19,7 @@ class MemorySessionStore:
         self._by_user: dict[str, set[str]] = {}
 
     async def create(self, record: SessionRecord) -> None:
+        checked(record.user_id)
         if record.key in self._records:
             raise ValueError("session key already exists")
         self._add(record)
@@ -56,17 +58,17 @@ class MemorySessionStore:
         return self._drop(key)
 
     async def list_user(self, user_id: str) -> list[SessionRecord]:
-        keys = self._by_user.get(user_id, ())
+        keys = self._by_user.get(checked(user_id), ())
         return sorted((self._records[k] for k in keys), key=lambda r: r.created_at)
 
     async def delete_user(self, user_id: str, *, keep: str | None = None) -> int:
-        doomed = [k for k in self._by_user.get(user_id, ()) if k != keep]
+        doomed = [k for k in self._by_user.get(checked(user_id), ()) if k != keep]
         for key in doomed:
             self._drop(key)
         return len(doomed)
 
     async def set_roles(self, user_id: str, roles: tuple[str, ...]) -> int:
-        keys = self._by_user.get(user_id, ())
+        keys = self._by_user.get(checked(user_id), ())
         for key in keys:
             self._records[key] = replace(self._records[key], roles=tuple(roles))
         return len(keys)

@@ -3,7 +3,7 @@
 The same table as the SQLite store: a real column per field (roles and data
 as JSON text, timestamps as double precision so they round-trip exactly).
 The table is created on first use, not at start-up, so the store can be
-built while PostgreSQL is down (see :class:`~gatepass.stores._postgres.PostgresPool`).
+built while PostgreSQL is down (see :class:`~gatepass.drivers.postgres.PostgresPool`).
 
 ``replace`` moves the row with one ``UPDATE … SET key``, so the fields it
 does not set are the ones committed at that moment, and a ``set_roles`` that
@@ -16,20 +16,16 @@ rotation fail, never lets it survive, whatever the row-level waits do.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
 
+from gatepass.drivers.ids import user_id as checked
+from gatepass.drivers.postgres import PostgresStore, count
 from gatepass.sessions.record import SessionRecord
-from gatepass.stores._postgres import PostgresPool
 
-#: Advisory lock serialising the DDL of processes starting together ("gatepass"
-#: in ASCII; outside the int4 range of the per-user hashtext() locks).
-_SCHEMA_LOCK = 0x6761746570617373
-
-_SCHEMA = """
+_SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS gatepass_sessions (
     key text PRIMARY KEY,
     user_id text NOT NULL,
@@ -43,10 +39,12 @@ CREATE TABLE IF NOT EXISTS gatepass_sessions (
     ip text,
     user_agent text,
     data text NOT NULL
-);
-CREATE INDEX IF NOT EXISTS gatepass_sessions_user_id ON gatepass_sessions (user_id, created_at);
-CREATE INDEX IF NOT EXISTS gatepass_sessions_expires_at ON gatepass_sessions (expires_at);
-"""
+)
+""",
+    "CREATE INDEX IF NOT EXISTS gatepass_sessions_user_id"
+    " ON gatepass_sessions (user_id, created_at)",
+    "CREATE INDEX IF NOT EXISTS gatepass_sessions_expires_at ON gatepass_sessions (expires_at)",
+)
 
 _COLUMNS = (
     "key, user_id, roles, created_at, last_seen_at, expires_at, absolute_expires_at,"
@@ -88,40 +86,11 @@ def _record(row: asyncpg.Record) -> SessionRecord:
     )
 
 
-def _count(status: str) -> int:
-    # asyncpg returns the command tag, e.g. "UPDATE 3" or "DELETE 0".
-    return int(status.rsplit(" ", 1)[1])
-
-
-class PostgresSessionStore:
-    def __init__(self, pool: PostgresPool, *, close_pool: bool = False) -> None:
-        self.pool = pool
-        self._close_pool = close_pool
-        self._schema_ready = False
-
-    @classmethod
-    def from_dsn(cls, dsn: str) -> PostgresSessionStore:
-        """A store owning its pool; nothing connects until first use."""
-        return cls(PostgresPool(dsn), close_pool=True)
-
-    @asynccontextmanager
-    async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
-        async with self.pool.connection() as conn:
-            if not self._schema_ready:
-                await self._create_schema(conn)
-                self._schema_ready = True
-            yield conn
-
-    @staticmethod
-    async def _create_schema(conn: asyncpg.Connection) -> None:
-        # CREATE … IF NOT EXISTS is not safe against itself: two processes
-        # starting together can both pass the check and one fails on the
-        # catalog's unique index.  The advisory lock makes them take turns.
-        async with conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock($1)", _SCHEMA_LOCK)
-            await conn.execute(_SCHEMA)
+class PostgresSessionStore(PostgresStore):
+    SCHEMA = _SCHEMA
 
     async def create(self, record: SessionRecord) -> None:
+        checked(record.user_id)
         async with self._connection() as conn:
             try:
                 await conn.execute(_INSERT, *_params(record))
@@ -137,13 +106,13 @@ class PostgresSessionStore:
         sql = "UPDATE gatepass_sessions SET last_seen_at = $1, expires_at = $2 WHERE key = $3"
         async with self._connection() as conn:
             status = await conn.execute(sql, last_seen_at, expires_at, key)
-        return _count(status) == 1
+        return count(status) == 1
 
     async def update_data(self, key: str, data: dict[str, object]) -> bool:
         sql = "UPDATE gatepass_sessions SET data = $1 WHERE key = $2"
         async with self._connection() as conn:
             status = await conn.execute(sql, _json(data), key)
-        return _count(status) == 1
+        return count(status) == 1
 
     async def replace(
         self, old_key: str, new_key: str, *, last_seen_at: float, expires_at: float
@@ -177,31 +146,24 @@ class PostgresSessionStore:
     async def list_user(self, user_id: str) -> list[SessionRecord]:
         sql = f"{_SELECT} WHERE user_id = $1 ORDER BY created_at, key"
         async with self._connection() as conn:
-            rows = await conn.fetch(sql, user_id)
+            rows = await conn.fetch(sql, checked(user_id))
         return [_record(row) for row in rows]
 
     async def delete_user(self, user_id: str, *, keep: str | None = None) -> int:
         sql = "DELETE FROM gatepass_sessions WHERE user_id = $1 AND key IS DISTINCT FROM $2"
+        checked(user_id)
         async with self._connection() as conn, conn.transaction():
             await conn.execute(_USER_LOCK, user_id)
             # A statement after the lock: its snapshot includes whatever the
             # rotation we waited for committed.
-            return _count(await conn.execute(sql, user_id, keep))
+            return count(await conn.execute(sql, user_id, keep))
 
     async def set_roles(self, user_id: str, roles: tuple[str, ...]) -> int:
         sql = "UPDATE gatepass_sessions SET roles = $1 WHERE user_id = $2"
         async with self._connection() as conn:
-            return _count(await conn.execute(sql, _json(list(roles)), user_id))
+            return count(await conn.execute(sql, _json(list(roles)), checked(user_id)))
 
     async def purge_expired(self, now: float) -> int:
         async with self._connection() as conn:
             status = await conn.execute("DELETE FROM gatepass_sessions WHERE expires_at <= $1", now)
-        return _count(status)
-
-    async def ping(self) -> None:
-        async with self._connection() as conn:
-            await conn.fetchval("SELECT 1")
-
-    async def close(self) -> None:
-        if self._close_pool:
-            await self.pool.close()
+        return count(status)

@@ -18,7 +18,7 @@ Why it looks like this:
   that ended early (idle timeout, logout) linger until that deadline; readers
   skip them, and each ``create`` trims members past their score using the
   Redis clock, the same clock that expires the session keys.
-* **Redis Cluster** (``redis+cluster://`` URLs, see :func:`redis_client`):
+* **Redis Cluster** (``redis+cluster://`` URLs, see :func:`gatepass.drivers.redis.redis_client`):
   every Lua script and every atomic step touches exactly one key, so no hash
   tags are needed and none are used.  ``list_user``, ``delete_user`` and
   ``set_roles`` use non-transactional pipelines, which the cluster client
@@ -53,45 +53,21 @@ Why it looks like this:
 
 from __future__ import annotations
 
-import functools
 import json
-import math
-from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import replace
-from typing import Any, ParamSpec, TypeAlias, TypeVar
-from urllib.parse import parse_qsl, unquote, urlsplit
+from typing import ClassVar
 
-import redis.asyncio as aioredis
-import redis.exceptions as rexc
-from redis.asyncio.cluster import ClusterNode, RedisCluster
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialWithJitterBackoff
 from redis.commands.core import AsyncScript
 
-from gatepass.errors import StoreUnavailable
-from gatepass.sessions.record import SessionRecord, dumps, loads
-
-P = ParamSpec("P")
-T = TypeVar("T")
-
-#: Failures that mean "Redis cannot serve us right now", as opposed to a bug.
-#: READONLY and the cluster errors are what a failover in progress looks like.
-_UNAVAILABLE: tuple[type[BaseException], ...] = (
-    rexc.ConnectionError,  # includes BusyLoadingError, MaxConnectionsError
-    rexc.TimeoutError,
-    rexc.ReadOnlyError,
-    rexc.ClusterError,  # ClusterDownError, MasterDownError, "TTL exhausted"
-    rexc.TryAgainError,
-    rexc.SlotNotCoveredError,  # a cluster whose slot map has a hole (failover)
-    TimeoutError,
-    OSError,
+from gatepass.drivers.ids import user_id as checked
+from gatepass.drivers.redis import (
+    INDEX_ADD_SCRIPT,
+    RedisStore,
+    guarded,
+    ms,
+    queue_script,
 )
-
-#: A client of a single Redis server or of a Redis Cluster; every store takes either.
-RedisClient: TypeAlias = aioredis.Redis | RedisCluster
-
-#: URL schemes naming a Redis Cluster.
-CLUSTER_SCHEMES = frozenset({"redis+cluster", "rediss+cluster"})
+from gatepass.sessions.record import SessionRecord, dumps, loads
 
 #: How long a revoked session key stays blocked against a late ``SET NX``.
 #: It only has to outlast one in-flight ``replace``.
@@ -241,145 +217,9 @@ redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[2])
 return false
 """
 
-# KEYS[1]: a user's index.  ARGV: score, member.  Trims members whose score
-# has passed on the Redis clock (their sessions are certainly gone), adds or
-# raises the member, and lets the whole index expire with its last member.
-_LUA_INDEX_ADD = r"""
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. now)
-redis.call('ZADD', KEYS[1], 'GT', ARGV[1], ARGV[2])
-local top = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
-redis.call('PEXPIREAT', KEYS[1], math.ceil(tonumber(top[2]) * 1000))
-return 1
-"""
-
-
-def redis_client(url: str) -> RedisClient:
-    """A client configured for the stores; connects on first use.
-
-    ``redis://`` and ``rediss://`` URLs give a :class:`redis.asyncio.Redis`;
-    ``redis+cluster://host:port[,host:port…]/`` (``rediss+cluster://`` for
-    TLS) gives a :class:`~redis.asyncio.cluster.RedisCluster` that discovers
-    the rest of the cluster from any of the listed nodes.
-
-    Short timeouts and a single quick retry: a retry rescues a pooled
-    connection that went stale when Redis restarted, while a Redis that is
-    really down becomes a 503 within a few seconds instead of a hung request.
-    """
-    if urlsplit(url).scheme.lower() in CLUSTER_SCHEMES:
-        return _cluster_client(url)
-    return aioredis.Redis.from_url(
-        url,
-        socket_timeout=2,
-        socket_connect_timeout=2,
-        health_check_interval=30,
-        decode_responses=False,
-        retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.2), retries=1),
-    )
-
-
-def is_cluster(client: RedisClient) -> bool:
-    return isinstance(client, RedisCluster)
-
-
-class _RedisCluster(RedisCluster):
-    """RedisCluster that finishes its lazy start-up before running any command.
-
-    redis-py 8.1's async cluster client, when its first commands are
-    concurrent, lets some of them resolve their target node before the slot
-    map is loaded and then use a connection that start-up has closed
-    (``AttributeError: 'NoneType' object has no attribute 'writelines'``).
-    Awaiting ``initialize()`` (which takes a lock) first avoids that.
-    """
-
-    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
-        if self._initialize:
-            await self.initialize()
-        return await super().execute_command(*args, **kwargs)
-
-
-def _cluster_client(url: str) -> RedisCluster:
-    # redis-py's own URL parser takes one host; a cluster URL lists seeds.
-    parts = urlsplit(url)
-    if parts.path not in ("", "/", "/0"):
-        raise ValueError("a Redis Cluster has only database 0")
-    if parse_qsl(parts.query, keep_blank_values=True):
-        raise ValueError("unsupported Redis Cluster URL parameter")
-    userinfo, _, hosts = parts.netloc.rpartition("@")
-    username, _, password = userinfo.partition(":")
-    nodes: list[ClusterNode] = []
-    for host_port in hosts.split(","):
-        host, _, port = host_port.rpartition(":")
-        if not host:
-            host, port = host_port, "6379"
-        if not port.isdigit() or not 0 < int(port) < 65536:
-            raise ValueError("invalid Redis Cluster node port")
-        nodes.append(ClusterNode(host.strip("[]"), int(port)))
-    if not hosts:
-        raise ValueError("a Redis Cluster URL needs at least one host:port")
-    return _RedisCluster(
-        startup_nodes=nodes,
-        username=unquote(username) or None,
-        password=unquote(password) or None,
-        ssl=parts.scheme.lower() == "rediss+cluster",
-        socket_timeout=2,
-        socket_connect_timeout=2,
-        health_check_interval=30,
-        decode_responses=False,
-        # Covers MOVED/ASK redirects and a node dropping out during failover.
-        retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.2), retries=3),
-    )
-
-
-def _queue_script(
-    pipe: Any, script: AsyncScript, keys: list[str], args: list[str | int | float]
-) -> None:
-    """Queue a script in a non-transactional pipeline as EVAL.
-
-    A cluster pipeline neither loads scripts first nor retries NOSCRIPT, and
-    a new or promoted node may not know them: EVAL needs no prior load.
-    """
-    pipe.eval(script.script, len(keys), *keys, *args)
-
-
-def _guarded(fn: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, Any, T]]:
-    """Turn connection failures into StoreUnavailable (whose text names no key)."""
-
-    @functools.wraps(fn)
-    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
-        try:
-            return await fn(*args, **kwargs)
-        except _UNAVAILABLE as exc:
-            raise StoreUnavailable("Redis is unavailable.", store="redis") from exc
-        except rexc.RedisClusterException as exc:
-            if not cluster_unreachable(exc):
-                raise  # a bug (e.g. a cross-slot command), not an outage
-            raise StoreUnavailable("Redis is unavailable.", store="redis") from exc
-
-    return wrapper
-
-
-def cluster_unreachable(exc: rexc.RedisClusterException) -> bool:
-    """Whether redis-py's cluster client failed for want of a working cluster.
-
-    It reports "no seed node answers" and "the slot map has holes" with the
-    generic RedisClusterException, also used for misuse: tell them by text.
-    """
-    text = str(exc)
-    return isinstance(exc, rexc.SlotNotCoveredError) or text.startswith(
-        ("Redis Cluster cannot be connected", "All slots are not covered")
-    )
-
-
 def _json(value: object) -> str:
     # Must match dumps() byte for byte in style, since values are spliced in.
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-
-
-def _ms(timestamp: float) -> int:
-    # Round up: Redis must not forget a session before its deadline.
-    return math.ceil(timestamp * 1000)
 
 
 def _decode(raw: bytes | str | None) -> SessionRecord | None:
@@ -389,39 +229,32 @@ def _decode(raw: bytes | str | None) -> SessionRecord | None:
     return loads(raw)
 
 
-class RedisSessionStore:
-    def __init__(
-        self, client: RedisClient, *, prefix: str = "gatepass:", close_client: bool = False
-    ) -> None:
-        self.client = client
-        self.prefix = prefix
-        self._close_client = close_client
-        self._touch = client.register_script(_LUA_TOUCH)
-        self._patch = client.register_script(_LUA_PATCH)
-        self._index_add = client.register_script(_LUA_INDEX_ADD)
-        self._finish = client.register_script(_LUA_FINISH)
-        self._create = client.register_script(_LUA_CREATE)
-
-    @classmethod
-    def from_url(cls, url: str, *, prefix: str = "gatepass:") -> RedisSessionStore:
-        """A store that owns its client; nothing connects until first use."""
-        return cls(redis_client(url), prefix=prefix, close_client=True)
+class RedisSessionStore(RedisStore):
+    SCRIPTS: ClassVar[dict[str, str]] = {
+        "_touch": _LUA_TOUCH, "_patch": _LUA_PATCH, "_index_add": INDEX_ADD_SCRIPT,
+        "_finish": _LUA_FINISH, "_create": _LUA_CREATE,
+    }  # fmt: skip
+    _touch: AsyncScript
+    _patch: AsyncScript
+    _index_add: AsyncScript
+    _finish: AsyncScript
+    _create: AsyncScript
 
     def session_key(self, key: str) -> str:
         return f"{self.prefix}s:{key}"
 
     def index_key(self, user_id: str) -> str:
-        return f"{self.prefix}u:{user_id}"
+        return f"{self.prefix}u:{checked(user_id)}"
 
     async def _add_to_index(self, record: SessionRecord) -> None:
         score = max(record.expires_at, record.absolute_expires_at)
         await self._index_add(keys=[self.index_key(record.user_id)], args=[score, record.key])
 
-    @_guarded
+    @guarded
     async def create(self, record: SessionRecord) -> None:
         await self._add_to_index(record)
         there = await self._create(
-            keys=[self.session_key(record.key)], args=[dumps(record), _ms(record.expires_at)]
+            keys=[self.session_key(record.key)], args=[dumps(record), ms(record.expires_at)]
         )
         # A tombstone here means delete_user revoked this key while we were
         # writing it: the session ends at once, as if revoked right after login.
@@ -433,17 +266,17 @@ class RedisSessionStore:
             await self.client.zrem(self.index_key(record.user_id), record.key)
         raise ValueError("session key already exists")
 
-    @_guarded
+    @guarded
     async def get(self, key: str) -> SessionRecord | None:
         raw = await self.client.get(self.session_key(key))
         return _decode(raw)
 
-    @_guarded
+    @guarded
     async def touch(self, key: str, *, last_seen_at: float, expires_at: float) -> bool:
         args: list[str | int | float] = [
             _json(float(last_seen_at)),
             _json(float(expires_at)),
-            _ms(expires_at),
+            ms(expires_at),
             "0",
         ]
         result = await self._touch(keys=[self.session_key(key)], args=args)
@@ -456,12 +289,12 @@ class RedisSessionStore:
             result = await self._touch(keys=[self.session_key(key)], args=args)
         return bool(result[0] == 1)
 
-    @_guarded
+    @guarded
     async def update_data(self, key: str, data: dict[str, object]) -> bool:
         done = await self._patch(keys=[self.session_key(key)], args=[_DATA, _json(data)])
         return bool(done)
 
-    @_guarded
+    @guarded
     async def replace(
         self, old_key: str, new_key: str, *, last_seen_at: float, expires_at: float
     ) -> SessionRecord | None:
@@ -483,7 +316,7 @@ class RedisSessionStore:
         written: bytes | None = None
         if old is not None:
             moved = replace(old, key=new_key, last_seen_at=last_seen_at, expires_at=expires_at)
-            written = await self._finish(keys=[new], args=[dumps(moved), _ms(expires_at)])
+            written = await self._finish(keys=[new], args=[dumps(moved), ms(expires_at)])
         async with self.client.pipeline(transaction=False) as pipe:
             if old is None:
                 pipe.delete(new)  # our own marker: nobody else writes this key
@@ -494,7 +327,7 @@ class RedisSessionStore:
             await pipe.execute()
         return None if written is None else loads(written)
 
-    @_guarded
+    @guarded
     async def delete(self, key: str) -> SessionRecord | None:
         record = _decode(await self.client.getdel(self.session_key(key)))
         if record is not None:
@@ -502,10 +335,9 @@ class RedisSessionStore:
         return record
 
     async def _members(self, user_id: str) -> list[str]:
-        members: list[Any] = await self.client.zrange(self.index_key(user_id), 0, -1)
-        return [m.decode() for m in members]
+        return await self.members(self.index_key(user_id))
 
-    @_guarded
+    @guarded
     async def list_user(self, user_id: str) -> list[SessionRecord]:
         members = await self._members(user_id)
         if not members:
@@ -519,7 +351,7 @@ class RedisSessionStore:
         records = [r for r in map(_decode, raws) if r is not None and r.user_id == user_id]
         return sorted(records, key=lambda r: (r.created_at, r.key))
 
-    @_guarded
+    @guarded
     async def delete_user(self, user_id: str, *, keep: str | None = None) -> int:
         revoked: set[str] = set()
         removed = 0
@@ -537,7 +369,7 @@ class RedisSessionStore:
             await self.client.zrem(self.index_key(user_id), *fresh)
         return removed
 
-    @_guarded
+    @guarded
     async def set_roles(self, user_id: str, roles: tuple[str, ...]) -> int:
         # Re-read the index until stable, to reach a session moved while we
         # run (module docstring).  Such a session may be counted twice.
@@ -552,7 +384,7 @@ class RedisSessionStore:
             async with self.client.pipeline(transaction=False) as pipe:
                 for member in fresh:
                     key = self.session_key(member)
-                    _queue_script(pipe, self._patch, [key], [_ROLES, roles_json])
+                    queue_script(pipe, self._patch, [key], [_ROLES, roles_json])
                 results: list[int] = await pipe.execute()
             done += sum(results)
         return done
@@ -560,11 +392,3 @@ class RedisSessionStore:
     async def purge_expired(self, now: float) -> int:
         # Session keys expire by themselves; index members are trimmed on create.
         return 0
-
-    @_guarded
-    async def ping(self) -> None:
-        await self.client.ping()
-
-    async def close(self) -> None:
-        if self._close_client:
-            await self.client.aclose()

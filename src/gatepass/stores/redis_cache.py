@@ -23,7 +23,7 @@ is refetched at least every ``max_age`` seconds regardless.
 
 **Redis Cluster**: the cache is bypassed (``cache_active`` stays False and
 every ``get`` reads Redis), because the invalidation stream does not follow a
-cluster's per-node tracking; see :mod:`gatepass.stores.redis_tracking`.
+cluster's per-node tracking; see :mod:`gatepass.drivers.redis_tracking`.
 """
 
 from __future__ import annotations
@@ -32,9 +32,9 @@ import time
 from collections import OrderedDict
 from typing import Any
 
+from gatepass.drivers.redis_tracking import InvalidationStream
 from gatepass.sessions.record import SessionRecord
 from gatepass.stores.redis import RedisSessionStore
-from gatepass.stores.redis_tracking import InvalidationStream
 
 
 class CachingRedisSessionStore(RedisSessionStore):

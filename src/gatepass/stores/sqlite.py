@@ -3,7 +3,7 @@
 One row per session with a real column for every field, so touch, set_roles
 and purge are single UPDATE/DELETE statements that never decode a row.
 Roles and data are JSON text.  Writes that read first run in ``BEGIN
-IMMEDIATE`` transactions (see :class:`~gatepass.stores._sqlite.SQLiteDatabase`),
+IMMEDIATE`` transactions (see :class:`~gatepass.drivers.sqlite.SQLiteDatabase`),
 which also makes them atomic against other processes using the same file.
 """
 
@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from pathlib import Path
 from typing import Any
 
+from gatepass.drivers.ids import user_id as checked
+from gatepass.drivers.sqlite import SQLiteStore
 from gatepass.sessions.record import SessionRecord
-from gatepass.stores._sqlite import SQLiteDatabase
 
 _SCHEMA = (
     """
@@ -83,27 +83,11 @@ def _record(row: tuple[Any, ...]) -> SessionRecord:
     )
 
 
-class SQLiteSessionStore:
-    def __init__(self, db: SQLiteDatabase, *, close_db: bool = False) -> None:
-        """Use :meth:`open` unless the database is shared with other stores."""
-        self.db = db
-        self._close_db = close_db
-
-    @classmethod
-    async def open(cls, path: str | Path) -> SQLiteSessionStore:
-        """A store on its own database file, with the table created if needed."""
-        store = cls(SQLiteDatabase(path), close_db=True)
-        await store.create_schema()
-        return store
-
-    async def create_schema(self) -> None:
-        def create(conn: sqlite3.Connection) -> None:
-            for statement in _SCHEMA:
-                conn.execute(statement)
-
-        await self.db.transaction(create)
+class SQLiteSessionStore(SQLiteStore):
+    SCHEMA = _SCHEMA
 
     async def create(self, record: SessionRecord) -> None:
+        checked(record.user_id)
         params = _params(record)
         try:
             await self.db.run(lambda conn: conn.execute(_INSERT, params))
@@ -164,27 +148,18 @@ class SQLiteSessionStore:
 
     async def list_user(self, user_id: str) -> list[SessionRecord]:
         sql = f"{_SELECT} WHERE user_id = ? ORDER BY created_at, key"
-        rows = await self.db.run(lambda conn: conn.execute(sql, (user_id,)).fetchall())
+        params = (checked(user_id),)
+        rows = await self.db.run(lambda conn: conn.execute(sql, params).fetchall())
         return [_record(row) for row in rows]
 
     async def delete_user(self, user_id: str, *, keep: str | None = None) -> int:
         sql = "DELETE FROM gatepass_sessions WHERE user_id = ? AND key IS NOT ?"
-        return await self._changed(sql, (user_id, keep))
+        return await self._changed(sql, (checked(user_id), keep))
 
     async def set_roles(self, user_id: str, roles: tuple[str, ...]) -> int:
         sql = "UPDATE gatepass_sessions SET roles = ? WHERE user_id = ?"
-        return await self._changed(sql, (_json(list(roles)), user_id))
+        return await self._changed(sql, (_json(list(roles)), checked(user_id)))
 
     async def purge_expired(self, now: float) -> int:
         # Same rule as SessionRecord.is_expired: expired once now >= expires_at.
         return await self._changed("DELETE FROM gatepass_sessions WHERE expires_at <= ?", (now,))
-
-    async def ping(self) -> None:
-        await self.db.run(lambda conn: conn.execute("SELECT 1").fetchone())
-
-    async def close(self) -> None:
-        if self._close_db:
-            await self.db.close()
-
-    async def _changed(self, sql: str, params: tuple[Any, ...]) -> int:
-        return await self.db.run(lambda conn: conn.execute(sql, params).rowcount)

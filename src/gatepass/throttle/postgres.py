@@ -9,28 +9,23 @@ with itself), so the store can be built while PostgreSQL is down.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 
-import asyncpg
-
-from gatepass.stores._postgres import PostgresPool
+from gatepass.drivers.postgres import PostgresPool, PostgresStore, count
 from gatepass.throttle.store import Hit
 
-#: The same advisory lock key as the session store's DDL ("gatepass" in
-#: ASCII): all gatepass schema changes take turns.
-_SCHEMA_LOCK = 0x6761746570617373
-
-_SCHEMA = """
+_SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS gatepass_throttle (
     key text PRIMARY KEY,
     count bigint NOT NULL,
     expires_at double precision NOT NULL,
     deadline double precision NOT NULL
-);
-CREATE INDEX IF NOT EXISTS gatepass_throttle_gone
-    ON gatepass_throttle ((greatest(expires_at, deadline)));
-"""
+)
+""",
+    "CREATE INDEX IF NOT EXISTS gatepass_throttle_gone"
+    " ON gatepass_throttle ((greatest(expires_at, deadline)))",
+)
 
 _HIT = """
 INSERT INTO gatepass_throttle AS t (key, count, expires_at, deadline)
@@ -58,27 +53,12 @@ _PURGE = "DELETE FROM gatepass_throttle WHERE greatest(expires_at, deadline) <= 
 _PURGE_EVERY = 1000
 
 
-class PostgresThrottleStore:
-    def __init__(self, pool: PostgresPool, *, close_pool: bool = False) -> None:
-        self.pool = pool
-        self._close_pool = close_pool
-        self._schema_ready = False
+class PostgresThrottleStore(PostgresStore):
+    SCHEMA = _SCHEMA
+
+    def __init__(self, pool: PostgresPool) -> None:
+        super().__init__(pool)
         self._hits = 0
-
-    @classmethod
-    def from_dsn(cls, dsn: str) -> PostgresThrottleStore:
-        """A store owning its pool; nothing connects until first use."""
-        return cls(PostgresPool(dsn), close_pool=True)
-
-    @asynccontextmanager
-    async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
-        async with self.pool.connection() as conn:
-            if not self._schema_ready:
-                async with conn.transaction():
-                    await conn.execute("SELECT pg_advisory_xact_lock($1)", _SCHEMA_LOCK)
-                    await conn.execute(_SCHEMA)
-                self._schema_ready = True
-            yield conn
 
     async def hit(
         self,
@@ -115,14 +95,4 @@ class PostgresThrottleStore:
 
     async def purge_expired(self, now: float) -> int:
         async with self._connection() as conn:
-            status: str = await conn.execute(_PURGE, now)
-        # The command tag, e.g. "DELETE 3".
-        return int(status.rsplit(" ", 1)[1])
-
-    async def ping(self) -> None:
-        async with self._connection() as conn:
-            await conn.fetchval("SELECT 1")
-
-    async def close(self) -> None:
-        if self._close_pool:
-            await self.pool.close()
+            return count(await conn.execute(_PURGE, now))

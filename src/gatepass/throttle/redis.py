@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import ClassVar
 
-# The session store's failure mapping: connection and cluster failures become
-# StoreUnavailable, the same list for every Redis store.
-from gatepass.stores.redis import RedisClient, _guarded, redis_client
+from redis.commands.core import AsyncScript
+
+from gatepass.drivers.redis import RedisStore, guarded, ms
 from gatepass.throttle.store import Hit
 
 # ARGV: now_ms, window_ms, extend_after (-1: never), extend_window_ms.
@@ -68,30 +69,15 @@ return 1
 """
 
 
-def _ms(timestamp: float) -> int:
-    # Round up: a back-off must never end early.
-    return math.ceil(timestamp * 1000)
-
-
-class RedisThrottleStore:
-    def __init__(
-        self, client: RedisClient, *, prefix: str = "gatepass:", close_client: bool = False
-    ) -> None:
-        self.client = client
-        self.prefix = prefix
-        self._close_client = close_client
-        self._hit = client.register_script(_LUA_HIT)
-        self._set_deadline = client.register_script(_LUA_SET_DEADLINE)
-
-    @classmethod
-    def from_url(cls, url: str, *, prefix: str = "gatepass:") -> RedisThrottleStore:
-        """A store that owns its client; nothing connects until first use."""
-        return cls(redis_client(url), prefix=prefix, close_client=True)
+class RedisThrottleStore(RedisStore):
+    SCRIPTS: ClassVar[dict[str, str]] = {"_hit": _LUA_HIT, "_set_deadline": _LUA_SET_DEADLINE}
+    _hit: AsyncScript
+    _set_deadline: AsyncScript
 
     def redis_key(self, key: str) -> str:
         return f"{self.prefix}t:{key}"
 
-    @_guarded
+    @guarded
     async def hit(
         self,
         key: str,
@@ -104,19 +90,19 @@ class RedisThrottleStore:
         # Floor "now" so that now + window (rounded up) never shortens a window.
         args = [
             math.floor(now * 1000),
-            _ms(window),
+            ms(window),
             -1 if extend_after is None else extend_after,
-            _ms(window if extend_window is None else extend_window),
+            ms(window if extend_window is None else extend_window),
         ]
         count, expires_ms = await self._hit(keys=[self.redis_key(key)], args=args)
         return Hit(int(count), int(expires_ms) / 1000)
 
-    @_guarded
+    @guarded
     async def set_deadline(self, key: str, *, until: float, now: float) -> None:
-        args = [math.floor(now * 1000), _ms(until)]
+        args = [math.floor(now * 1000), ms(until)]
         await self._set_deadline(keys=[self.redis_key(key)], args=args)
 
-    @_guarded
+    @guarded
     async def deadlines(self, keys: Sequence[str], *, now: float) -> list[float]:
         if not keys:
             return []
@@ -130,17 +116,9 @@ class RedisThrottleStore:
             out.append(until if until > now else 0.0)
         return out
 
-    @_guarded
+    @guarded
     async def clear(self, key: str) -> None:
         await self.client.delete(self.redis_key(key))
 
     async def purge_expired(self, now: float) -> int:
         return 0  # keys expire by themselves
-
-    @_guarded
-    async def ping(self) -> None:
-        await self.client.ping()
-
-    async def close(self) -> None:
-        if self._close_client:
-            await self.client.aclose()

@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
-from pathlib import Path
 
-from gatepass.stores._sqlite import SQLiteDatabase
+from gatepass.drivers.sqlite import SQLiteDatabase, SQLiteStore
 from gatepass.throttle.store import Hit
 
 _SCHEMA = (
@@ -56,25 +55,12 @@ _MAX_KEYS = 500
 _PURGE_EVERY = 1000
 
 
-class SQLiteThrottleStore:
-    def __init__(self, db: SQLiteDatabase, *, close_db: bool = False) -> None:
-        """Use :meth:`open` unless the database is shared with other stores."""
-        self.db = db
-        self._close_db = close_db
+class SQLiteThrottleStore(SQLiteStore):
+    SCHEMA = _SCHEMA
+
+    def __init__(self, db: SQLiteDatabase) -> None:
+        super().__init__(db)
         self._hits = 0
-
-    @classmethod
-    async def open(cls, path: str | Path) -> SQLiteThrottleStore:
-        store = cls(SQLiteDatabase(path), close_db=True)
-        await store.create_schema()
-        return store
-
-    async def create_schema(self) -> None:
-        def create(conn: sqlite3.Connection) -> None:
-            for statement in _SCHEMA:
-                conn.execute(statement)
-
-        await self.db.transaction(create)
 
     async def hit(
         self,
@@ -106,7 +92,7 @@ class SQLiteThrottleStore:
         return Hit(found, expires_at)
 
     async def set_deadline(self, key: str, *, until: float, now: float) -> None:
-        await self.db.run(lambda conn: conn.execute(_SET_DEADLINE, (key, until)))
+        await self._changed(_SET_DEADLINE, (key, until))
 
     async def deadlines(self, keys: Sequence[str], *, now: float) -> list[float]:
         if not keys:
@@ -121,15 +107,7 @@ class SQLiteThrottleStore:
         return [d if (d := found.get(k, 0.0)) > now else 0.0 for k in keys]
 
     async def clear(self, key: str) -> None:
-        sql = "DELETE FROM gatepass_throttle WHERE key = ?"
-        await self.db.run(lambda conn: conn.execute(sql, (key,)))
+        await self._changed("DELETE FROM gatepass_throttle WHERE key = ?", (key,))
 
     async def purge_expired(self, now: float) -> int:
-        return await self.db.run(lambda conn: conn.execute(_PURGE, (now,)).rowcount)
-
-    async def ping(self) -> None:
-        await self.db.run(lambda conn: conn.execute("SELECT 1").fetchone())
-
-    async def close(self) -> None:
-        if self._close_db:
-            await self.db.close()
+        return await self._changed(_PURGE, (now,))

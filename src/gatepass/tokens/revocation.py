@@ -13,7 +13,14 @@ make logout and "log out everywhere" reach it (ASVS 7.4.1–7.4.3):
   family) at issue.  ``bump_generation`` is the one write that ends every
   token a user holds, with no list of them needed.
 
-Requests call :meth:`RevocationStore.check`, one round trip for both answers.
+* **family marker**: ending a refresh family (a login) denies the name
+  :func:`family_marker` of its id, under the user, until the family's
+  deadline: every access token minted from that family carries its id
+  (``fid``) and is refused from then on.
+
+Requests call :meth:`RevocationStore.check` (or ``check_allowed``) with the
+token's family id: one round trip answers all three questions (one MGET on
+Redis, one statement on SQL, nothing while a local cache holds the answer).
 Every method raises :class:`~gatepass.errors.StoreUnavailable` when the
 backend is down: a revocation check that cannot run must fail closed.
 """
@@ -21,6 +28,15 @@ backend is down: a revocation check that cannot run must fail closed.
 from __future__ import annotations
 
 from typing import Protocol
+
+
+def family_marker(family_id: str) -> str:
+    """The revocation entry that stands for a whole refresh family.
+
+    Its ``family:`` prefix cannot be a jti (jtis are unpadded base64url, no
+    colon), so a marker never collides with a token's own entry.
+    """
+    return f"family:{family_id}"
 
 
 class RevocationStore(Protocol):
@@ -45,12 +61,24 @@ class RevocationStore(Protocol):
         """Atomically add one to the generation and return the new value."""
         ...
 
-    async def check(self, jti: str, user_id: str) -> tuple[bool, int]:
-        """``(is_denied, generation)`` in one round trip (the per-request path)."""
+    async def check(
+        self, jti: str, user_id: str, *, family_id: str | None = None
+    ) -> tuple[bool, int]:
+        """``(denied, generation)`` in one round trip (the per-request path).
+
+        ``denied`` is True when ``jti`` is denied or, given ``family_id``,
+        when the family's :func:`family_marker` is.
+        """
         ...
 
-    async def check_allowed(self, jti: str, user_id: str) -> tuple[bool, int]:
-        """``(is_allowed, generation)`` in one round trip, for allowlist mode."""
+    async def check_allowed(
+        self, jti: str, user_id: str, *, family_id: str | None = None
+    ) -> tuple[bool, int]:
+        """``(allowed, generation)`` in one round trip, for allowlist mode.
+
+        ``allowed`` is True when ``jti`` is allowed and, given ``family_id``,
+        the family's marker is not denied.
+        """
         ...
 
     async def purge_expired(self, now: float) -> int:
@@ -60,3 +88,44 @@ class RevocationStore(Protocol):
     async def ping(self) -> None: ...
 
     async def close(self) -> None: ...
+
+
+class RevocationEntries:
+    """The entry methods every backend shares, written once over two primitives.
+
+    A backend implements ``_put`` (write an entry) and ``_check`` (read, in
+    one round trip, whether the jti's entry of ``kind`` is live, whether the
+    family's marker is denied, and the generation).
+    """
+
+    async def _put(self, kind: str, jti: str, user_id: str, until: float) -> None:
+        raise NotImplementedError
+
+    async def _check(
+        self, kind: str, jti: str, user_id: str, family_id: str | None
+    ) -> tuple[bool, bool, int]:
+        raise NotImplementedError
+
+    async def deny(self, jti: str, user_id: str, *, until: float) -> None:
+        await self._put("deny", jti, user_id, until)
+
+    async def is_denied(self, jti: str, user_id: str) -> bool:
+        return (await self._check("deny", jti, user_id, None))[0]
+
+    async def allow(self, jti: str, user_id: str, *, until: float) -> None:
+        await self._put("allow", jti, user_id, until)
+
+    async def is_allowed(self, jti: str, user_id: str) -> bool:
+        return (await self._check("allow", jti, user_id, None))[0]
+
+    async def check(
+        self, jti: str, user_id: str, *, family_id: str | None = None
+    ) -> tuple[bool, int]:
+        entry, family_denied, generation = await self._check("deny", jti, user_id, family_id)
+        return entry or family_denied, generation
+
+    async def check_allowed(
+        self, jti: str, user_id: str, *, family_id: str | None = None
+    ) -> tuple[bool, int]:
+        entry, family_denied, generation = await self._check("allow", jti, user_id, family_id)
+        return entry and not family_denied, generation

@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import replace
 
+from gatepass.drivers.ids import user_id as checked
 from gatepass.errors import InvalidRequest, UserExists
 from gatepass.users.model import User
 
@@ -40,7 +41,7 @@ class MemoryUserStore:
         return user
 
     async def get(self, user_id: str) -> User | None:
-        return self._users.get(user_id)
+        return self._users.get(checked(user_id))
 
     async def get_by_email(self, email: str) -> User | None:
         user_id = self._by_email.get(email)
@@ -69,6 +70,6 @@ class MemoryUserStore:
 
     def _update(self, user_id: str, change: Callable[[User], User]) -> None:
         # An unknown id is a no-op, as in the SQL stores (an UPDATE of no row).
-        user = self._users.get(user_id)
+        user = self._users.get(checked(user_id))
         if user is not None:
             self._users[user_id] = change(user)

@@ -8,7 +8,6 @@ own).  The unique index on the email decides races between registrations.
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from collections.abc import Callable
@@ -16,14 +15,13 @@ from typing import Any
 
 import asyncpg
 
+from gatepass.drivers.ids import user_id as checked
+from gatepass.drivers.postgres import PostgresPool, PostgresStore
 from gatepass.errors import InvalidRequest, UserExists
-from gatepass.stores._postgres import PostgresPool
 from gatepass.users.model import User
 
-#: Any fixed bigint; it only has to be the same for every gatepass instance.
-_SCHEMA_LOCK = 0x6761_7465_7573_7273  # "gateusrs"
-
-_SCHEMA = """
+_SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS gatepass_users (
     id text PRIMARY KEY,
     email text NOT NULL UNIQUE,
@@ -31,9 +29,10 @@ CREATE TABLE IF NOT EXISTS gatepass_users (
     roles text[] NOT NULL DEFAULT '{}',
     disabled boolean NOT NULL DEFAULT false,
     created_at double precision NOT NULL
-);
-CREATE INDEX IF NOT EXISTS gatepass_users_created ON gatepass_users (created_at, id);
-"""
+)
+""",
+    "CREATE INDEX IF NOT EXISTS gatepass_users_created ON gatepass_users (created_at, id)",
+)
 
 _COLUMNS = "id, email, password_hash, roles, disabled, created_at"
 
@@ -49,44 +48,20 @@ def _user(row: Any) -> User:
     )
 
 
-class PostgresUserStore:
-    """Users in the database behind ``pool``.  ``close_pool``: close the pool
-    with the store (when the store owns it, as
-    :func:`~gatepass.users.urls.open_user_store` does)."""
+class PostgresUserStore(PostgresStore):
+    SCHEMA = _SCHEMA
 
-    def __init__(
-        self,
-        pool: PostgresPool,
-        *,
-        close_pool: bool = False,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self._pool = pool
-        self._close_pool = close_pool
+    def __init__(self, pool: PostgresPool, *, clock: Callable[[], float] = time.time) -> None:
+        super().__init__(pool)
         self._clock = clock
-        self._ready = False
-        self._lock = asyncio.Lock()
-
-    async def _ensure_schema(self) -> None:
-        if self._ready:
-            return
-        async with self._lock:
-            if self._ready:
-                return
-            async with self._pool.connection() as conn, conn.transaction():
-                await conn.execute("SELECT pg_advisory_xact_lock($1)", _SCHEMA_LOCK)
-                await conn.execute(_SCHEMA)
-            self._ready = True
 
     async def _fetch(self, sql: str, *args: object) -> list[Any]:
-        await self._ensure_schema()
-        async with self._pool.connection() as conn:
+        async with self._connection() as conn:
             rows: list[Any] = await conn.fetch(sql, *args)
             return rows
 
     async def _execute(self, sql: str, *args: object) -> None:
-        await self._ensure_schema()
-        async with self._pool.connection() as conn:
+        async with self._connection() as conn:
             await conn.execute(sql, *args)
 
     async def create(
@@ -99,10 +74,9 @@ class PostgresUserStore:
             roles=tuple(roles),
             created_at=self._clock(),
         )
-        # Outside the try: a unique violation from the DDL (a concurrent
-        # starter without the lock) must not pass for a duplicate email.
-        await self._ensure_schema()
-        async with self._pool.connection() as conn:
+        # The schema is created on entering the connection, outside the try:
+        # a unique violation from DDL must not pass for a duplicate email.
+        async with self._connection() as conn:
             try:
                 await conn.execute(
                     f"INSERT INTO gatepass_users ({_COLUMNS}) VALUES ($1, $2, $3, $4, false, $5)",  # noqa: S608
@@ -120,7 +94,7 @@ class PostgresUserStore:
     async def get(self, user_id: str) -> User | None:
         rows = await self._fetch(
             f"SELECT {_COLUMNS} FROM gatepass_users WHERE id = $1",  # noqa: S608
-            user_id,
+            checked(user_id),
         )
         return _user(rows[0]) if rows else None
 
@@ -144,23 +118,17 @@ class PostgresUserStore:
 
     async def set_password_hash(self, user_id: str, password_hash: str) -> None:
         await self._execute(
-            "UPDATE gatepass_users SET password_hash = $2 WHERE id = $1", user_id, password_hash
+            "UPDATE gatepass_users SET password_hash = $2 WHERE id = $1",
+            checked(user_id),
+            password_hash,
         )
 
     async def set_disabled(self, user_id: str, disabled: bool) -> None:
         await self._execute(
-            "UPDATE gatepass_users SET disabled = $2 WHERE id = $1", user_id, disabled
+            "UPDATE gatepass_users SET disabled = $2 WHERE id = $1", checked(user_id), disabled
         )
 
     async def set_roles(self, user_id: str, roles: tuple[str, ...]) -> None:
         await self._execute(
-            "UPDATE gatepass_users SET roles = $2 WHERE id = $1", user_id, list(roles)
+            "UPDATE gatepass_users SET roles = $2 WHERE id = $1", checked(user_id), list(roles)
         )
-
-    async def ping(self) -> None:
-        async with self._pool.connection() as conn:
-            await conn.fetchval("SELECT 1")
-
-    async def close(self) -> None:
-        if self._close_pool:
-            await self._pool.close()

@@ -7,21 +7,19 @@ so two concurrent registrations (even from two processes) cannot both win.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sqlite3
 import time
 import uuid
 from collections.abc import Callable
-from typing import TypeVar
 
+from gatepass.drivers.ids import user_id as checked
+from gatepass.drivers.sqlite import SQLiteDatabase, SQLiteStore
 from gatepass.errors import InvalidRequest, UserExists
-from gatepass.stores._sqlite import SQLiteDatabase
 from gatepass.users.model import User
 
-T = TypeVar("T")
-
-_SCHEMA = """
+_SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS gatepass_users (
     id TEXT PRIMARY KEY,
     email TEXT NOT NULL UNIQUE,
@@ -29,9 +27,10 @@ CREATE TABLE IF NOT EXISTS gatepass_users (
     roles TEXT NOT NULL DEFAULT '[]',
     disabled INTEGER NOT NULL DEFAULT 0,
     created_at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS gatepass_users_created ON gatepass_users (created_at, id);
-"""
+)
+""",
+    "CREATE INDEX IF NOT EXISTS gatepass_users_created ON gatepass_users (created_at, id)",
+)
 
 _COLUMNS = "id, email, password_hash, roles, disabled, created_at"
 
@@ -51,30 +50,12 @@ def _user(row: tuple[object, ...]) -> User:
     )
 
 
-class SQLiteUserStore:
-    """Users in ``db``.  ``close_db``: close the database with the store (when
-    the store owns it, as :func:`~gatepass.users.urls.open_user_store` does)."""
+class SQLiteUserStore(SQLiteStore):
+    SCHEMA = _SCHEMA
 
-    def __init__(
-        self,
-        db: SQLiteDatabase,
-        *,
-        close_db: bool = False,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self._db = db
-        self._close_db = close_db
+    def __init__(self, db: SQLiteDatabase, *, clock: Callable[[], float] = time.time) -> None:
+        super().__init__(db)
         self._clock = clock
-        self._ready = False
-        self._lock = asyncio.Lock()
-
-    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        if not self._ready:
-            async with self._lock:
-                if not self._ready:
-                    await self._db.run(lambda conn: conn.executescript(_SCHEMA))
-                    self._ready = True
-        return await self._db.run(fn)
 
     async def create(
         self, email: str, password_hash: str | None, roles: tuple[str, ...] = ()
@@ -94,7 +75,7 @@ class SQLiteUserStore:
             )
 
         try:
-            await self._run(insert)
+            await self.db.run(insert)
         except sqlite3.IntegrityError:
             # The only constraint an insert of a fresh uuid can break is the
             # unique email.
@@ -102,14 +83,14 @@ class SQLiteUserStore:
         return user
 
     async def get(self, user_id: str) -> User | None:
-        return await self._one("id", user_id)
+        return await self._one("id", checked(user_id))
 
     async def get_by_email(self, email: str) -> User | None:
         return await self._one("email", email)
 
     async def _one(self, column: str, value: str) -> User | None:
         sql = f"SELECT {_COLUMNS} FROM gatepass_users WHERE {column} = ?"  # noqa: S608
-        row = await self._run(lambda conn: conn.execute(sql, (value,)).fetchone())
+        row = await self.db.run(lambda conn: conn.execute(sql, (value,)).fetchone())
         return None if row is None else _user(row)
 
     async def list(self, *, limit: int = 100, offset: int = 0) -> list[User]:
@@ -119,7 +100,7 @@ class SQLiteUserStore:
             f"SELECT {_COLUMNS} FROM gatepass_users "  # noqa: S608
             "ORDER BY created_at, id LIMIT ? OFFSET ?"
         )
-        rows = await self._run(lambda conn: conn.execute(sql, (limit, offset)).fetchall())
+        rows = await self.db.run(lambda conn: conn.execute(sql, (limit, offset)).fetchall())
         return [_user(row) for row in rows]
 
     async def set_password_hash(self, user_id: str, password_hash: str) -> None:
@@ -133,11 +114,4 @@ class SQLiteUserStore:
 
     async def _update(self, column: str, value: object, user_id: str) -> None:
         sql = f"UPDATE gatepass_users SET {column} = ? WHERE id = ?"  # noqa: S608
-        await self._run(lambda conn: conn.execute(sql, (value, user_id)))
-
-    async def ping(self) -> None:
-        await self._run(lambda conn: conn.execute("SELECT 1").fetchone())
-
-    async def close(self) -> None:
-        if self._close_db:
-            await self._db.close()
+        await self._changed(sql, (value, checked(user_id)))

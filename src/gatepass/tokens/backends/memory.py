@@ -12,7 +12,9 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 
+from gatepass.drivers.ids import user_id as checked
 from gatepass.tokens.refresh import Family, RotateOutcome, decide
+from gatepass.tokens.revocation import RevocationEntries, family_marker
 
 
 class MemoryRefreshStore:
@@ -21,6 +23,7 @@ class MemoryRefreshStore:
         self._by_user: dict[str, set[str]] = {}
 
     async def create(self, family: Family) -> None:
+        checked(family.user_id)
         if family.family_id in self._families:
             raise ValueError("refresh family already exists")
         self._families[family.family_id] = family
@@ -48,7 +51,7 @@ class MemoryRefreshStore:
 
     async def revoke_user(self, user_id: str) -> int:
         count = 0
-        for family_id in self._by_user.get(user_id, ()):
+        for family_id in self._by_user.get(checked(user_id), ()):
             family = self._families[family_id]
             if not family.revoked:
                 self._families[family_id] = replace(family, revoked=True)
@@ -56,7 +59,7 @@ class MemoryRefreshStore:
         return count
 
     async def list_user(self, user_id: str) -> list[Family]:
-        families = [self._families[f] for f in self._by_user.get(user_id, ())]
+        families = [self._families[f] for f in self._by_user.get(checked(user_id), ())]
         return sorted(families, key=lambda f: (f.created_at, f.family_id))
 
     async def purge_expired(self, now: float) -> int:
@@ -76,7 +79,7 @@ class MemoryRefreshStore:
         return None
 
 
-class MemoryRevocationStore:
+class MemoryRevocationStore(RevocationEntries):
     def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
         # (kind, user_id, jti) -> until; kind is "deny" or "allow".
@@ -87,33 +90,27 @@ class MemoryRevocationStore:
         until = self._entries.get((kind, user_id, jti))
         return until is not None and until > self._clock()
 
-    async def deny(self, jti: str, user_id: str, *, until: float) -> None:
-        self._entries["deny", user_id, jti] = until
+    async def _put(self, kind: str, jti: str, user_id: str, until: float) -> None:
+        self._entries[kind, checked(user_id), jti] = until
 
-    async def is_denied(self, jti: str, user_id: str) -> bool:
-        return self._live("deny", jti, user_id)
-
-    async def allow(self, jti: str, user_id: str, *, until: float) -> None:
-        self._entries["allow", user_id, jti] = until
-
-    async def is_allowed(self, jti: str, user_id: str) -> bool:
-        return self._live("allow", jti, user_id)
+    async def _check(
+        self, kind: str, jti: str, user_id: str, family_id: str | None
+    ) -> tuple[bool, bool, int]:
+        checked(user_id)
+        family_denied = family_id is not None and self._live(
+            "deny", family_marker(family_id), user_id
+        )
+        return self._live(kind, jti, user_id), family_denied, self._generations.get(user_id, 0)
 
     async def disallow(self, jti: str, user_id: str) -> None:
-        self._entries.pop(("allow", user_id, jti), None)
+        self._entries.pop(("allow", checked(user_id), jti), None)
 
     async def generation(self, user_id: str) -> int:
-        return self._generations.get(user_id, 0)
+        return self._generations.get(checked(user_id), 0)
 
     async def bump_generation(self, user_id: str) -> int:
-        value = self._generations[user_id] = self._generations.get(user_id, 0) + 1
+        value = self._generations[user_id] = self._generations.get(checked(user_id), 0) + 1
         return value
-
-    async def check(self, jti: str, user_id: str) -> tuple[bool, int]:
-        return self._live("deny", jti, user_id), self._generations.get(user_id, 0)
-
-    async def check_allowed(self, jti: str, user_id: str) -> tuple[bool, int]:
-        return self._live("allow", jti, user_id), self._generations.get(user_id, 0)
 
     async def purge_expired(self, now: float) -> int:
         gone = [k for k, until in self._entries.items() if until <= now]

@@ -21,31 +21,38 @@ Why it looks like this:
   to the last bit on the grace arithmetic.
 * ``revoke_user`` and ``list_user`` are non-transactional pipelines, which
   the cluster client splits per node (scripts in them go as EVAL, see
-  :func:`gatepass.stores.redis._queue_script`).
+  :func:`gatepass.drivers.redis.queue_script`).
 * The per-user index follows the session store: members are added before a
   family is written (a live family is never missing from its index), scored
   by the absolute deadline, trimmed on the Redis clock.  Families are never
   removed early (revocation only marks them), so the index never needs it.
-* ``check`` is one MGET.  The deny key and the generation key share the hash
-  tag ``{<U>}`` so that, under Cluster, they live in one slot and MGET is
-  allowed.  ``<U>`` is the user id with ``%``, ``{`` and ``}`` percent-escaped:
-  a brace in a user id would otherwise move the tag and split the slot.
+* ``check`` is one MGET of the jti's key, the generation and, given a
+  family id, the family marker's deny key (see
+  :func:`~gatepass.tokens.revocation.family_marker`).  All of a user's
+  revocation keys share the hash tag ``{<U>}`` so that, under Cluster, they
+  live in one slot and MGET is allowed.  ``<U>`` is the user id with ``%``,
+  ``{`` and ``}`` percent-escaped: a brace in a user id would otherwise move
+  the tag and split the slot.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, ClassVar
 
-from gatepass.stores.redis import (
-    _LUA_INDEX_ADD,
-    RedisClient,
-    _guarded,
-    _ms,
-    _queue_script,
-    redis_client,
+from redis.commands.core import AsyncScript
+
+from gatepass.drivers.ids import user_id as checked
+from gatepass.drivers.redis import (
+    INDEX_ADD_SCRIPT,
+    RedisConnection,
+    RedisStore,
+    guarded,
+    ms,
+    queue_script,
 )
 from gatepass.tokens.refresh import Family, RotateOutcome
+from gatepass.tokens.revocation import RevocationEntries, family_marker
 
 # Outcome codes returned by the rotate script, in the order of decide().
 _OUTCOMES = {
@@ -134,30 +141,23 @@ def _family(family_id: str, flat: list[bytes] | dict[bytes, bytes]) -> Family | 
     )
 
 
-class RedisRefreshStore:
-    def __init__(
-        self, client: RedisClient, *, prefix: str = "gatepass:", close_client: bool = False
-    ) -> None:
-        self.client = client
-        self.prefix = prefix
-        self._close_client = close_client
-        self._rotate = client.register_script(_LUA_ROTATE)
-        self._create = client.register_script(_LUA_CREATE)
-        self._revoke = client.register_script(_LUA_REVOKE)
-        self._index_add = client.register_script(_LUA_INDEX_ADD)
-
-    @classmethod
-    def from_url(cls, url: str, *, prefix: str = "gatepass:") -> RedisRefreshStore:
-        """A store that owns its client; nothing connects until first use."""
-        return cls(redis_client(url), prefix=prefix, close_client=True)
+class RedisRefreshStore(RedisStore):
+    SCRIPTS: ClassVar[dict[str, str]] = {
+        "_rotate": _LUA_ROTATE, "_create": _LUA_CREATE, "_revoke": _LUA_REVOKE,
+        "_index_add": INDEX_ADD_SCRIPT,
+    }  # fmt: skip
+    _rotate: AsyncScript
+    _create: AsyncScript
+    _revoke: AsyncScript
+    _index_add: AsyncScript
 
     def family_key(self, family_id: str) -> str:
         return f"{self.prefix}rf:{family_id}"
 
     def index_key(self, user_id: str) -> str:
-        return f"{self.prefix}ru:{user_id}"
+        return f"{self.prefix}ru:{checked(user_id)}"
 
-    @_guarded
+    @guarded
     async def create(self, family: Family) -> None:
         index = self.index_key(family.user_id)
         # Index first: a live family must never be missing from its index.
@@ -165,7 +165,7 @@ class RedisRefreshStore:
         await self._index_add(keys=[index], args=[score, family.family_id])
         clash = await self._create(
             keys=[self.family_key(family.family_id)],
-            args=[_ms(family.absolute_expires_at), *_fields(family)],
+            args=[ms(family.absolute_expires_at), *_fields(family)],
         )
         if clash is None:
             return
@@ -174,7 +174,7 @@ class RedisRefreshStore:
             await self.client.zrem(index, family.family_id)
         raise ValueError("refresh family already exists")
 
-    @_guarded
+    @guarded
     async def rotate(
         self, family_id: str, presented_hash: str, successor_hash: str, *, now: float, grace: float
     ) -> tuple[RotateOutcome, Family | None]:
@@ -185,22 +185,21 @@ class RedisRefreshStore:
         family = _family(family_id, reply[1]) if len(reply) > 1 else None
         return _OUTCOMES[int(reply[0])], family
 
-    @_guarded
+    @guarded
     async def get(self, family_id: str) -> Family | None:
         # The client is built with decode_responses=False: keys and values are bytes.
         raw: dict[Any, Any] = await self.client.hgetall(self.family_key(family_id))
         return _family(family_id, raw)
 
-    @_guarded
+    @guarded
     async def revoke(self, family_id: str) -> Family | None:
         reply = await self._revoke(keys=[self.family_key(family_id)])
         return None if reply is None else _family(family_id, reply[1])
 
     async def _members(self, user_id: str) -> list[str]:
-        members: list[Any] = await self.client.zrange(self.index_key(user_id), 0, -1)
-        return [m.decode() for m in members]
+        return await self.members(self.index_key(user_id))
 
-    @_guarded
+    @guarded
     async def revoke_user(self, user_id: str) -> int:
         # A family written while this runs is caught by re-reading the index;
         # one written after the last pass carries the user's old generation,
@@ -215,7 +214,7 @@ class RedisRefreshStore:
             # A pipeline, not a multi-key script: each call stays on one key.
             async with self.client.pipeline(transaction=False) as pipe:
                 for member in fresh:
-                    _queue_script(pipe, self._revoke, [self.family_key(member)], [])
+                    queue_script(pipe, self._revoke, [self.family_key(member)], [])
                 replies: list[Any] = await pipe.execute()
             count += sum(
                 1
@@ -224,7 +223,7 @@ class RedisRefreshStore:
             )
         return count
 
-    @_guarded
+    @guarded
     async def list_user(self, user_id: str) -> list[Family]:
         members = await self._members(user_id)
         if not members:
@@ -241,14 +240,6 @@ class RedisRefreshStore:
         # Families expire by themselves (PXAT); index members are trimmed on create.
         return 0
 
-    @_guarded
-    async def ping(self) -> None:
-        await self.client.ping()
-
-    async def close(self) -> None:
-        if self._close_client:
-            await self.client.aclose()
-
 
 def _owner(flat: list[bytes]) -> bytes | None:
     return dict(zip(flat[::2], flat[1::2], strict=True)).get(b"u")
@@ -256,25 +247,17 @@ def _owner(flat: list[bytes]) -> bytes | None:
 
 def user_tag(user_id: str) -> str:
     """The user id as a Cluster hash tag body: brace-free and injective."""
-    if not user_id:
+    if not checked(user_id):
         raise ValueError("empty user id")
     return user_id.replace("%", "%25").replace("{", "%7B").replace("}", "%7D")
 
 
-class RedisRevocationStore:
-    def __init__(
-        self, client: RedisClient, *, prefix: str = "gatepass:", close_client: bool = False
-    ) -> None:
+class RedisRevocationStore(RevocationEntries, RedisStore):
+    def __init__(self, conn: RedisConnection, *, prefix: str = "gatepass:") -> None:
         if "{" in prefix or "}" in prefix:
             # A brace in the prefix would become (part of) the hash tag.
             raise ValueError("the Redis key prefix must not contain braces")
-        self.client = client
-        self.prefix = prefix
-        self._close_client = close_client
-
-    @classmethod
-    def from_url(cls, url: str, *, prefix: str = "gatepass:") -> RedisRevocationStore:
-        return cls(redis_client(url), prefix=prefix, close_client=True)
+        super().__init__(conn, prefix=prefix)
 
     def entry_key(self, kind: str, jti: str, user_id: str) -> str:
         return f"{self.prefix}{kind}:{{{user_tag(user_id)}}}:{jti}"
@@ -282,56 +265,38 @@ class RedisRevocationStore:
     def generation_key(self, user_id: str) -> str:
         return f"{self.prefix}gen:{{{user_tag(user_id)}}}"
 
-    @_guarded
-    async def deny(self, jti: str, user_id: str, *, until: float) -> None:
-        await self.client.set(self.entry_key("deny", jti, user_id), b"1", pxat=_ms(until))
+    def check_keys(self, kind: str, jti: str, user_id: str, family_id: str | None) -> list[str]:
+        """What :meth:`check` reads: the entry, the generation, the family's marker."""
+        keys = [self.entry_key(kind, jti, user_id), self.generation_key(user_id)]
+        if family_id is not None:
+            keys.append(self.entry_key("deny", family_marker(family_id), user_id))
+        return keys
 
-    @_guarded
-    async def is_denied(self, jti: str, user_id: str) -> bool:
-        return bool(await self.client.exists(self.entry_key("deny", jti, user_id)))
+    @guarded
+    async def _put(self, kind: str, jti: str, user_id: str, until: float) -> None:
+        await self.client.set(self.entry_key(kind, jti, user_id), b"1", pxat=ms(until))
 
-    @_guarded
-    async def allow(self, jti: str, user_id: str, *, until: float) -> None:
-        await self.client.set(self.entry_key("allow", jti, user_id), b"1", pxat=_ms(until))
+    @guarded
+    async def _check(
+        self, kind: str, jti: str, user_id: str, family_id: str | None
+    ) -> tuple[bool, bool, int]:
+        # One MGET: every key carries the user's hash tag, so one slot.
+        values = await self.client.mget(self.check_keys(kind, jti, user_id, family_id))
+        marker = values[2] if family_id is not None else None
+        return values[0] is not None, marker is not None, 0 if values[1] is None else int(values[1])
 
-    @_guarded
-    async def is_allowed(self, jti: str, user_id: str) -> bool:
-        return bool(await self.client.exists(self.entry_key("allow", jti, user_id)))
-
-    @_guarded
+    @guarded
     async def disallow(self, jti: str, user_id: str) -> None:
         await self.client.delete(self.entry_key("allow", jti, user_id))
 
-    @_guarded
+    @guarded
     async def generation(self, user_id: str) -> int:
         raw = await self.client.get(self.generation_key(user_id))
         return 0 if raw is None else int(raw)
 
-    @_guarded
+    @guarded
     async def bump_generation(self, user_id: str) -> int:
         return int(await self.client.incr(self.generation_key(user_id)))
 
-    async def _check(self, kind: str, jti: str, user_id: str) -> tuple[bool, int]:
-        entry, gen = await self.client.mget(
-            self.entry_key(kind, jti, user_id), self.generation_key(user_id)
-        )
-        return entry is not None, 0 if gen is None else int(gen)
-
-    @_guarded
-    async def check(self, jti: str, user_id: str) -> tuple[bool, int]:
-        return await self._check("deny", jti, user_id)
-
-    @_guarded
-    async def check_allowed(self, jti: str, user_id: str) -> tuple[bool, int]:
-        return await self._check("allow", jti, user_id)
-
     async def purge_expired(self, now: float) -> int:
         return 0  # entries expire by themselves (PXAT)
-
-    @_guarded
-    async def ping(self) -> None:
-        await self.client.ping()
-
-    async def close(self) -> None:
-        if self._close_client:
-            await self.client.aclose()

@@ -3,32 +3,33 @@
 Every bearer request asks "is this jti revoked, and what is the user's
 generation?".  Over ``redis.asyncio`` that question costs more event-loop
 time than the whole request; answered from process memory it costs a dict
-lookup.  The answer is cached per (kind, jti, user) together with the names
-of the two Redis keys it was read from; when Redis pushes that either key
-changed (a revoke on any instance, a generation bump, an expiry), the answer
-is dropped.  While the invalidation stream is down the cache is bypassed,
+lookup.  The answer is cached per (kind, jti, user, family) together with the
+names of the Redis keys it was read from (the jti's entry, the generation
+and the family's marker); when Redis pushes that any of them changed (a
+revoke on any instance, a generation bump, an expiry), the answer is
+dropped.  While the invalidation stream is down the cache is bypassed,
 exactly like the session cache (:mod:`gatepass.stores.redis_cache`).
 
 **Redis Cluster**: the cache is bypassed (``cache_active`` stays False and
 every check is one MGET on the user's slot), because the invalidation stream
 does not follow a cluster's per-node tracking; see
-:mod:`gatepass.stores.redis_tracking`.
+:mod:`gatepass.drivers.redis_tracking`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from gatepass.stores.redis_tracking import InvalidationStream
+from gatepass.drivers.redis_tracking import InvalidationStream
 from gatepass.tokens.backends.redis import RedisRevocationStore
 
-_Key = tuple[str, str, str]  # (kind, jti, user_id)
+_Key = tuple[str, str, str, str | None]  # (kind, jti, user_id, family_id)
 
 
 class CachingRedisRevocationStore(RedisRevocationStore):
     def __init__(self, *args: Any, max_entries: int = 100_000, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._answers: dict[_Key, tuple[bool, int]] = {}
+        self._answers: dict[_Key, tuple[bool, bool, int]] = {}
         # Redis key name -> the cached answers read from it.
         self._readers: dict[bytes, set[_Key]] = {}
         self._max_entries = max_entries
@@ -42,48 +43,34 @@ class CachingRedisRevocationStore(RedisRevocationStore):
     def cache_active(self) -> bool:
         return self._stream.healthy
 
-    async def check(self, jti: str, user_id: str) -> tuple[bool, int]:
-        return await self._cached("deny", jti, user_id)
-
-    async def check_allowed(self, jti: str, user_id: str) -> tuple[bool, int]:
-        return await self._cached("allow", jti, user_id)
-
-    async def _cached(self, kind: str, jti: str, user_id: str) -> tuple[bool, int]:
+    async def _check(
+        self, kind: str, jti: str, user_id: str, family_id: str | None
+    ) -> tuple[bool, bool, int]:
         self._stream.ensure_started()
-        key = (kind, jti, user_id)
+        key = (kind, jti, user_id, family_id)
         if self._stream.healthy:
             hit = self._answers.get(key)
             if hit is not None:
                 return hit
         before = (self._stream.generation, self._local_generation)
-        # The public (guarded) methods: connection errors become StoreUnavailable.
-        if kind == "deny":
-            answer = await super().check(jti, user_id)
-        else:
-            answer = await super().check_allowed(jti, user_id)
+        # The guarded read: connection errors become StoreUnavailable.
+        answer = await super()._check(kind, jti, user_id, family_id)
         if self._stream.healthy and before == (self._stream.generation, self._local_generation):
             if len(self._answers) >= self._max_entries:
                 self._answers.clear()
                 self._readers.clear()
             self._answers[key] = answer
-            for name in (self.entry_key(kind, jti, user_id), self.generation_key(user_id)):
+            for name in self.check_keys(kind, jti, user_id, family_id):
                 self._readers.setdefault(name.encode(), set()).add(key)
         return answer
 
     # Local writes forget at once (before and after), so this instance never
     # depends on its own push to see its own revocation.
 
-    async def deny(self, jti: str, user_id: str, *, until: float) -> None:
+    async def _put(self, kind: str, jti: str, user_id: str, until: float) -> None:
         self._forget_all()
         try:
-            await super().deny(jti, user_id, until=until)
-        finally:
-            self._forget_all()
-
-    async def allow(self, jti: str, user_id: str, *, until: float) -> None:
-        self._forget_all()
-        try:
-            await super().allow(jti, user_id, until=until)
+            await super()._put(kind, jti, user_id, until)
         finally:
             self._forget_all()
 

@@ -12,11 +12,12 @@ import json
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
-from gatepass.stores._sqlite import SQLiteDatabase
+from gatepass.drivers.ids import user_id as checked
+from gatepass.drivers.sqlite import SQLiteDatabase, SQLiteStore
 from gatepass.tokens.refresh import Family, RotateOutcome, decide
+from gatepass.tokens.revocation import RevocationEntries, family_marker
 
 COLUMNS = (
     "family_id, user_id, created_at, absolute_expires_at, current_hash, previous_hash,"
@@ -72,11 +73,16 @@ _UPSERT = (
     "INSERT INTO gatepass_revoked (kind, user_id, jti, until) VALUES (?, ?, ?, ?)"
     " ON CONFLICT (kind, user_id, jti) DO UPDATE SET until = excluded.until"
 )
-_LIVE = (
-    "EXISTS (SELECT 1 FROM gatepass_revoked"
-    " WHERE kind = ? AND user_id = ? AND jti = ? AND until > ?)"
+# One statement for the per-request question: the jti's entry, the family
+# marker's denial (NULL matches nothing) and the generation.
+_CHECK = (
+    "SELECT EXISTS (SELECT 1 FROM gatepass_revoked"
+    " WHERE kind = :kind AND user_id = :user AND jti = :jti AND until > :now),"
+    " EXISTS (SELECT 1 FROM gatepass_revoked"
+    " WHERE kind = 'deny' AND user_id = :user AND jti = :marker AND until > :now),"
+    " COALESCE((SELECT generation FROM gatepass_generations WHERE user_id = :user), 0)"
 )
-_GENERATION = "COALESCE((SELECT generation FROM gatepass_generations WHERE user_id = ?), 0)"
+_GENERATION = "SELECT COALESCE((SELECT generation FROM gatepass_generations WHERE user_id = ?), 0)"
 _BUMP = (
     "INSERT INTO gatepass_generations (user_id, generation) VALUES (?, 1)"
     " ON CONFLICT (user_id) DO UPDATE SET generation = generation + 1 RETURNING generation"
@@ -108,27 +114,11 @@ def family_from_row(row: Sequence[Any]) -> Family:
     )
 
 
-async def _create_schema(db: SQLiteDatabase) -> None:
-    def create(conn: sqlite3.Connection) -> None:
-        for statement in _SCHEMA:
-            conn.execute(statement)
-
-    await db.transaction(create)
-
-
-class SQLiteRefreshStore:
-    def __init__(self, db: SQLiteDatabase, *, close_db: bool = False) -> None:
-        """Use :meth:`open` unless the database is shared with other stores."""
-        self.db = db
-        self._close_db = close_db
-
-    @classmethod
-    async def open(cls, path: str | Path) -> SQLiteRefreshStore:
-        store = cls(SQLiteDatabase(path), close_db=True)
-        await _create_schema(store.db)
-        return store
+class SQLiteRefreshStore(SQLiteStore):
+    SCHEMA = _SCHEMA
 
     async def create(self, family: Family) -> None:
+        checked(family.user_id)
         params = family_params(family)
         try:
             await self.db.run(lambda conn: conn.execute(_INSERT, params))
@@ -171,99 +161,57 @@ class SQLiteRefreshStore:
 
     async def revoke_user(self, user_id: str) -> int:
         sql = "UPDATE gatepass_refresh_families SET revoked = 1 WHERE user_id = ? AND revoked = 0"
-        return await self.db.run(lambda conn: conn.execute(sql, (user_id,)).rowcount)
+        return await self._changed(sql, (checked(user_id),))
 
     async def list_user(self, user_id: str) -> list[Family]:
         sql = f"{_SELECT} WHERE user_id = ? ORDER BY created_at, family_id"
-        rows = await self.db.run(lambda conn: conn.execute(sql, (user_id,)).fetchall())
+        params = (checked(user_id),)
+        rows = await self.db.run(lambda conn: conn.execute(sql, params).fetchall())
         return [family_from_row(row) for row in rows]
 
     async def purge_expired(self, now: float) -> int:
         sql = "DELETE FROM gatepass_refresh_families WHERE absolute_expires_at <= ?"
-        return await self.db.run(lambda conn: conn.execute(sql, (now,)).rowcount)
-
-    async def ping(self) -> None:
-        await self.db.run(lambda conn: conn.execute("SELECT 1").fetchone())
-
-    async def close(self) -> None:
-        if self._close_db:
-            self._close_db = False  # idempotent: the executor refuses a second shutdown
-            await self.db.close()
+        return await self._changed(sql, (now,))
 
 
-class SQLiteRevocationStore:
-    def __init__(
-        self, db: SQLiteDatabase, *, close_db: bool = False, clock: Callable[[], float] = time.time
-    ) -> None:
-        self.db = db
-        self._close_db = close_db
+class SQLiteRevocationStore(RevocationEntries, SQLiteStore):
+    SCHEMA = _SCHEMA
+
+    def __init__(self, db: SQLiteDatabase, *, clock: Callable[[], float] = time.time) -> None:
+        super().__init__(db)
         # Rows outlive their ``until`` until purged; reads compare with this.
         self._clock = clock
 
-    @classmethod
-    async def open(
-        cls, path: str | Path, *, clock: Callable[[], float] = time.time
-    ) -> SQLiteRevocationStore:
-        store = cls(SQLiteDatabase(path), close_db=True, clock=clock)
-        await _create_schema(store.db)
-        return store
-
     async def _put(self, kind: str, jti: str, user_id: str, until: float) -> None:
-        await self.db.run(lambda conn: conn.execute(_UPSERT, (kind, user_id, jti, until)))
+        params = (kind, checked(user_id), jti, until)
+        await self.db.run(lambda conn: conn.execute(_UPSERT, params))
 
-    async def _live(self, kind: str, jti: str, user_id: str) -> bool:
-        params = (kind, user_id, jti, self._clock())
-        sql = f"SELECT {_LIVE}"
-        row = await self.db.run(lambda conn: conn.execute(sql, params).fetchone())
-        return bool(row[0])
-
-    async def _check(self, kind: str, jti: str, user_id: str) -> tuple[bool, int]:
-        sql = f"SELECT {_LIVE}, {_GENERATION}"
-        params = (kind, user_id, jti, self._clock(), user_id)
-        row = await self.db.run(lambda conn: conn.execute(sql, params).fetchone())
-        return bool(row[0]), int(row[1])
-
-    async def deny(self, jti: str, user_id: str, *, until: float) -> None:
-        await self._put("deny", jti, user_id, until)
-
-    async def is_denied(self, jti: str, user_id: str) -> bool:
-        return await self._live("deny", jti, user_id)
-
-    async def allow(self, jti: str, user_id: str, *, until: float) -> None:
-        await self._put("allow", jti, user_id, until)
-
-    async def is_allowed(self, jti: str, user_id: str) -> bool:
-        return await self._live("allow", jti, user_id)
+    async def _check(
+        self, kind: str, jti: str, user_id: str, family_id: str | None
+    ) -> tuple[bool, bool, int]:
+        params = {
+            "kind": kind, "user": checked(user_id), "jti": jti, "now": self._clock(),
+            "marker": None if family_id is None else family_marker(family_id),
+        }  # fmt: skip
+        row = await self.db.run(lambda conn: conn.execute(_CHECK, params).fetchone())
+        return bool(row[0]), bool(row[1]), int(row[2])
 
     async def disallow(self, jti: str, user_id: str) -> None:
         sql = "DELETE FROM gatepass_revoked WHERE kind = 'allow' AND user_id = ? AND jti = ?"
-        await self.db.run(lambda conn: conn.execute(sql, (user_id, jti)))
+        await self._changed(sql, (checked(user_id), jti))
 
     async def generation(self, user_id: str) -> int:
-        sql = f"SELECT {_GENERATION}"
-        row = await self.db.run(lambda conn: conn.execute(sql, (user_id,)).fetchone())
+        params = (checked(user_id),)
+        row = await self.db.run(lambda conn: conn.execute(_GENERATION, params).fetchone())
         return int(row[0])
 
     async def bump_generation(self, user_id: str) -> int:
+        params = (checked(user_id),)
+
         def bump(conn: sqlite3.Connection) -> int:
-            return int(conn.execute(_BUMP, (user_id,)).fetchone()[0])
+            return int(conn.execute(_BUMP, params).fetchone()[0])
 
         return await self.db.transaction(bump)
 
-    async def check(self, jti: str, user_id: str) -> tuple[bool, int]:
-        return await self._check("deny", jti, user_id)
-
-    async def check_allowed(self, jti: str, user_id: str) -> tuple[bool, int]:
-        return await self._check("allow", jti, user_id)
-
     async def purge_expired(self, now: float) -> int:
-        sql = "DELETE FROM gatepass_revoked WHERE until <= ?"
-        return await self.db.run(lambda conn: conn.execute(sql, (now,)).rowcount)
-
-    async def ping(self) -> None:
-        await self.db.run(lambda conn: conn.execute("SELECT 1").fetchone())
-
-    async def close(self) -> None:
-        if self._close_db:
-            self._close_db = False  # idempotent: the executor refuses a second shutdown
-            await self.db.close()
+        return await self._changed("DELETE FROM gatepass_revoked WHERE until <= ?", (now,))

@@ -37,9 +37,9 @@ import redis.exceptions as rexc
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.connection import AbstractConnection
 
-from gatepass.stores.redis import RedisClient
+from gatepass.drivers.redis import RedisClient
 
-logger = logging.getLogger("gatepass.stores.redis_tracking")
+logger = logging.getLogger("gatepass.drivers.redis_tracking")
 
 _CHANNEL = b"__redis__:invalidate"
 

@@ -1,10 +1,14 @@
-"""An async front for one SQLite database file.
+"""SQLite: one file, one thread, every store on the file sharing both.
 
 sqlite3 blocks, so every statement runs on one dedicated thread that owns the
 connection: the event loop never waits on the disk, and statements on one
 database are serialised, which is what SQLite wants from a writer anyway.
 WAL mode lets other processes (the CLI beside a running server) read while
 one writes.
+
+Each store declares its DDL (:attr:`SQLiteStore.SCHEMA`); the database runs
+every declared schema once, in one transaction, before the first statement
+that needs it.
 """
 
 from __future__ import annotations
@@ -16,15 +20,19 @@ import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, Self, TypeVar
 
+from gatepass.drivers.registry import ConnectedStore, Schema, SQLConnection, shared
 from gatepass.errors import StoreUnavailable
 
 T = TypeVar("T")
 
 
-class SQLiteDatabase:
+class SQLiteDatabase(SQLConnection):
+    backend = "sqlite"
+
     def __init__(self, path: str | Path) -> None:
+        super().__init__()
         self.path = str(path)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gatepass-sqlite")
         self._conn: sqlite3.Connection | None = None
@@ -51,6 +59,8 @@ class SQLiteDatabase:
 
     async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn(connection)`` on the database thread, in autocommit mode."""
+        if self._pending:
+            await self.create_schemas(self._run_ddl)
         return await self._submit(lambda: fn(self._connection()))
 
     async def transaction(self, fn: Callable[[sqlite3.Connection], T]) -> T:
@@ -59,21 +69,31 @@ class SQLiteDatabase:
         IMMEDIATE takes the write lock up front, so read-modify-write
         sequences cannot interleave with another process's writer.
         """
+        if self._pending:
+            await self.create_schemas(self._run_ddl)
+        return await self._submit(lambda: self._in_transaction(fn))
 
-        def call() -> T:
-            conn = self._connection()
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                result = fn(conn)
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-            return result
+    def _in_transaction(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        conn = self._connection()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            result = fn(conn)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return result
 
-        return await self._submit(call)
+    async def _run_ddl(self, schemas: list[Schema]) -> None:
+        def create(conn: sqlite3.Connection) -> None:
+            for schema in schemas:
+                for statement in schema:
+                    conn.execute(statement)
+
+        await self._submit(lambda: self._in_transaction(create))
 
     async def _submit(self, call: Callable[[], T]) -> T:
+        self.stats.round_trips += 1
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(self._executor, call)
@@ -82,7 +102,10 @@ class SQLiteDatabase:
             # unusable for now.  The driver's message can quote SQL, not data.
             raise StoreUnavailable("The SQLite database is unavailable.", store="sqlite") from exc
 
-    async def close(self) -> None:
+    async def ping(self) -> None:
+        await self.run(lambda conn: conn.execute("SELECT 1").fetchone())
+
+    async def _close(self) -> None:
         def shut() -> None:
             if self._conn is not None:
                 self._conn.close()
@@ -90,3 +113,36 @@ class SQLiteDatabase:
 
         await asyncio.get_running_loop().run_in_executor(self._executor, shut)
         self._executor.shutdown(wait=True)
+
+
+def open_database(path: str) -> SQLiteDatabase:
+    """The shared database for ``path`` (relative to the working directory)."""
+    absolute = os.path.abspath(path)
+    return shared(f"sqlite:{absolute}", SQLiteDatabase, lambda: SQLiteDatabase(absolute))
+
+
+class SQLiteStore(ConnectedStore):
+    """What every SQLite store shares: its database, schema, ping and close."""
+
+    def __init__(self, db: SQLiteDatabase) -> None:
+        super().__init__(db)
+        self.db = db
+
+    @classmethod
+    async def open(cls, path: str | Path, **options: Any) -> Self:
+        """A store on the shared database for ``path``, its tables created.
+
+        SQLite is local: unlike the networked stores it is created at once,
+        so a bad path fails at start-up rather than on the first request.
+        """
+        store = cls(open_database(str(path)), **options)
+        try:
+            await store.ping()
+        except BaseException:
+            await store.close()
+            raise
+        return store
+
+    async def _changed(self, sql: str, params: tuple[Any, ...] | dict[str, Any]) -> int:
+        """Run one statement; how many rows it changed."""
+        return await self.db.run(lambda conn: conn.execute(sql, params).rowcount)
