@@ -116,6 +116,11 @@ class ConnectedStore:
         self._shared = conn
         self._released = False
 
+    @property
+    def stats(self) -> Stats:
+        """What this store's connection sent (shared with every store on its URL)."""
+        return self._shared.stats
+
     async def ping(self) -> None:
         """Raise StoreUnavailable unless the backend answers."""
         await self._shared.ping()
