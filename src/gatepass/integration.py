@@ -101,15 +101,19 @@ class Gatepass:
         app.add_middleware(GatepassMiddleware, gatepass=self)
         return self
 
-    async def start(self, app: ASGIApp) -> None:
-        """Open the stores and build the stack around ``app``."""
+    async def open(self) -> Components:
+        """Open the stores and start housekeeping (framework plugins call this)."""
         parts = await Components.open(self.settings)
         if self.permissions is not None:
             parts.permissions = self.permissions
         self._parts = parts
-        self._stack = build_stack(app, parts, self.layers)
         if self.housekeeping:
             self._task = asyncio.create_task(self._housekeeping_forever())
+        return parts
+
+    async def start(self, app: ASGIApp) -> None:
+        """Open the stores and build the stack around ``app``."""
+        self._stack = build_stack(app, await self.open(), self.layers)
 
     async def stop(self) -> None:
         task, self._task = self._task, None
