@@ -14,11 +14,13 @@ import json
 import re
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Any, NoReturn
 
+import gatepass
 from gatepass.accounts import check_role
-from gatepass.errors import GatepassError, InvalidRequest
+from gatepass.errors import ConfigurationError, GatepassError, InvalidRequest
 from gatepass.server.components import Components
 from gatepass.server.settings import Settings
 
@@ -54,16 +56,54 @@ def _role(value: str) -> str:
         raise argparse.ArgumentTypeError(exc.detail) from None
 
 
+#: Commands that only read: they must not create a data directory.
+READ_ONLY = {("users", "list"), ("sessions", "list"), ("keys", "list")}
+
+
+def _settings_help() -> str:
+    """Every setting, from the Settings dataclass itself, so the list cannot drift."""
+    lines = ["settings (flags override GATEPASS_* variables, which override defaults):"]
+    for f in fields(Settings):
+        if f.name == "extra":
+            continue
+        default = f.default if f.default is not MISSING else ""
+        if isinstance(default, tuple):
+            default = ",".join(default)
+        if f.name == "database_url":
+            default = "sqlite:///<data dir>/gatepass.db"
+        elif f.name == "session_store_url":
+            default = "the database URL"
+        elif f.name == "public_url":
+            default = "http://HOST:PORT"
+        elif f.name == "secret_key":
+            default = "generated into <data dir>/secret.key"
+        if isinstance(default, bool):
+            default = str(default).lower()
+        shown = "none" if default in ("", None) else str(default)
+        lines.append(f"  {'GATEPASS_' + f.name.upper():<36}{shown}")
+    lines.append(f"  {'GATEPASS_OAUTH_<NAME>_*':<36}sign-in providers (see the docs)")
+    return "\n".join(lines)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="gatepass", description="Sessions, tokens and login.")
+    parser.add_argument("--version", action="version", version=f"gatepass {gatepass.__version__}")
     parser.add_argument("--data-dir", type=Path, help="data directory (default ./.gatepass)")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    serve = sub.add_parser("serve", help="run the auth server")
-    serve.add_argument("--host")
-    serve.add_argument("--port", type=int)
-    serve.add_argument("--data-dir", type=Path, dest="serve_data_dir")
-    serve.add_argument("--log-level", default="info")
+    serve = sub.add_parser(
+        "serve",
+        help="run the auth server",
+        description="Run the auth server: the JSON API, the sign-in pages, JWKS and "
+        "forward auth, on http://HOST:PORT.",
+        epilog=_settings_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    serve.add_argument("--host", help="address to listen on (GATEPASS_HOST, default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (GATEPASS_PORT, default 8000)")
+    serve.add_argument("--data-dir", type=Path, dest="serve_data_dir",
+                       help="data directory (GATEPASS_DATA_DIR, default ./.gatepass)")  # fmt: skip
+    serve.add_argument("--log-level", default="info", help="uvicorn's log level (default info)")
 
     users = sub.add_parser("users", help="manage accounts").add_subparsers(
         dest="action", required=True
@@ -116,9 +156,18 @@ def _read_password(from_stdin: bool) -> str:
         line = sys.stdin.readline()
         # Only the line ending goes: "\r\n" from a Windows-made file too.
         return line.removesuffix("\n").removesuffix("\r")
-    first = getpass.getpass("Password: ")
-    if getpass.getpass("Repeat password: ") != first:
-        raise SystemExit("Passwords do not match.")
+    if not sys.stdin.isatty():
+        # getpass would fall back to reading stdin, echo a warning, and end
+        # in EOFError; say what to do instead.
+        raise InvalidRequest(
+            "No terminal to prompt for the password: pipe it in with --password-stdin."
+        )
+    try:
+        first = getpass.getpass("Password: ")
+        if getpass.getpass("Repeat password: ") != first:
+            raise InvalidRequest("The passwords do not match.")
+    except EOFError:
+        raise InvalidRequest("No password given.") from None
     return first
 
 
@@ -212,6 +261,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         overrides["data_dir"] = args.serve_data_dir or args.data_dir
     try:
         settings = Settings.load(overrides)
+        data_dir = settings.data_dir.resolve()
+        # Said every time: an admin run from the wrong directory must see it
+        # before adding a user to the wrong database.
+        print(f"gatepass: using data directory {data_dir}", file=sys.stderr)
+        if (args.command, getattr(args, "action", None)) in READ_ONLY and not data_dir.is_dir():
+            raise ConfigurationError(
+                f"No data directory at {data_dir}; give --data-dir or GATEPASS_DATA_DIR "
+                "(nothing was created)."
+            )
         if args.command == "serve":
             import copy
 

@@ -20,6 +20,8 @@ from starlette.testclient import TestClient
 from tests.server.conftest import PASSWORD, login, login_elsewhere, make_client, status_as
 
 EMAIL = "ada@example.com"
+#: Every command says which data directory it uses, on stderr.
+USING = "gatepass: using data directory "
 NEW_PASSWORD = "a brand new passphrase 42"
 
 
@@ -72,7 +74,7 @@ def assert_clean_failure(result: subprocess.CompletedProcess[str], *needles: str
     """Non-zero exit, one ``gatepass: …`` line on stderr, nothing on stdout."""
     assert result.returncode != 0, result
     assert "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
+    lines = [line for line in result.stderr.strip().splitlines() if not line.startswith(USING)]
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("gatepass: "), result.stderr
     for needle in needles:
@@ -82,7 +84,9 @@ def assert_clean_failure(result: subprocess.CompletedProcess[str], *needles: str
 
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
-    return tmp_path / "data"  # the directory make_client(tmp_path) uses
+    path = tmp_path / "data"  # the directory make_client(tmp_path) uses
+    path.mkdir(exist_ok=True)  # the server fixture may have made it first
+    return path
 
 
 @pytest.fixture

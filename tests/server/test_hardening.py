@@ -164,7 +164,7 @@ def test_refresh_of_a_disabled_user_is_refused(tmp_path: Path) -> None:
         pair = client.post(
             "/auth/token", json={"email": "ada@example.com", "password": PASSWORD}
         ).json()
-        parts = client.app.components  # type: ignore[attr-defined]
+        parts = client.app.state.gatepass.components  # type: ignore[attr-defined]
         assert client.portal is not None
         user = client.portal.call(parts.accounts.get, "ada@example.com")
         # Disabled behind the server's back (no generation bump): the roles

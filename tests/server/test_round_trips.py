@@ -23,7 +23,7 @@ pytestmark = pytest.mark.redis
 
 
 def _trips(client: TestClient) -> int:
-    parts = client.app.components  # type: ignore[attr-defined]
+    parts = client.app.state.gatepass.components  # type: ignore[attr-defined]
     count: int = parts.sessions.store.stats.round_trips
     return count
 
@@ -33,7 +33,7 @@ def _caches_ready(client: TestClient) -> None:
     bypass themselves until then, never serving what they cannot keep exact)."""
     import time
 
-    parts = client.app.components  # type: ignore[attr-defined]
+    parts = client.app.state.gatepass.components  # type: ignore[attr-defined]
     # A first read starts each stream: a real token's revocation check.
     saved = client.cookies
     client.cookies = httpx.Cookies()

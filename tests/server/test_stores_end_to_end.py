@@ -29,7 +29,7 @@ def test_admin_role_takes_effect_on_live_sessions(store_client: TestClient) -> N
     register(client)
     login(client)
     assert client.get("/admin/users").status_code == 403
-    parts: Components = client.app.components  # type: ignore[attr-defined]
+    parts: Components = client.app.state.gatepass.components  # type: ignore[attr-defined]
     assert client.portal is not None
 
     async def grant() -> None:
@@ -54,7 +54,7 @@ def test_password_change_and_disable_end_every_session(store_client: TestClient)
     register(client)
     login(client)
     second = login_elsewhere(client)
-    parts: Components = client.app.components  # type: ignore[attr-defined]
+    parts: Components = client.app.state.gatepass.components  # type: ignore[attr-defined]
     assert client.portal is not None
 
     async def change() -> None:

@@ -112,7 +112,7 @@ def test_logout_with_bearer_ends_the_access_and_refresh_tokens(client: TestClien
 def test_password_change_ends_tokens(client: TestClient) -> None:
     register(client)
     pair = token_pair(client)
-    parts: Components = client.app.components  # type: ignore[attr-defined]
+    parts: Components = client.app.state.gatepass.components  # type: ignore[attr-defined]
     assert client.portal is not None
 
     async def change() -> None:
@@ -200,7 +200,7 @@ def test_stateful_jwt_loads_roles_per_request(tmp_path: Path) -> None:
         pair = token_pair(client)
         headers = bearer(pair["access_token"])
         assert client.get("/admin/users", headers=headers).status_code == 403
-        parts: Components = client.app.components  # type: ignore[attr-defined]
+        parts: Components = client.app.state.gatepass.components  # type: ignore[attr-defined]
         assert client.portal is not None
 
         async def grant() -> None:

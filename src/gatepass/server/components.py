@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 
@@ -14,9 +15,9 @@ from gatepass.cookies import CookieSpec
 from gatepass.csrf import CSRFSigner, origin_of
 from gatepass.errors import ConfigurationError
 from gatepass.identity import RolePermissions
+from gatepass.oauth import service_class
 from gatepass.oauth.config import load_providers
 from gatepass.oauth.identities import open_identity_store
-from gatepass.oauth.service import OAuthService
 from gatepass.server.keys import KeyRingSource
 from gatepass.server.secret_key import load_secrets
 from gatepass.server.settings import Settings
@@ -33,6 +34,9 @@ from gatepass.tokens.service import RolesLoader, TokenService
 from gatepass.users.model import UserStore
 from gatepass.users.passwords import PasswordHasher
 from gatepass.users.urls import open_user_store
+
+if TYPE_CHECKING:
+    from gatepass.oauth.service import OAuthService
 
 #: What each built-in role may do.  Apps built on the library pass their own.
 DEFAULT_PERMISSIONS = RolePermissions(
@@ -52,7 +56,7 @@ def users_roles(users: UserStore) -> RolesLoader:
 
 def components(request: Request) -> Components:
     """The server's parts, from within a route."""
-    parts: Components = request.app.state.components
+    parts: Components = request.app.state.gatepass.components
     return parts
 
 
@@ -128,7 +132,9 @@ class Components:
         oauth = None
         providers = load_providers(settings.extra, settings.oauth_config)
         if providers:
-            oauth = OAuthService.build(
+            # Imported only now: the OAuth libraries are the optional extra
+            # gatepass[oauth]; without them this is a clear ConfigurationError.
+            oauth = service_class().build(
                 providers,
                 settings.public_url,
                 await open_identity_store(settings.database_url),

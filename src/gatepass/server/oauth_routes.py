@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from html import escape
+from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -20,11 +21,13 @@ from gatepass.asgi.dependencies import auth_of, current_user
 from gatepass.asgi.errors import error_parts
 from gatepass.cookies import read_cookie
 from gatepass.errors import GatepassError, NotFound, OAuthFailed
-from gatepass.oauth.service import OAuthService
 from gatepass.oauth.transaction import TRANSACTION_COOKIE, TRANSACTION_TTL
 from gatepass.redirects import safe_next
 from gatepass.server.components import components
 from gatepass.server.token_api import jwt_login
+
+if TYPE_CHECKING:
+    from gatepass.oauth.service import OAuthService
 
 logger = logging.getLogger("gatepass.oauth")
 

@@ -27,6 +27,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+import gatepass
 from gatepass.server.components import components
 
 JSON = "application/json"
@@ -634,7 +635,7 @@ def _document() -> Schema:
         "openapi": "3.1.0",
         "info": {
             "title": "gatepass",
-            "version": "0.1.0",
+            "version": gatepass.__version__,
             "description": "Sessions, tokens and login: the JSON API of `gatepass serve`.  "
             "Errors are `{\"error\": \"<code>\", \"detail\": \"<human text>\"}`.",
         },

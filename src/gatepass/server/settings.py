@@ -82,6 +82,10 @@ class Settings:
     extra: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
+        # Library callers pass plain strings and lists; keep the declared types.
+        object.__setattr__(self, "data_dir", Path(self.data_dir))
+        object.__setattr__(self, "cors_origins", tuple(self.cors_origins))
+        object.__setattr__(self, "trusted_proxies", tuple(self.trusted_proxies))
         if not 0 < self.port < 65536:
             raise ConfigurationError("port must be between 1 and 65535.")
         if self.browser_mode not in ("session", "jwt"):
