@@ -370,6 +370,8 @@ class Measure:
     request: Request
     baseline: str | None = None
     row: Callable[[], Row] | None = None
+    #: Another process's base URL (the honest baseline runs in its own app).
+    base: str | None = None
 
 
 def interleave(
@@ -380,11 +382,11 @@ def interleave(
 ) -> dict[str, list[Sample]]:
     """Warm up each request, then run them in turn for ``rounds`` rounds."""
     for m in measures:
-        wrk(base, m.request, 1)
+        wrk(m.base or base, m.request, 1)
     samples: dict[str, list[Sample]] = {m.label: [] for m in measures}
     for _ in range(rounds):
         for m in measures:
-            samples[m.label].append(wrk(base, m.request, duration))
+            samples[m.label].append(wrk(m.base or base, m.request, duration))
     return samples
 
 

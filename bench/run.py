@@ -1,6 +1,6 @@
 """gatepass benchmarks: every scenario and peer, side by side, in one run.
 
-    python3 bench/run.py [--quick] [--only gatepass,peers,login,eventloop,memory]
+    python3 bench/run.py [--quick] [--only gatepass,peers,login,verify,eventloop,memory]
                          [--servers uvicorn,granian] [--duration S] [--rounds N]
 
 One command does everything, on loopback only:
@@ -39,7 +39,7 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 VENV = BENCH / ".venv"
 VENV_PYTHON = VENV / "bin" / "python"
-GROUPS = ("gatepass", "peers", "login", "eventloop", "memory")
+GROUPS = ("gatepass", "peers", "login", "verify", "eventloop", "memory")
 
 
 def _stamp(*files: Path) -> str:

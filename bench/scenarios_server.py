@@ -128,6 +128,47 @@ def throughput(ctx: Context) -> None:
             ctx.add(failed(group, scenario, "gatepass serve", "uvicorn", exc))
 
 
+def forward_auth(ctx: Context) -> None:
+    """``GET /auth/verify`` with a session cookie: what a proxy asks on every request.
+
+    Against the honest baseline (the bare app's ``/plain``, same server) and,
+    labelled, the server's own ``/healthz`` through its whole stack.
+    """
+    from harness import interleave
+    from scenarios_wrk import Measure, bare_app, fill_row, statistics_median
+
+    scenario = "GET /auth/verify, session / redis"
+    try:
+        ctx.redis.flush()
+        with bare_app(ctx, "uvicorn") as bare, serve(ctx) as app:
+            cookie = session_cookie(app.base)
+            verify = Request("/auth/verify", headers=(f"Cookie: {cookie}",))
+            status, _, body = http(app.base + "/auth/verify", headers={"cookie": cookie})
+            if status != 200:
+                raise BenchError(f"/auth/verify answered {status}: {body[:160]!r}")
+            samples = interleave(
+                app.base,
+                [
+                    Measure("bare", Request("/plain"), base=bare.base),
+                    Measure("healthz", Request("/healthz")),
+                    Measure("verify", verify),
+                ],
+                ctx.duration,
+                ctx.rounds,
+            )
+            row = fill_row(
+                Row("forward auth", scenario, "gatepass serve", "uvicorn"),
+                samples["verify"],
+                samples["bare"],
+            )
+            inner = statistics_median(samples["healthz"])
+            row.extra["in_stack_ratio"] = round((row.rps or 0) / inner, 3)
+            row.note = f"{(row.rps or 0) / inner:.2f} of /healthz on gatepass serve"
+            ctx.add(row)
+    except (BenchError, OSError, subprocess.SubprocessError) as exc:
+        ctx.add(failed("forward auth", scenario, "gatepass serve", "uvicorn", exc))
+
+
 def event_loop(ctx: Context) -> None:
     """wrk on ``GET /auth/me`` alone, then the same with 20 logins fired 0.5 s in."""
     scenario = "GET p50/p99 during 20 logins"
@@ -262,6 +303,9 @@ def run_all(ctx: Context, only: set[str] | None) -> None:
     if only is None or "login" in only:
         log("login & refresh (gatepass serve)")
         throughput(ctx)
+    if only is None or "verify" in only:
+        log("forward auth (gatepass serve)")
+        forward_auth(ctx)
     if only is None or "eventloop" in only:
         log("event-loop health (gatepass serve)")
         event_loop(ctx)

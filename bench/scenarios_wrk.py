@@ -147,11 +147,23 @@ def rows_from(
     specs: list[tuple[str, str, str, str]],
     implementation: str,
     server: str,
+    in_stack: str | None = None,
 ) -> None:
-    """specs: (label, baseline label, group, scenario)."""
+    """specs: (label, baseline label, group, scenario).
+
+    ``in_stack``: the label of the same app's own unauthenticated route,
+    reported beside the honest ratio (``extra["in_stack_ratio"]``).
+    """
     for label, baseline, group, scenario in specs:
         row = Row(group, scenario, implementation, server)
         ctx.add(fill_row(row, samples[label], samples[baseline]))
+        source = in_stack or ("plain-post" if baseline == "bare-post" else "plain")
+        if baseline.startswith("bare") and row.rps and source in samples:
+            inner = statistics_median(samples[source])
+            row.extra["in_stack_ratio"] = round(row.rps / inner, 3)
+            row.note = (row.note + "; " if row.note else "") + (
+                f"{row.rps / inner:.2f} of /plain inside the gatepass stack"
+            )
 
 
 def guarded(
@@ -188,7 +200,7 @@ def gatepass_store(ctx: Context, server: str, store: str, url: str) -> None:
         if store == "redis":
             ctx.redis.flush()
         env = python_env(ctx, BENCH_STORE=url, BENCH_ALG="HS256")
-        with Process(
+        with bare_app(ctx, server) as bare, Process(
             f"gatepass {store} ({server})",
             asgi_argv(server, "bench.app:app"),
             ready_url="/plain",
@@ -200,6 +212,7 @@ def gatepass_store(ctx: Context, server: str, store: str, url: str) -> None:
             for r in (session, bearer):
                 check(app.base, r)
             measures = [
+                Measure("bare", PLAIN, base=bare.base),
                 Measure("plain", PLAIN),
                 Measure("session", session),
                 Measure("bearer", bearer),
@@ -209,15 +222,17 @@ def gatepass_store(ctx: Context, server: str, store: str, url: str) -> None:
                 ctx,
                 samples,
                 [
-                    ("session", "plain", "session cookie", f"session / {store}"),
-                    ("bearer", "plain", "bearer JWT", f"bearer / {store}"),
+                    ("session", "bare", "session cookie", f"session / {store}"),
+                    ("bearer", "bare", "bearer JWT", f"bearer / {store}"),
                 ],
                 "gatepass",
                 server,
+                in_stack="plain",
             )
             if store != "redis":
                 return
             base_bearer = statistics_median(samples["bearer"])
+            base_bare = statistics_median(samples["bare"])
             for size, label in ((1000, "1k"), (ctx.big_denylist, _size(ctx.big_denylist))):
                 t0 = time.monotonic()
                 fill_denylist(ctx.redis, size)
@@ -236,11 +251,24 @@ def gatepass_store(ctx: Context, server: str, store: str, url: str) -> None:
                     s["bearer"],
                     s["plain"],
                 )
+                # The in-stack /plain of this run, rescaled to the bare app.
+                scale = base_bare / statistics_median(samples["plain"])
+                row.baseline_rps = (row.baseline_rps or 0) * scale
                 row.note = f"{row.rps / base_bearer:.2f} of bearer with an empty denylist"  # type: ignore[operator]
                 row.extra = {"denylist": size, "fill_s": round(took, 1), "redis_keys": keys}
                 ctx.add(row)
 
     guarded(ctx, expected, "gatepass", server, run)
+
+
+def bare_app(ctx: Context, server: str) -> Process:
+    """The honest baseline: the plain route with no gatepass, on the same server."""
+    return Process(
+        f"plain, no gatepass ({server})",
+        asgi_argv(server, "bench.plain_app:app"),
+        ready_url="/plain",
+        env=python_env(ctx),
+    )
 
 
 def statistics_median(samples: list[Sample]) -> float:
@@ -287,7 +315,7 @@ def gatepass_browser(ctx: Context, server: str) -> None:
 
     def run() -> None:
         env = python_env(ctx, BENCH_STORE="memory://", BENCH_CSRF="1", BENCH_ALG="HS256")
-        with Process(
+        with bare_app(ctx, server) as bare, Process(
             f"gatepass browser ({server})",
             asgi_argv(server, "bench.app:app"),
             ready_url="/plain",
@@ -315,8 +343,10 @@ def gatepass_browser(ctx: Context, server: str) -> None:
             for r in (jwt_get, post):
                 check(app.base, r)
             measures = [
+                Measure("bare", PLAIN, base=bare.base),
                 Measure("plain", PLAIN),
                 Measure("jwt", jwt_get),
+                Measure("bare-post", PLAIN_POST, base=bare.base),
                 Measure("plain-post", PLAIN_POST),
                 Measure("post", post),
             ]
@@ -325,8 +355,8 @@ def gatepass_browser(ctx: Context, server: str) -> None:
                 ctx,
                 samples,
                 [
-                    ("jwt", "plain", "browser", "JWT cookie GET / memory"),
-                    ("post", "plain-post", "browser", "POST + CSRF token / memory"),
+                    ("jwt", "bare", "browser", "JWT cookie GET / memory"),
+                    ("post", "bare-post", "browser", "POST + CSRF token / memory"),
                 ],
                 "gatepass",
                 server,
