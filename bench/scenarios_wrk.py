@@ -288,11 +288,11 @@ def fill_denylist(redis: Redis, target: int) -> None:
     """
     import secrets
 
-    import redis.asyncio as aioredis
-
+    from gatepass.drivers.redis import RedisConnection
     from gatepass.tokens.backends.redis import RedisRevocationStore
 
-    store = RedisRevocationStore(aioredis.Redis())  # only for entry_key; never connects
+    # Only for entry_key: the client never connects.
+    store = RedisRevocationStore(RedisConnection("redis://127.0.0.1:6379/0"))
     until = str(int((time.time() + 3600) * 1000)).encode()
     count = int(redis.cli("EVAL", "return #redis.call('KEYS', ARGV[1])", "0", "gatepass:deny:*"))
     chunks = []
