@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 STORES: dict[str, dict[Backend, str]] = {
     "session store": {
         "memory": "gatepass.stores.memory:MemorySessionStore",
-        "sqlite": "gatepass.stores.sqlite:SQLiteSessionStore",
+        "sqlite": "gatepass.stores.sqlite:CachingSQLiteSessionStore",
         # With the coherent local cache (bypassed on a cluster).
         "redis": "gatepass.stores.redis_cache:CachingRedisSessionStore",
         "postgres": "gatepass.stores.postgres:PostgresSessionStore",
@@ -47,7 +47,7 @@ STORES: dict[str, dict[Backend, str]] = {
     },
     "revocation store": {
         "memory": "gatepass.tokens.backends.memory:MemoryRevocationStore",
-        "sqlite": "gatepass.tokens.backends.sqlite:SQLiteRevocationStore",
+        "sqlite": "gatepass.tokens.backends.sqlite:CachingSQLiteRevocationStore",
         "redis": "gatepass.tokens.backends.redis_cache:CachingRedisRevocationStore",
         "postgres": "gatepass.tokens.backends.postgres:PostgresRevocationStore",
     },

@@ -22,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Self, TypeVar
 
+from gatepass.drivers.changes import ChangeSignal
 from gatepass.drivers.registry import ConnectedStore, Schema, SQLConnection, shared
 from gatepass.errors import StoreUnavailable
 
@@ -36,6 +37,11 @@ class SQLiteDatabase(SQLConnection):
         self.path = str(path)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gatepass-sqlite")
         self._conn: sqlite3.Connection | None = None
+        #: Published after every commit that changed a row; the local caches
+        #: (sessions, revocation) are exact by it across processes.  The
+        #: file's own signal replaces this in-process one when the database
+        #: opens (a cache filled before that is emptied by the new word).
+        self.changes = ChangeSignal(None)
 
     def _connection(self) -> sqlite3.Connection:
         # Runs on the worker thread only.
@@ -49,6 +55,7 @@ class SQLiteDatabase(SQLConnection):
                 # only a file nobody has open yet may be touched this way.
                 with contextlib.suppress(FileExistsError):
                     os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+                self.changes = ChangeSignal(self.path)
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA busy_timeout=5000")
@@ -92,11 +99,22 @@ class SQLiteDatabase(SQLConnection):
 
         await self._submit(lambda: self._in_transaction(create))
 
+    def _publishing(self, call: Callable[[], T]) -> T:
+        # On the database thread: after a call that changed rows (committed,
+        # in autocommit mode or by the transaction's COMMIT), a new word.
+        conn = self._connection()
+        before = conn.total_changes
+        try:
+            return call()
+        finally:
+            if conn.total_changes != before:
+                self.changes.publish()
+
     async def _submit(self, call: Callable[[], T]) -> T:
         self.stats.round_trips += 1
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._executor, call)
+            return await loop.run_in_executor(self._executor, lambda: self._publishing(call))
         except (sqlite3.OperationalError, OSError) as exc:
             # Locked past the busy timeout, disk full, file gone: the store is
             # unusable for now.  The driver's message can quote SQL, not data.
@@ -113,6 +131,7 @@ class SQLiteDatabase(SQLConnection):
 
         await asyncio.get_running_loop().run_in_executor(self._executor, shut)
         self._executor.shutdown(wait=True)
+        self.changes.close()
 
 
 def open_database(path: str) -> SQLiteDatabase:

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from typing import Any
 
+from gatepass.drivers.changes import ChangeCache
 from gatepass.drivers.ids import user_id as checked
-from gatepass.drivers.sqlite import SQLiteStore
+from gatepass.drivers.sqlite import SQLiteDatabase, SQLiteStore
 from gatepass.sessions.record import SessionRecord
 
 _SCHEMA = (
@@ -163,3 +165,31 @@ class SQLiteSessionStore(SQLiteStore):
     async def purge_expired(self, now: float) -> int:
         # Same rule as SessionRecord.is_expired: expired once now >= expires_at.
         return await self._changed("DELETE FROM gatepass_sessions WHERE expires_at <= ?", (now,))
+
+
+class CachingSQLiteSessionStore(SQLiteSessionStore):
+    """:class:`SQLiteSessionStore` with a local read cache, exact across processes.
+
+    A cached session costs one memory read of the database's change word
+    (see :mod:`gatepass.drivers.changes`) instead of a trip to the database
+    thread; any write by any gatepass process on the file empties it.
+    """
+
+    def __init__(
+        self, db: SQLiteDatabase, *, max_entries: int = 100_000, max_age: float = 30.0
+    ) -> None:
+        super().__init__(db)
+        self._cache: ChangeCache[str, SessionRecord] = ChangeCache(
+            lambda: db.changes.word(), max_entries=max_entries, max_age=max_age
+        )
+
+    async def get(self, key: str) -> SessionRecord | None:
+        cached = self._cache.get(key)
+        if cached is not None and not cached.is_expired(time.time()):
+            return cached
+        word = self._cache.before_read()
+        record = await super().get(key)
+        # Misses are not cached: random ids must not fill the cache.
+        if record is not None and not record.is_expired(time.time()):
+            self._cache.put(key, record, word)
+        return record

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from gatepass.drivers.changes import ChangeCache
 from gatepass.drivers.ids import user_id as checked
 from gatepass.drivers.sqlite import SQLiteDatabase, SQLiteStore
 from gatepass.tokens.refresh import Family, RotateOutcome, decide
@@ -215,3 +216,35 @@ class SQLiteRevocationStore(RevocationEntries, SQLiteStore):
 
     async def purge_expired(self, now: float) -> int:
         return await self._changed("DELETE FROM gatepass_revoked WHERE until <= ?", (now,))
+
+
+class CachingSQLiteRevocationStore(SQLiteRevocationStore):
+    """:class:`SQLiteRevocationStore` with a local cache of checks, exact across
+    processes by the database's change word (:mod:`gatepass.drivers.changes`):
+    a Bearer request whose token was checked before costs no database trip
+    until something on the file changes."""
+
+    def __init__(
+        self,
+        db: SQLiteDatabase,
+        *,
+        clock: Callable[[], float] = time.time,
+        max_entries: int = 100_000,
+        max_age: float = 30.0,
+    ) -> None:
+        super().__init__(db, clock=clock)
+        self._cache: ChangeCache[tuple[str, str, str, str | None], tuple[bool, bool, int]] = (
+            ChangeCache(lambda: db.changes.word(), max_entries=max_entries, max_age=max_age)
+        )
+
+    async def _check(
+        self, kind: str, jti: str, user_id: str, family_id: str | None
+    ) -> tuple[bool, bool, int]:
+        key = (kind, jti, user_id, family_id)
+        cached = self._cache.get(key)
+        if cached is not None:
+            return cached
+        word = self._cache.before_read()
+        result = await super()._check(kind, jti, user_id, family_id)
+        self._cache.put(key, result, word)
+        return result
