@@ -211,3 +211,20 @@ async def test_user_ids_are_strings_at_the_api() -> None:
     assert issued.record.user_id == "42"
     assert [r.key for r in await manager.list_user("42")] == [issued.record.key]
     assert await manager.list_user("042") == []
+
+
+# ------------------------------------------------------------ outages
+
+
+@pytest.mark.postgres
+def test_a_missing_postgres_database_is_an_outage_not_a_crash(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """Refused at connect time (no such database: dropped, or not created
+    yet) is 503 store_unavailable, never 500 (SECURITY: outages)."""
+    missing = postgres_url.split("?")[0].rsplit("/", 1)[0] + "/gatepass_no_such_database"
+    with make_client(tmp_path, database_url=missing, session_store_url=missing) as client:
+        r = client.post("/auth/login", json={"email": "ada@example.com", "password": PASSWORD})
+        assert r.status_code == 503 and r.json()["error"] == "store_unavailable", r.text
+        assert "gatepass_no_such_database" not in r.text
+        assert client.get("/readyz").status_code == 503

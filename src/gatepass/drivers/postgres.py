@@ -15,6 +15,7 @@ the catalog's unique index), so every gatepass process takes turns.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Self
@@ -79,13 +80,23 @@ class PostgresPool(SQLConnection):
         """A pooled connection, the declared schemas created; failures raise
         StoreUnavailable."""
         try:
+            # Refused while connecting (the pool opens connections lazily):
+            # the database does not exist (yet, or any more), the role or
+            # password is wrong, too many clients.  The store cannot serve;
+            # it is no bug here.
             pool = await self._get_pool()
-            async with pool.acquire(timeout=self._timeout) as conn:
-                if self._pending:
-                    await self.create_schemas(lambda schemas: _run_ddl(conn, schemas))
-                yield conn
+            conn = await pool.acquire(timeout=self._timeout)
+        except (asyncpg.PostgresError, *CONNECTION_ERRORS) as exc:
+            raise StoreUnavailable("PostgreSQL is unavailable.", store="postgres") from exc
+        try:
+            if self._pending:
+                await self.create_schemas(lambda schemas: _run_ddl(conn, schemas))
+            yield conn
         except CONNECTION_ERRORS as exc:
             raise StoreUnavailable("PostgreSQL is unavailable.", store="postgres") from exc
+        finally:
+            with contextlib.suppress(*CONNECTION_ERRORS):
+                await pool.release(conn)
 
     async def ping(self) -> None:
         async with self.connection() as conn:
