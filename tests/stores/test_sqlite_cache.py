@@ -1,4 +1,4 @@
-"""The SQLite default's local caches: exact across processes (issue 14).
+"""The local caches of SQLite and PostgreSQL: exact across processes (issue 14).
 
 A cached session or revocation check costs no trip to the database thread;
 a revocation from another process (the CLI, another worker) is refused at
@@ -10,9 +10,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
+import pytest
 from starlette.testclient import TestClient
 
 from gatepass.drivers.changes import ChangeCache, ChangeSignal
@@ -64,8 +66,9 @@ def _trips(client: TestClient) -> int:
     return count
 
 
-def _cli(data_dir: Path, *args: str) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEPASS_")}
+def _cli(data_dir: Path, *args: str, env: dict[str, str] | None = None) -> None:
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("GATEPASS_")},
+           **(env or {})}  # fmt: skip
     env["GATEPASS_DATA_DIR"] = str(data_dir)
     done = subprocess.run([sys.executable, "-m", "gatepass", *args], env=env,
                           capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
@@ -105,3 +108,33 @@ def test_cached_requests_skip_the_database_and_see_another_process_at_once(
             assert client.get("/auth/verify?role=admin", headers=session).status_code == 403
         _cli(data_dir, "roles", "grant", "ada@example.com", "admin")
         assert client.get("/auth/verify?role=admin", headers=session).status_code == 200
+
+
+@pytest.mark.postgres
+def test_postgres_caches_see_another_process_at_once(tmp_path: Path, postgres_url: str) -> None:
+    """The same on PostgreSQL, kept exact by LISTEN/NOTIFY."""
+    data_dir = tmp_path / "data"
+    with make_client(tmp_path, session_store_url=postgres_url) as client:
+        register(client)
+        body = {"email": "ada@example.com", "password": PASSWORD}
+        assert client.post("/auth/login", json=body).status_code == 200
+        cookie = {"cookie": f"__Host-gatepass={client.cookies['__Host-gatepass']}"}
+        client.cookies = httpx.Cookies()
+        pair = client.post("/auth/token", json=body).json()
+        bearer = {"authorization": f"Bearer {pair['access_token']}"}
+        deadline = time.monotonic() + 10
+        parts = client.app.state.gatepass.components  # type: ignore[attr-defined]
+        while not parts.sessions.store.pool.changes.healthy:
+            assert time.monotonic() < deadline, "the change stream did not start"
+            client.get("/auth/verify", headers=cookie)
+            time.sleep(0.02)
+        for headers in (cookie, bearer):
+            for _ in range(3):
+                before = _trips(client)
+                assert client.get("/auth/verify", headers=headers).status_code == 200
+            assert _trips(client) - before == 0  # users live in SQLite here
+
+        _cli(data_dir, "sessions", "revoke", "ada@example.com", "--all",
+             env={"GATEPASS_SESSION_STORE_URL": postgres_url})  # fmt: skip
+        assert client.get("/auth/verify", headers=cookie).status_code == 401
+        assert client.get("/auth/verify", headers=bearer).status_code == 401

@@ -37,7 +37,7 @@ STORES: dict[str, dict[Backend, str]] = {
         "sqlite": "gatepass.stores.sqlite:CachingSQLiteSessionStore",
         # With the coherent local cache (bypassed on a cluster).
         "redis": "gatepass.stores.redis_cache:CachingRedisSessionStore",
-        "postgres": "gatepass.stores.postgres:PostgresSessionStore",
+        "postgres": "gatepass.stores.postgres:CachingPostgresSessionStore",
     },
     "refresh token store": {
         "memory": "gatepass.tokens.backends.memory:MemoryRefreshStore",
@@ -49,7 +49,7 @@ STORES: dict[str, dict[Backend, str]] = {
         "memory": "gatepass.tokens.backends.memory:MemoryRevocationStore",
         "sqlite": "gatepass.tokens.backends.sqlite:CachingSQLiteRevocationStore",
         "redis": "gatepass.tokens.backends.redis_cache:CachingRedisRevocationStore",
-        "postgres": "gatepass.tokens.backends.postgres:PostgresRevocationStore",
+        "postgres": "gatepass.tokens.backends.postgres:CachingPostgresRevocationStore",
     },
     "throttle store": {
         "memory": "gatepass.throttle.memory:MemoryThrottleStore",

@@ -22,6 +22,7 @@ from typing import Any, Self
 
 import asyncpg
 
+from gatepass.drivers.pg_changes import PgChangeStream
 from gatepass.drivers.registry import ConnectedStore, Schema, SQLConnection, shared
 from gatepass.errors import StoreUnavailable
 
@@ -52,6 +53,8 @@ class PostgresPool(SQLConnection):
         self._timeout = timeout
         self._pool: asyncpg.Pool | None = None
         self._lock = asyncio.Lock()
+        #: Keeps the local caches exact (see drivers/pg_changes.py).
+        self.changes = PgChangeStream(dsn)
 
     async def _get_pool(self) -> asyncpg.Pool:
         if self._pool is not None:
@@ -103,6 +106,7 @@ class PostgresPool(SQLConnection):
             await conn.fetchval("SELECT 1")
 
     async def _close(self) -> None:
+        await self.changes.close()
         if self._pool is not None:
             await self._pool.close()
             self._pool = None

@@ -16,15 +16,19 @@ rotation fail, never lets it survive, whatever the row-level waits do.
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import asyncpg
 
+from gatepass.drivers.changes import ChangeCache
 from gatepass.drivers.ids import user_id as checked
-from gatepass.drivers.postgres import PostgresStore, count
+from gatepass.drivers.pg_changes import publishes_writes, trigger_ddl
+from gatepass.drivers.postgres import PostgresPool, PostgresStore, count
+from gatepass.drivers.registry import Schema
 from gatepass.sessions.record import SessionRecord
 
-_SCHEMA = (
+_SCHEMA: Schema = (
     """
 CREATE TABLE IF NOT EXISTS gatepass_sessions (
     key text PRIMARY KEY,
@@ -167,3 +171,33 @@ class PostgresSessionStore(PostgresStore):
         async with self._connection() as conn:
             status = await conn.execute("DELETE FROM gatepass_sessions WHERE expires_at <= $1", now)
         return count(status)
+
+
+@publishes_writes(
+    "create", "touch", "update_data", "replace", "delete", "delete_user", "set_roles",
+    "purge_expired",
+)  # fmt: skip
+class CachingPostgresSessionStore(PostgresSessionStore):
+    """:class:`PostgresSessionStore` with a local read cache kept exact by
+    LISTEN/NOTIFY (:mod:`gatepass.drivers.pg_changes`): a cached session
+    costs no query until something changes the sessions table."""
+
+    SCHEMA = (*PostgresSessionStore.SCHEMA, *trigger_ddl("gatepass_sessions"))
+
+    def __init__(self, pool: PostgresPool, *, max_entries: int = 100_000,
+                 max_age: float = 30.0) -> None:  # fmt: skip
+        super().__init__(pool)
+        self._cache: ChangeCache[str, SessionRecord] = ChangeCache(
+            pool.changes.word, max_entries=max_entries, max_age=max_age
+        )
+
+    async def get(self, key: str) -> SessionRecord | None:
+        cached = self._cache.get(key)
+        if cached is not None and not cached.is_expired(time.time()):
+            return cached
+        word = self._cache.before_read()
+        record = await super().get(key)
+        # Misses are not cached: random ids must not fill the cache.
+        if record is not None and not record.is_expired(time.time()):
+            self._cache.put(key, record, word)
+        return record

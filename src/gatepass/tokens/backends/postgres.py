@@ -11,16 +11,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 import asyncpg
 
+from gatepass.drivers.changes import ChangeCache
 from gatepass.drivers.ids import user_id as checked
+from gatepass.drivers.pg_changes import publishes_writes, trigger_ddl
 from gatepass.drivers.postgres import PostgresPool, PostgresStore, count
+from gatepass.drivers.registry import Schema
 from gatepass.tokens.backends.sqlite import COLUMNS, family_from_row, family_params
 from gatepass.tokens.refresh import Family, RotateOutcome, decide
 from gatepass.tokens.revocation import RevocationEntries, family_marker
 
-_SCHEMA = (
+_SCHEMA: Schema = (
     """
 CREATE TABLE IF NOT EXISTS gatepass_refresh_families (
     family_id text PRIMARY KEY,
@@ -183,3 +187,34 @@ class PostgresRevocationStore(RevocationEntries, PostgresStore):
     async def purge_expired(self, now: float) -> int:
         async with self._connection() as conn:
             return count(await conn.execute("DELETE FROM gatepass_revoked WHERE until <= $1", now))
+
+
+@publishes_writes("deny", "allow", "disallow", "bump_generation", "purge_expired")
+class CachingPostgresRevocationStore(PostgresRevocationStore):
+    """:class:`PostgresRevocationStore` with a local cache of checks, kept
+    exact by LISTEN/NOTIFY on the revocation and generation tables."""
+
+    SCHEMA = (
+        *PostgresRevocationStore.SCHEMA,
+        *trigger_ddl("gatepass_revoked"),
+        *trigger_ddl("gatepass_generations")[1:],
+    )
+
+    def __init__(self, pool: PostgresPool, *, max_entries: int = 100_000,
+                 max_age: float = 30.0, **options: Any) -> None:  # fmt: skip
+        super().__init__(pool, **options)
+        self._cache: ChangeCache[tuple[str, str, str, str | None], tuple[bool, bool, int]] = (
+            ChangeCache(pool.changes.word, max_entries=max_entries, max_age=max_age)
+        )
+
+    async def _check(
+        self, kind: str, jti: str, user_id: str, family_id: str | None
+    ) -> tuple[bool, bool, int]:
+        key = (kind, jti, user_id, family_id)
+        cached = self._cache.get(key)
+        if cached is not None:
+            return cached
+        word = self._cache.before_read()
+        result = await super()._check(kind, jti, user_id, family_id)
+        self._cache.put(key, result, word)
+        return result
