@@ -25,8 +25,8 @@ DEFAULT_CSP = (
 
 DEFAULT_HEADERS: Mapping[str, str] = {
     "content-security-policy": DEFAULT_CSP,
-    # Browsers ignore HSTS over plain http, so sending it always costs nothing
-    # locally and protects the first https response behind a proxy.
+    # Sent only on https responses (RFC 6797 8.1: never over plain http);
+    # behind a trusted proxy the scheme is the client's (X-Forwarded-Proto).
     "strict-transport-security": "max-age=63072000; includeSubDomains",
     "x-content-type-options": "nosniff",
     "referrer-policy": "no-referrer",
@@ -50,6 +50,7 @@ class SecurityHeadersMiddleware:
             **{k.lower(): v for k, v in (headers or {}).items()},
         }
         self._headers = [(k.encode(), v.encode()) for k, v in merged.items() if v is not None]
+        self._plain_headers = [h for h in self._headers if h[0] != b"strict-transport-security"]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -60,7 +61,10 @@ class SecurityHeadersMiddleware:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", ()))
                 present = {k.lower() for k, _ in headers}
-                headers.extend(h for h in self._headers if h[0] not in present)
+                # The scheme as TrustedProxyMiddleware (installed outside
+                # this one) settled it.
+                own = self._headers if scope.get("scheme") == "https" else self._plain_headers
+                headers.extend(h for h in own if h[0] not in present)
                 if b"set-cookie" in present:
                     headers = [
                         h for h in headers if h[0].lower() not in (b"cache-control", b"vary")

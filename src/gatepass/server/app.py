@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -25,7 +26,7 @@ from gatepass.asgi.limits import RequestLimitsMiddleware
 from gatepass.asgi.middleware import AuthMiddleware, Receive, Scope, Send
 from gatepass.asgi.proxies import TrustedProxyMiddleware
 from gatepass.errors import GatepassError
-from gatepass.server import api, oauth_routes, openapi, pages, token_api
+from gatepass.server import api, forward_auth, oauth_routes, openapi, pages, token_api
 from gatepass.server.components import Components
 from gatepass.server.settings import Settings
 
@@ -55,13 +56,14 @@ def _roles_loader(parts: Components) -> RolesLoader:
 def build_app(parts: Components) -> Starlette:
     settings = parts.settings
     # Outermost first.  Limits run before anything parses; the client address
-    # is settled before sessions record it; CSRF runs after the session is
-    # known, since its token is bound to it.
+    # and scheme are settled before security headers (HSTS only over https)
+    # and sessions read them; CSRF runs after the session is known, since its
+    # token is bound to it.
     middleware = [
         Middleware(RequestLimitsMiddleware, max_body_bytes=max(settings.max_body_bytes, 1 << 20)),
+        Middleware(TrustedProxyMiddleware, proxies=parts.proxies),
         Middleware(SecurityHeadersMiddleware),
         Middleware(CORSMiddleware, origins=settings.cors_origins),
-        Middleware(TrustedProxyMiddleware, proxies=parts.proxies),
         Middleware(
             AuthMiddleware,
             sessions=parts.sessions,
@@ -77,6 +79,7 @@ def build_app(parts: Components) -> Starlette:
         Middleware(
             CSRFMiddleware,
             signer=parts.csrf,
+            cookie=parts.csrf_cookie,
             trusted_origins=parts.trusted_origins,
             max_form_bytes=settings.max_body_bytes,
             exempt_paths=token_api.CSRF_EXEMPT,
@@ -84,7 +87,8 @@ def build_app(parts: Components) -> Starlette:
     ]
     app = Starlette(
         routes=[
-            *api.routes, *token_api.routes, *oauth_routes.routes, *openapi.routes, *pages.routes
+            *api.routes, *token_api.routes, *forward_auth.routes, *oauth_routes.routes,
+            *openapi.routes, *pages.routes,
         ],
         middleware=middleware,
         exception_handlers={HTTPException: http_error},
@@ -104,13 +108,33 @@ class Server:
         self.components: Components | None = None
         self.app: Starlette | None = None
         self._purger: asyncio.Task[None] | None = None
+        self._sighup = False
 
     async def start(self) -> None:
         self.components = await Components.open(self.settings)
         self.app = build_app(self.components)
         self._purger = asyncio.create_task(self._purge_forever())
+        self._watch_sighup()
+
+    def _watch_sighup(self) -> None:
+        """SIGHUP reloads the access rules (a bad file keeps the old ones)."""
+        rules = self.components.rules if self.components is not None else None
+        if rules is None or rules.path is None:
+            return
+        try:
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, rules.reload)
+        except (NotImplementedError, RuntimeError, ValueError):
+            # Not the main thread (an embedded server) or no signals here:
+            # the rules then stay as loaded; say so rather than pretend.
+            logger.warning("SIGHUP cannot reload the access rules in this process")
+            return
+        self._sighup = True
 
     async def stop(self) -> None:
+        if self._sighup:
+            self._sighup = False
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
         if self._purger is not None:
             self._purger.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -17,7 +17,6 @@ from gatepass.asgi.csrf import csrf_token
 from gatepass.asgi.dependencies import auth_of, current_user
 from gatepass.asgi.middleware import client_ip
 from gatepass.errors import InvalidCredentials, InvalidRequest, NotFound, RateLimited
-from gatepass.redirects import safe_next
 from gatepass.server.bodies import bool_field, read_fields, string_field
 from gatepass.server.components import components
 from gatepass.server.oauth_routes import provider_links
@@ -76,14 +75,15 @@ async def home(request: Request) -> Response:
 
 
 async def login_page(request: Request) -> Response:
-    next_path = safe_next(request.query_params.get("next"))
+    next_path = components(request).safe_next(request.query_params.get("next"))
     return page("Sign in", login_form(request, next_path))
 
 
 async def login_submit(request: Request) -> Response:
     parts = components(request)
     fields = await read_fields(request, parts.settings.max_body_bytes, allow_form=True)
-    next_path = safe_next(fields.get("next") if isinstance(fields.get("next"), str) else None)
+    next_field = fields.get("next")
+    next_path = parts.safe_next(next_field if isinstance(next_field, str) else None)
     try:
         user = await parts.accounts.authenticate(
             string_field(fields, "email"),
