@@ -93,7 +93,8 @@ def test_paths_are_normalised_as_servers_resolve_them(target: str, path: str) ->
 def test_identity_headers_are_ascii_for_any_email() -> None:
     plain = identity_headers("u1", "ada@example.com", ["b", "a"])
     assert plain == {
-        "x-auth-user-id": "u1", "x-auth-email": "ada@example.com", "x-auth-roles": "a,b"
+        "x-auth-user-id": "u1", "x-auth-email": "ada@example.com",
+        "x-auth-email*": "UTF-8''ada%40example.com", "x-auth-roles": "a,b",
     }
     for email in ("jürgen@bücher.example", "用户@例子.广告", "a%41@x.test", "zoë\u200b@x.test"):
         sent = identity_headers("u1", email, [])

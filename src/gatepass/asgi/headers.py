@@ -12,6 +12,7 @@ personalised page to another.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from urllib.parse import urlsplit
 
 from gatepass.asgi.middleware import ASGIApp, Message, Receive, Scope, Send
 
@@ -35,6 +36,23 @@ DEFAULT_HEADERS: Mapping[str, str] = {
     "x-frame-options": "DENY",
     "permissions-policy": "camera=(), microphone=(), geolocation=(), interest-cohort=()",
 }
+
+
+def csp_with_form_target(target: str) -> dict[str, str]:
+    """The headers for a page whose form may be redirected to ``target``.
+
+    CSP ``form-action`` also governs the redirect that answers a form post,
+    so a sign-in page that sends the user back to an app on another host
+    (forward auth) must name that origin.  ``target`` must already be
+    vetted (:func:`gatepass.redirects.safe_next_url`); a local path needs
+    nothing beyond the default.
+    """
+    if target.startswith("/"):
+        return {}
+    parts = urlsplit(target)
+    origin = f"{parts.scheme.lower()}://{parts.netloc.lower()}"
+    policy = DEFAULT_CSP.replace("form-action 'self'", f"form-action 'self' {origin}")
+    return {"content-security-policy": policy}
 
 
 _CACHE_HEADERS = (b"cache-control", b"vary")

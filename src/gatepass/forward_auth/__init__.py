@@ -3,7 +3,7 @@
 The HTTP endpoint that uses it is :mod:`gatepass.server.forward_auth`.
 """
 
-from gatepass.forward_auth.headers import cache_headers, identity_headers
+from gatepass.forward_auth.headers import ANONYMOUS_HEADERS, cache_headers, identity_headers
 from gatepass.forward_auth.original import OriginalRequest, normalize_path, original_request
 from gatepass.forward_auth.rules import (
     AccessRules,
@@ -17,6 +17,7 @@ from gatepass.forward_auth.rules import (
 )
 
 __all__ = [
+    "ANONYMOUS_HEADERS",
     "AccessRules",
     "Caller",
     "Decision",

@@ -6,10 +6,15 @@ as ASCII only:
 
 * A value that is printable ASCII is sent as is.
 * Otherwise ``X-Auth-Email`` carries the UTF-8 bytes percent-encoded (an
-  ASCII string, readable by any app with one ``unquote``), and
-  ``X-Auth-Email*`` carries the RFC 8187 ext-value ``UTF-8''<pct-encoded>``,
-  which says so unambiguously.  ``%`` itself is then encoded too, so the
-  percent-encoded form always decodes back to the exact address.
+  ASCII string, readable by any app with one ``unquote``).  ``%`` itself is
+  then encoded too, so percent-decoding always gives the exact address.
+* ``X-Auth-Email*`` always carries the RFC 8187 ext-value
+  ``UTF-8''<pct-encoded>``, which says how to read it unambiguously.
+
+Every 200 carries all four headers, empty for an anonymous caller on a
+public path: proxies copy them onto the forwarded request, and some (Caddy
+2.6) would otherwise forward a client's own header, or a literal
+placeholder, in place of one we did not send.
 
 The cache headers let a proxy keep a 200 for a few seconds without ever
 serving it to anyone else: ``private`` keeps shared caches away unless an
@@ -34,22 +39,29 @@ VARY = (
 IDENTITY_HEADERS = ("x-auth-user-id", "x-auth-email", "x-auth-email*", "x-auth-roles")
 
 
-def encode_value(name: str, value: str) -> dict[str, str]:
-    """``{name: ascii}`` and, for non-ASCII values, ``{name*: RFC 8187}`` too."""
+def ascii_value(value: str) -> str:
+    """``value`` if it is printable ASCII without ``%``, else percent-encoded UTF-8."""
     if _PLAIN.fullmatch(value) and "%" not in value:
-        return {name: value}
-    # RFC 8187 attr-char only ("@" is not one), so both headers share one form.
-    encoded = quote(value, safe="!#$&+^`|")
-    return {name: encoded, f"{name}*": f"UTF-8''{encoded}"}
+        return value
+    return rfc8187(value)
+
+
+def rfc8187(value: str) -> str:
+    # RFC 8187 attr-char only ("@" is not one), so both email headers share one form.
+    return quote(value, safe="!#$&+^`|")
 
 
 def identity_headers(user_id: str, email: str, roles: Iterable[str]) -> dict[str, str]:
-    headers = {
-        **encode_value("x-auth-user-id", user_id),
-        **encode_value("x-auth-email", email),
-        **encode_value("x-auth-roles", ",".join(sorted(roles))),
+    return {
+        "x-auth-user-id": ascii_value(user_id),
+        "x-auth-email": ascii_value(email),
+        "x-auth-email*": f"UTF-8''{rfc8187(email)}",
+        "x-auth-roles": ascii_value(",".join(sorted(roles))),
     }
-    return headers
+
+
+#: What an anonymous caller on a public path gets: the headers, empty.
+ANONYMOUS_HEADERS = dict.fromkeys(IDENTITY_HEADERS, "")
 
 
 def cache_headers(max_age: int, *, cacheable: bool) -> dict[str, str]:

@@ -29,6 +29,7 @@ from gatepass.asgi.errors import error_parts
 from gatepass.asgi.proxies import PROXIED
 from gatepass.errors import InvalidRequest, InvalidToken, NotAuthenticated, PermissionDenied
 from gatepass.forward_auth import (
+    ANONYMOUS_HEADERS,
     Caller,
     OriginalRequest,
     Outcome,
@@ -86,6 +87,7 @@ async def verify(request: Request) -> Response:
     if decision.outcome is Outcome.SIGN_IN:
         return _sign_in(request, parts, original)
     headers = cache_headers(parts.settings.forward_auth_cache, cacheable=True)
+    headers.update(ANONYMOUS_HEADERS)
     if identity is not None:
         user = await parts.accounts.users.get(identity.user_id)
         if user is None or user.disabled:

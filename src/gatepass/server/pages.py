@@ -15,6 +15,7 @@ from starlette.routing import Route
 
 from gatepass.asgi.csrf import csrf_token
 from gatepass.asgi.dependencies import auth_of, current_user
+from gatepass.asgi.headers import csp_with_form_target
 from gatepass.asgi.middleware import client_ip
 from gatepass.errors import InvalidCredentials, InvalidRequest, NotFound, RateLimited
 from gatepass.server.bodies import bool_field, read_fields, string_field
@@ -76,7 +77,7 @@ async def home(request: Request) -> Response:
 
 async def login_page(request: Request) -> Response:
     next_path = components(request).safe_next(request.query_params.get("next"))
-    return page("Sign in", login_form(request, next_path))
+    return page("Sign in", login_form(request, next_path), headers=csp_with_form_target(next_path))
 
 
 async def login_submit(request: Request) -> Response:
@@ -93,7 +94,7 @@ async def login_submit(request: Request) -> Response:
     except (InvalidCredentials, InvalidRequest):
         # One generic message whatever went wrong.
         form = login_form(request, next_path, "Invalid email or password.")
-        return page("Sign in", form, 401)
+        return page("Sign in", form, 401, headers=csp_with_form_target(next_path))
     except RateLimited as exc:
         form = login_form(request, next_path, "Too many attempts; try again in a moment.")
         return page("Sign in", form, 429, headers={"retry-after": str(exc.retry_after)})
