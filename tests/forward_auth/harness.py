@@ -128,7 +128,9 @@ def make_certificate(directory: Path) -> Certificate:
 
 
 class Gatepass:
-    def __init__(self, root: Path, certificate: Certificate, rules: str) -> None:
+    def __init__(
+        self, root: Path, certificate: Certificate, rules: str, **extra_env: str
+    ) -> None:
         self.root = root
         self.port = free_port()
         self.public_url = f"https://auth.example.test:{self.port}"
@@ -145,6 +147,7 @@ class Gatepass:
             GATEPASS_TRUSTED_PROXIES="127.0.0.1",
             GATEPASS_ACCESS_RULES=str(self.rules),
             GATEPASS_COOKIE_DOMAIN="example.test",
+            **extra_env,
         )
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -304,8 +307,27 @@ class Proxy:
 
 class Nginx(Proxy):
     kind = "nginx"
+    #: With the docs' proxy_cache snippet added (its http part and its
+    #: location part, split where the docs' comments say).
+    cache = False
+
+    def cache_parts(self) -> tuple[str, str]:
+        text = render(snippet("nginx-cache"), {
+            "/var/cache/nginx/gatepass": str(self.root / "cache"),
+            "proxy_cache_valid 200 5s;": "proxy_cache_valid 200 2s;",
+        })  # fmt: skip
+        http, location = text.split("# in location = /_gatepass {}")
+        return http.replace("# in http {}", ""), location
 
     def site(self, host: str) -> str:
+        site = self._site(host)
+        if self.cache:
+            marker = "location = /_gatepass {\n        internal;\n"
+            assert marker in site
+            site = site.replace(marker, marker + self.cache_parts()[1])
+        return site
+
+    def _site(self, host: str) -> str:
         return render(snippet("nginx"), {
             "listen 443 ssl;": f"listen 127.0.0.1:{self.port} ssl;",
             "server_name app.example.test;": f"server_name {host};",
@@ -322,7 +344,12 @@ class Nginx(Proxy):
             f"    {name}_temp_path {d}/{name};" for name in
             ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
         )  # fmt: skip
+        cache_http = self.cache_parts()[0] if self.cache else ""
+        # As root, nginx's workers would run as "nobody" and could not enter
+        # pytest's private (0700) temporary directories for the cache files.
+        user = "user root root;" if os.geteuid() == 0 else ""
         return f"""
+{user}
 worker_processes 1;
 error_log {self.log} info;
 pid {d}/nginx.pid;
@@ -330,6 +357,7 @@ events {{ worker_connections 64; }}
 http {{
     access_log {d}/access.log;
 {temp}
+{cache_http}
     # The upstream app: nginx itself, echoing what reached it (no Python).
     server {{
         listen 127.0.0.1:{self.upstream};

@@ -374,3 +374,77 @@ def test_browser_public_path_and_admin_role(proxy: Proxy, context: BrowserContex
     page.click("form[action='/login'] button[type=submit]")
     page.wait_for_url(proxy.url(APP2, "/admin/users"))
     assert "roles=[admin]" in body(page)
+
+
+# --------------------------------------------------------------------------
+# The documented nginx cache
+
+
+class CachingNginx(Nginx):
+    cache = True
+
+
+CACHE_SECONDS = 2
+
+
+@pytest.fixture(scope="module")
+def cached(
+    tmp_path_factory: pytest.TempPathFactory, certificate: Certificate
+) -> Iterator[Proxy]:
+    require_binary("nginx")
+    root = tmp_path_factory.mktemp("forward-auth-cache")
+    (root / "gatepass").mkdir()
+    (root / "nginx").mkdir()
+    gatepass = Gatepass(root / "gatepass", certificate, RULES,
+                        GATEPASS_FORWARD_AUTH_CACHE=str(CACHE_SECONDS))  # fmt: skip
+    gatepass.add_user(ADA)
+    gatepass.add_user(ADMIN, "admin")
+    gatepass.start()
+    running = CachingNginx(root / "nginx", certificate, gatepass, (APP1, APP2))
+    try:
+        running.start()
+        yield running
+    finally:
+        running.stop()
+        gatepass.stop()
+
+
+def verify_calls(gatepass: Gatepass) -> int:
+    return len(re.findall(r'"GET /auth/verify HTTP/1\.[01]"', gatepass.log.read_text()))
+
+
+def test_cached_answers_are_per_credential_and_logout_ends_access_within_the_cache_time(
+    cached: Proxy,
+) -> None:
+    gatepass = cached.gatepass
+    with cached.client() as client:
+        ada = sign_in(client, gatepass, ADA)
+        root = sign_in(client, gatepass, ADMIN)
+        before = verify_calls(gatepass)
+        for _ in range(3):
+            r = client.get(cached.url(APP1, "/"), headers={"cookie": ada})
+            assert echo(r.text)["email"] == ADA
+        assert verify_calls(gatepass) == before + 1  # really cached
+        # The same URL, another user, within the cache time: their own answer.
+        r = client.get(cached.url(APP1, "/"), headers={"cookie": root})
+        assert echo(r.text)["email"] == ADMIN
+        # Nobody, or a made-up cookie, never gets a cached 200.
+        assert client.get(cached.url(APP1, "/")).status_code == 302
+        fake = "__Secure-gatepass=" + "A" * 43
+        assert client.get(cached.url(APP1, "/"), headers={"cookie": fake}).status_code == 302
+        # Refusals are not cached: each one asks gatepass.
+        before = verify_calls(gatepass)
+        for _ in range(2):
+            r = client.get(cached.url(APP1, "/private"), headers={"cookie": ada})
+            assert r.status_code == 403
+        assert verify_calls(gatepass) == before + 2
+
+        base = gatepass.public_url
+        token = client.get(f"{base}/auth/csrf", headers={"cookie": ada}).json()["csrf_token"]
+        headers = {"cookie": ada, "x-csrf-token": token, "origin": base}
+        assert client.post(f"{base}/auth/logout", headers=headers).status_code == 204
+        # Within the cache time (nginx counts whole seconds: up to one more).
+        wait_for(
+            lambda: client.get(cached.url(APP1, "/"), headers={"cookie": ada}).status_code == 302,
+            timeout=CACHE_SECONDS + 1.5,
+        )

@@ -283,3 +283,15 @@ def test_tls_makes_the_default_public_url_https(tmp_path: Path) -> None:
     key.write_text("x")
     settings = Settings(data_dir=tmp_path, tls_cert=str(cert), tls_key=str(key), port=8443)
     assert settings.public_url == "https://127.0.0.1:8443"
+
+
+def test_login_page_lets_its_form_redirect_only_to_the_vetted_app(client: TestClient) -> None:
+    """CSP form-action also governs the redirect after the post: the page
+    names the app's origin when (and only when) next is an allowed app URL."""
+    csp = client.get("/login", params={"next": "https://app.example.test:8443/x"}).headers[
+        "content-security-policy"
+    ]
+    assert "form-action 'self' https://app.example.test:8443;" in csp
+    for target in ("/account", "https://evil.example/", "https://app.example.test;x@evil/"):
+        csp = client.get("/login", params={"next": target}).headers["content-security-policy"]
+        assert "form-action 'self';" in csp, target

@@ -27,7 +27,7 @@ from starlette.routing import Route
 from gatepass.asgi.dependencies import current_user
 from gatepass.asgi.errors import error_parts
 from gatepass.asgi.proxies import PROXIED
-from gatepass.errors import InvalidRequest, InvalidToken, NotAuthenticated, PermissionDenied
+from gatepass.errors import InvalidRequest, NotAuthenticated, PermissionDenied
 from gatepass.forward_auth import (
     ANONYMOUS_HEADERS,
     Caller,
@@ -91,7 +91,9 @@ async def verify(request: Request) -> Response:
     if identity is not None:
         user = await parts.accounts.users.get(identity.user_id)
         if user is None or user.disabled:
-            raise InvalidToken(reason="user")
+            # Normally ended with its sessions; if not, sign in again (with
+            # the Location nginx needs, which a bare 401 would lack).
+            return _sign_in(request, parts, original)
         headers.update(identity_headers(user.id, user.email, identity.roles))
     return Response(status_code=200, headers=headers)
 
