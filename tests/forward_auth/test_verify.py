@@ -138,10 +138,12 @@ def test_rules_deny_roles_and_mfa(client: TestClient) -> None:
         == 403  # fmt: skip
 
 
-def test_legacy_role_parameter_still_applies(client: TestClient) -> None:
-    sign_in(client)
-    assert client.get("/auth/verify?role=admin").status_code == 403
-    assert client.get("/auth/verify").status_code == 200
+def test_legacy_role_parameter_still_applies(tmp_path: Path) -> None:
+    """A direct caller (not a proxy) asking about itself, as before rules existed."""
+    with make(tmp_path, peer=("203.0.113.9", 5000)) as c:
+        sign_in(c)
+        assert c.get("/auth/verify?role=admin").status_code == 403
+        assert c.get("/auth/verify").status_code == 200
 
 
 def test_forwarded_headers_from_an_untrusted_peer_are_refused(tmp_path: Path) -> None:
@@ -295,3 +297,17 @@ def test_login_page_lets_its_form_redirect_only_to_the_vetted_app(client: TestCl
     for target in ("/account", "https://evil.example/", "https://app.example.test;x@evil/"):
         csp = client.get("/login", params={"next": target}).headers["content-security-policy"]
         assert "form-action 'self';" in csp, target
+
+
+def test_a_trusted_proxy_that_does_not_say_what_it_asks_about_is_refused(
+    client: TestClient,
+) -> None:
+    """Otherwise every deny rule would be skipped for a misconfigured proxy."""
+    sign_in(client)
+    assert client.get("/auth/verify").status_code == 400
+
+
+def test_without_rules_a_bare_question_from_a_proxy_still_works(tmp_path: Path) -> None:
+    with make(tmp_path, access_rules="") as c:
+        sign_in(c)
+        assert c.get("/auth/verify").status_code == 200

@@ -43,16 +43,23 @@ from gatepass.server.components import Components, components
 logger = logging.getLogger("gatepass.forward_auth")
 
 
-
-def _original(request: Request) -> OriginalRequest | None:
+def _original(request: Request, parts: Components) -> OriginalRequest | None:
     found = original_request(request.headers.get)
-    if found is not None and not request.scope.get(PROXIED):
+    proxied = bool(request.scope.get(PROXIED))
+    if found is not None and not proxied:
         # Anyone can write these headers; only our proxies are believed.
         # Ignoring them would quietly skip every rule for a proxy left out of
         # GATEPASS_TRUSTED_PROXIES, so say so instead.
         raise InvalidRequest(
             "Forwarded request headers from a peer that is not a trusted proxy "
             "(see GATEPASS_TRUSTED_PROXIES)."
+        )
+    if found is None and proxied and parts.rules is not None and parts.rules.current.rules:
+        # A proxy that does not say what it is asking about would have every
+        # "deny" rule skipped: a configuration mistake to report, not guess.
+        raise InvalidRequest(
+            "The proxy sent neither X-Original-URL nor X-Forwarded-Host/-Uri: "
+            "the access rules cannot be applied."
         )
     return found
 
@@ -68,7 +75,7 @@ async def verify(request: Request) -> Response:
     parts = components(request)
     if request.query_params.get("redirect", "0") not in ("0", "1"):
         raise InvalidRequest("redirect must be 0 or 1.")
-    original = _original(request)
+    original = _original(request, parts)
     identity = await current_user(request)
     rules = parts.rules.current if parts.rules is not None else None
     rule = None
@@ -83,6 +90,12 @@ async def verify(request: Request) -> Response:
         elif role not in caller.roles:
             raise PermissionDenied(required_roles=(role,))
     if decision.outcome is Outcome.FORBIDDEN:
+        # Who and which rule, never a credential; the host was validated.
+        logger.info(
+            "forward auth refused: %s (rule at line %d, host %s, user %s)",
+            decision.reason, decision.rule.line if decision.rule else 0,
+            original.host if original else "-", identity.user_id if identity else "-",
+        )  # fmt: skip
         raise PermissionDenied(f"Access denied: {decision.reason}.")
     if decision.outcome is Outcome.SIGN_IN:
         return _sign_in(request, parts, original)
