@@ -15,7 +15,7 @@ from tests.forward_auth.harness import make_certificate, snippet
 
 
 def test_the_documented_rules_parse_and_mean_what_the_docs_say() -> None:
-    rules = parse_rules(snippet("rules", "documented"), "docs")
+    rules = parse_rules(snippet("rules"), "docs")
     assert [r.policy for r in rules.rules] == ["public", "deny", "signed_in", "mfa"]
     assert rules.match("app1.example.test", "/public/x", "GET") is rules.rules[0]
     assert rules.match("app1.example.test", "/privateer", "GET") is None

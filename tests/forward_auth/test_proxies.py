@@ -33,6 +33,7 @@ from tests.forward_auth.harness import (
     Proxy,
     make_certificate,
     require_binary,
+    snippet,
     unavailable,
 )
 
@@ -45,28 +46,9 @@ APP1, APP2 = "app1.example.test", "app2.example.test"
 ADA, ADMIN = "ada@example.com", "root@example.com"
 #: A user whose email is not Latin-1: a raw header could not carry it.
 YUKI = "用户@例子.example"
-RULES = f"""\
-[[rules]]
-host = "{APP1}"
-path = "/public/"
-policy = "public"
-
-[[rules]]
-host = "{APP1}"
-path = "/private"
-policy = "deny"
-
-[[rules]]
-host = "{APP2}"
-path = "/admin"
-policy = "signed_in"
-roles = ["admin"]
-
-[[rules]]
-host = "*.example.test"
-path = "/vault"
-policy = "mfa"
-"""
+#: The rules example from the docs, as written: app1 /public/ public (GET,
+#: HEAD), app1 /private denied, app2 /admin for role admin, /vault needs MFA.
+RULES = snippet("rules")
 
 
 @pytest.fixture(scope="module")
@@ -210,6 +192,9 @@ def test_rules_deny_and_allow_as_written(proxy: Proxy) -> None:
             assert r.status_code == status, (cookie == root, host, path, r.text)
         r = client.get(proxy.url(APP2, "/admin/users"), headers={"cookie": root})
         assert echo(r.text)["roles"] == "admin"
+        # The public rule lists GET and HEAD only: a POST there needs a user.
+        assert client.head(proxy.url(APP1, "/public/x")).status_code == 200
+        assert client.post(proxy.url(APP1, "/public/x")).status_code == 302
 
 
 def test_an_email_outside_latin_1_reaches_the_app(proxy: Proxy) -> None:
