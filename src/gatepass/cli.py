@@ -104,6 +104,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--data-dir", type=Path, dest="serve_data_dir",
                        help="data directory (GATEPASS_DATA_DIR, default ./.gatepass)")  # fmt: skip
     serve.add_argument("--log-level", default="info", help="uvicorn's log level (default info)")
+    serve.add_argument("--tls-cert", help="serve HTTPS: PEM certificate chain (GATEPASS_TLS_CERT)")
+    serve.add_argument("--tls-key", help="serve HTTPS: PEM private key (GATEPASS_TLS_KEY)")
 
     users = sub.add_parser("users", help="manage accounts").add_subparsers(
         dest="action", required=True
@@ -253,11 +255,25 @@ async def _run_admin(args: argparse.Namespace, settings: Settings) -> None:
     await _admin(settings, go)
 
 
+def _check_tls(cert: str, key: str) -> None:
+    import ssl
+
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        # The library's reason ("key values mismatch", "no start line"),
+        # never the key's contents.
+        reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or "unreadable"
+        raise ConfigurationError(f"GATEPASS_TLS_CERT/GATEPASS_TLS_KEY cannot be used: {reason}.") \
+            from None  # fmt: skip
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     overrides: dict[str, Any] = {"data_dir": args.data_dir}
     if args.command == "serve":
-        overrides.update(host=args.host, port=args.port)
+        overrides.update(host=args.host, port=args.port, tls_cert=args.tls_cert,
+                         tls_key=args.tls_key)  # fmt: skip
         overrides["data_dir"] = args.serve_data_dir or args.data_dir
     try:
         settings = Settings.load(overrides)
@@ -276,7 +292,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             import uvicorn
             from uvicorn.config import LOGGING_CONFIG
 
+            from gatepass.forward_auth import load_rules
             from gatepass.server.app import create_app
+
+            # Checked before listening: a bad file is a clear message and
+            # exit 1, not a failure later at the first request.
+            if settings.access_rules:
+                load_rules(settings.access_rules)
+            if settings.tls_cert:
+                _check_tls(settings.tls_cert, settings.tls_key)
 
             # gatepass's own loggers (refresh-token reuse, purges, key
             # rotation) through uvicorn's handler, with their level, at the
@@ -294,6 +318,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 log_config=log_config,
                 server_header=False,
                 proxy_headers=False,
+                ssl_certfile=settings.tls_cert or None,
+                ssl_keyfile=settings.tls_key or None,
             )
             return 0
         asyncio.run(_run_admin(args, settings))

@@ -35,6 +35,9 @@ class Identity:
     #: The verified access-token claims (token schemes only).
     claims: AccessClaims | None = None
     scopes: frozenset[str] = frozenset()
+    #: How the caller signed in (RFC 8176 values, e.g. ``("pwd", "otp")``);
+    #: empty until the login records it.
+    amr: tuple[str, ...] = ()
 
     @property
     def is_authenticated(self) -> bool:

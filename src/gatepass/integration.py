@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 from typing import Any
 
 from starlette.applications import Starlette
@@ -64,6 +65,7 @@ class Gatepass:
         self._parts: Components | None = None
         self._stack: ASGIApp | None = None
         self._task: asyncio.Task[None] | None = None
+        self._sighup = False
 
     # -- the parts, while running ------------------------------------------------
 
@@ -109,13 +111,32 @@ class Gatepass:
         self._parts = parts
         if self.housekeeping:
             self._task = asyncio.create_task(self._housekeeping_forever())
+        self._watch_sighup(parts)
         return parts
+
+    def _watch_sighup(self, parts: Components) -> None:
+        """SIGHUP reloads the forward-auth access rules (a bad file keeps the old ones)."""
+        rules = parts.rules
+        if rules is None or rules.path is None:
+            return
+        try:
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, rules.reload)
+        except (NotImplementedError, RuntimeError, ValueError):
+            # Not the main thread (an embedded server) or no signals here:
+            # the rules then stay as loaded; say so rather than pretend.
+            logger.warning("SIGHUP cannot reload the access rules in this process")
+            return
+        self._sighup = True
 
     async def start(self, app: ASGIApp) -> None:
         """Open the stores and build the stack around ``app``."""
         self._stack = build_stack(app, await self.open(), self.layers)
 
     async def stop(self) -> None:
+        if self._sighup:
+            self._sighup = False
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
         task, self._task = self._task, None
         if task is not None:
             task.cancel()

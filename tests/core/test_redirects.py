@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gatepass.redirects import safe_next
+from gatepass.redirects import safe_next, safe_next_url
 
 BAD = [
     None, "", "//evil.example", "///evil.example", "////evil.example", "/\\evil.example",
@@ -31,3 +31,51 @@ def test_bad_targets_fall_back_to_default(value: str | None) -> None:
 @pytest.mark.parametrize("value", GOOD)
 def test_good_local_paths_are_kept(value: str) -> None:
     assert safe_next(value) == value
+
+
+# Absolute ``next`` URLs (forward auth's way back), allowed only on hosts the
+# access rules name: every trick above still falls back, and so does every
+# way of dressing another host up as an allowed one.
+ALLOWED_HOSTS = ("app.example.test", "*.apps.example.test")
+
+BAD_ABSOLUTE = [
+    "https://app.example.test.evil.example/", "https://evil.example#@app.example.test/",
+    "https://evil.example?@app.example.test", "https://app.example.test@evil.example/",
+    "https://app.example.test:443@evil.example/", "https://evil.example\\@app.example.test/",
+    "https://evil.example\\app.example.test", "https://app.example.test%2F@evil.example",
+    "https://app%2eexample.test/", "http://app.example.test/", "https://app.example.test:0x50/",
+    "https://app.example.test:99999/", "https:///app.example.test", "https:app.example.test/",
+    "https:/app.example.test/", "https://example.test/", "https://apps.example.test/",
+    "https://x.apps.example.test.evil.example/", "https://app.example.test\t/",
+    "https://app.example.test /", "javascript://app.example.test/%0aalert(1)",
+    "https://\u0430pp.example.test/", "https://app.example.test\u3002evil.example/",
+    "HTTPS://evil.example/", "https://[::1]/", "https://127.0.0.1/", " https://app.example.test/",
+    "https://app.example.test/\r\nSet-Cookie:x=1", "ws://app.example.test/",
+    "https://app.example.test/" + "a" * 3000,
+]  # fmt: skip
+
+GOOD_ABSOLUTE = [
+    "https://app.example.test", "https://app.example.test/", "https://APP.example.test/x",
+    "https://app.example.test:8443/x?y=1#f", "https://a.apps.example.test/x",
+    "https://a.b.apps.example.test/%2F%2Fevil.example",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("value", BAD + BAD_ABSOLUTE)
+def test_absolute_targets_need_an_allowed_host(value: str | None) -> None:
+    assert safe_next_url(value, ALLOWED_HOSTS) == "/account"
+
+
+@pytest.mark.parametrize("value", GOOD + GOOD_ABSOLUTE)
+def test_allowed_absolute_targets_and_local_paths_are_kept(value: str) -> None:
+    assert safe_next_url(value, ALLOWED_HOSTS) == value
+
+
+def test_no_allowed_hosts_means_local_paths_only() -> None:
+    assert safe_next_url("https://app.example.test/", ()) == "/account"
+    assert safe_next_url("/account?x", ()) == "/account?x"
+
+
+def test_http_only_when_asked() -> None:
+    assert safe_next_url("http://app.example.test/", ALLOWED_HOSTS, schemes=("https", "http")) \
+        == "http://app.example.test/"  # fmt: skip

@@ -25,11 +25,12 @@ from gatepass.server.app import create_app
 
 ROOT = Path(__file__).resolve().parents[2]
 FULL_STACK = [
-    # Headers outermost: the limits' own 413/431 answers carry them too.
+    # The scheme settled first (HSTS only over https), then the headers, so
+    # the limits' own 413/431 answers carry them too.
+    TrustedProxyMiddleware,
     SecurityHeadersMiddleware,
     RequestLimitsMiddleware,
     CORSMiddleware,
-    TrustedProxyMiddleware,
     AuthMiddleware,
     CSRFMiddleware,
 ]
@@ -92,7 +93,7 @@ def test_a_layer_is_turned_off_by_name_only(tmp_path: Path) -> None:
     app = _app(tmp_path, layers=gatepass.Layers(csrf=False, cors=False))
     with TestClient(app, base_url="https://testserver") as client:
         assert _layers(app) == [
-            SecurityHeadersMiddleware, RequestLimitsMiddleware, TrustedProxyMiddleware,
+            TrustedProxyMiddleware, SecurityHeadersMiddleware, RequestLimitsMiddleware,
             AuthMiddleware,
         ]  # fmt: skip
         # No CSRF layer: the cookie-less POST goes through.

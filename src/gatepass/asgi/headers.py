@@ -14,6 +14,7 @@ its own ``Cache-Control``: whatever such a request gets back may be personal.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from urllib.parse import urlsplit
 
 from gatepass.asgi.middleware import ASGIApp, Message, Receive, Scope, Send
 
@@ -27,8 +28,8 @@ DEFAULT_CSP = (
 
 DEFAULT_HEADERS: Mapping[str, str] = {
     "content-security-policy": DEFAULT_CSP,
-    # Browsers ignore HSTS over plain http, so sending it always costs nothing
-    # locally and protects the first https response behind a proxy.
+    # Sent only on https responses (RFC 6797 8.1: never over plain http);
+    # behind a trusted proxy the scheme is the client's (X-Forwarded-Proto).
     "strict-transport-security": "max-age=63072000; includeSubDomains",
     "x-content-type-options": "nosniff",
     "referrer-policy": "no-referrer",
@@ -37,6 +38,23 @@ DEFAULT_HEADERS: Mapping[str, str] = {
     "x-frame-options": "DENY",
     "permissions-policy": "camera=(), microphone=(), geolocation=(), interest-cohort=()",
 }
+
+
+def csp_with_form_target(target: str) -> dict[str, str]:
+    """The headers for a page whose form may be redirected to ``target``.
+
+    CSP ``form-action`` also governs the redirect that answers a form post,
+    so a sign-in page that sends the user back to an app on another host
+    (forward auth) must name that origin.  ``target`` must already be
+    vetted (:func:`gatepass.redirects.safe_next_url`); a local path needs
+    nothing beyond the default.
+    """
+    if target.startswith("/"):
+        return {}
+    parts = urlsplit(target)
+    origin = f"{parts.scheme.lower()}://{parts.netloc.lower()}"
+    policy = DEFAULT_CSP.replace("form-action 'self'", f"form-action 'self' {origin}")
+    return {"content-security-policy": policy}
 
 
 _CACHE_HEADERS = (b"cache-control", b"vary")
@@ -54,6 +72,7 @@ class SecurityHeadersMiddleware:
             **{k.lower(): v for k, v in (headers or {}).items()},
         }
         self._headers = [(k.encode(), v.encode()) for k, v in merged.items() if v is not None]
+        self._plain_headers = [h for h in self._headers if h[0] != b"strict-transport-security"]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -65,7 +84,10 @@ class SecurityHeadersMiddleware:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", ()))
                 present = {k.lower() for k, _ in headers}
-                headers.extend(h for h in self._headers if h[0] not in present)
+                # The scheme as TrustedProxyMiddleware (installed outside
+                # this one) settled it.
+                own = self._headers if scope.get("scheme") == "https" else self._plain_headers
+                headers.extend(h for h in own if h[0] not in present)
                 if credentialed and b"cache-control" not in present:
                     headers.append((b"cache-control", b"no-store"))
                 if b"set-cookie" in present:

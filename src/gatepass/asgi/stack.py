@@ -4,11 +4,13 @@
 layers from :func:`build_stack`, so the library and the server cannot drift.
 Outermost first:
 
-1. **security headers**: on every answer, the refusals of every layer below
+1. **trusted proxies**: the client address and scheme are settled before
+   anything reads them (HSTS is sent only over https; sessions record the
+   address);
+2. **security headers**: on every answer, the refusals of every layer below
    included (the limits' 413 and 431 too);
-2. **request limits**: sizes are checked before anything parses or hashes;
-3. **CORS**: exact allowlist; a preflight is answered before any credential is read;
-4. **trusted proxies**: the client address is settled before sessions record it;
+3. **request limits**: sizes are checked before anything parses or hashes;
+4. **CORS**: exact allowlist; a preflight is answered before any credential is read;
 5. **auth**: the session cookie or the Bearer token resolves the caller (not optional);
 6. **CSRF**: after auth, since its token is bound to the session or token family.
 
@@ -69,6 +71,7 @@ def build_stack(app: ASGIApp, parts: Components, layers: Layers = Layers()) -> A
         app = CSRFMiddleware(
             app,
             signer=parts.csrf,
+            cookie=parts.csrf_cookie,
             trusted_origins=parts.trusted_origins,
             max_form_bytes=settings.max_body_bytes,
             exempt_paths=layers.csrf_exempt,
@@ -85,8 +88,6 @@ def build_stack(app: ASGIApp, parts: Components, layers: Layers = Layers()) -> A
             roles_loader=users_roles(parts.accounts.users) if settings.jwt_stateful else None,
         ),
     )
-    if layers.trusted_proxies:
-        app = TrustedProxyMiddleware(app, proxies=parts.proxies)
     if layers.cors:
         app = CORSMiddleware(app, origins=settings.cors_origins)
     if layers.request_limits:
@@ -95,4 +96,6 @@ def build_stack(app: ASGIApp, parts: Components, layers: Layers = Layers()) -> A
         )
     if layers.security_headers:
         app = SecurityHeadersMiddleware(app, headers=layers.headers)
+    if layers.trusted_proxies:
+        app = TrustedProxyMiddleware(app, proxies=parts.proxies)
     return app

@@ -11,7 +11,7 @@ from starlette.responses import JSONResponse, Response
 
 from gatepass.asgi.stack import Layers
 from gatepass.integration import Gatepass
-from gatepass.server import api, oauth_routes, openapi, pages, token_api
+from gatepass.server import api, forward_auth, oauth_routes, openapi, pages, token_api
 from gatepass.server.settings import Settings
 
 
@@ -29,7 +29,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings.load()
     app = Starlette(
         routes=[
-            *api.routes, *token_api.routes, *oauth_routes.routes, *openapi.routes, *pages.routes
+            *api.routes, *token_api.routes, *forward_auth.routes, *oauth_routes.routes,
+            *openapi.routes, *pages.routes,
         ],
         exception_handlers={HTTPException: http_error},
     )

@@ -10,14 +10,17 @@ from typing import TYPE_CHECKING
 from starlette.requests import Request
 
 from gatepass.accounts import Accounts
+from gatepass.asgi.csrf import CSRF_COOKIE
 from gatepass.clientip import TrustedProxies
 from gatepass.cookies import CookieSpec
 from gatepass.csrf import CSRFSigner, origin_of
 from gatepass.errors import ConfigurationError
+from gatepass.forward_auth.source import RulesSource
 from gatepass.identity import RolePermissions
 from gatepass.oauth import service_class
 from gatepass.oauth.config import load_providers
 from gatepass.oauth.identities import open_identity_store
+from gatepass.redirects import safe_next_url
 from gatepass.server.keys import KeyRingSource
 from gatepass.server.secret_key import load_secrets
 from gatepass.server.settings import Settings
@@ -76,8 +79,21 @@ class Components:
     keys: KeyRingSource
     #: Registrations per client address (GATEPASS_REGISTRATION_LIMIT an hour).
     registrations: Quota
+    #: The CSRF cookie: ``__Host-`` by default, ``__Secure-`` with a Domain
+    #: in cookie domain mode (single sign-on across subdomains).
+    csrf_cookie: CookieSpec = CSRF_COOKIE
+    #: Forward-auth access rules (empty when none are configured).
+    rules: RulesSource | None = None
     #: Social/OIDC sign-in; None when no provider is configured.
     oauth: OAuthService | None = None
+
+    def safe_next(self, value: str | None, default: str = "/account") -> str:
+        """Where to send a user after login: a local path, or an absolute URL
+        on a host the access rules name (forward auth's way back)."""
+        hosts = self.rules.current.hosts if self.rules is not None else ()
+        scheme = "https" if self.settings.public_url.startswith("https:") else "http"
+        schemes = ("https",) if scheme == "https" else ("https", "http")
+        return safe_next_url(value, hosts, default, schemes=schemes)
 
     @classmethod
     async def open(cls, settings: Settings) -> Components:
@@ -105,6 +121,10 @@ class Components:
             same_site=settings.cookie_same_site,
             domain=settings.cookie_domain,
         )
+        csrf_cookie = CookieSpec(
+            name=settings.csrf_cookie_name, http_only=False, domain=settings.cookie_domain
+        )
+        rules = RulesSource(settings.access_rules or None)
         own_origin = origin_of(settings.public_url)
         if own_origin is None:
             raise ConfigurationError("GATEPASS_PUBLIC_URL must be an http(s) URL.")
@@ -158,6 +178,8 @@ class Components:
             tokens=tokens,
             keys=keys,
             registrations=Quota(throttle.store, "register", settings.registration_limit),
+            csrf_cookie=csrf_cookie,
+            rules=rules,
             oauth=oauth,
         )
 

@@ -22,7 +22,6 @@ from gatepass.asgi.errors import error_parts
 from gatepass.cookies import read_cookie
 from gatepass.errors import GatepassError, NotFound, OAuthFailed
 from gatepass.oauth.transaction import TRANSACTION_COOKIE, TRANSACTION_TTL
-from gatepass.redirects import safe_next
 from gatepass.server.components import components
 from gatepass.server.token_api import jwt_login
 
@@ -46,7 +45,8 @@ async def start(request: Request) -> Response:
     identity = await current_user(request)
     url, _, sealed = await service.begin(
         request.path_params["provider"],
-        next_path=safe_next(request.query_params.get("next")),
+        # Local, or an app on a host the access rules name (forward auth).
+        next_path=components(request).safe_next(request.query_params.get("next")),
         link_user=identity.user_id if identity is not None else None,
     )
     response = RedirectResponse(url, status_code=302, headers=NO_STORE)

@@ -15,9 +15,9 @@ from starlette.routing import Route
 
 from gatepass.asgi.csrf import csrf_token
 from gatepass.asgi.dependencies import auth_of, current_user
+from gatepass.asgi.headers import csp_with_form_target
 from gatepass.asgi.middleware import client_ip
 from gatepass.errors import InvalidCredentials, InvalidRequest, NotFound, RateLimited
-from gatepass.redirects import safe_next
 from gatepass.server.bodies import bool_field, read_fields, string_field
 from gatepass.server.components import components
 from gatepass.server.oauth_routes import provider_links
@@ -76,14 +76,15 @@ async def home(request: Request) -> Response:
 
 
 async def login_page(request: Request) -> Response:
-    next_path = safe_next(request.query_params.get("next"))
-    return page("Sign in", login_form(request, next_path))
+    next_path = components(request).safe_next(request.query_params.get("next"))
+    return page("Sign in", login_form(request, next_path), headers=csp_with_form_target(next_path))
 
 
 async def login_submit(request: Request) -> Response:
     parts = components(request)
     fields = await read_fields(request, parts.settings.max_body_bytes, allow_form=True)
-    next_path = safe_next(fields.get("next") if isinstance(fields.get("next"), str) else None)
+    next_field = fields.get("next")
+    next_path = parts.safe_next(next_field if isinstance(next_field, str) else None)
     try:
         user = await parts.accounts.authenticate(
             string_field(fields, "email"),
@@ -93,7 +94,7 @@ async def login_submit(request: Request) -> Response:
     except (InvalidCredentials, InvalidRequest):
         # One generic message whatever went wrong.
         form = login_form(request, next_path, "Invalid email or password.")
-        return page("Sign in", form, 401)
+        return page("Sign in", form, 401, headers=csp_with_form_target(next_path))
     except RateLimited as exc:
         form = login_form(request, next_path, "Too many attempts; try again in a moment.")
         return page("Sign in", form, 429, headers={"retry-after": str(exc.retry_after)})

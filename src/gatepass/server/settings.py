@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from gatepass.csrf import normalize_origins, origin_of
 from gatepass.errors import ConfigurationError
@@ -60,6 +61,10 @@ class Settings:
     #: http://localhost, so the safe default costs nothing in development.
     cookie_secure: bool = True
     cookie_same_site: Literal["lax", "strict", "none"] = "lax"
+    #: Single sign-on across subdomains (opt-in): the session and CSRF
+    #: cookies get ``Domain=`` this, and the ``__Secure-`` prefix instead of
+    #: ``__Host-`` (which forbids a Domain).  Every host under it then
+    #: receives the session cookie: only for domains whose hosts you all trust.
     cookie_domain: str | None = None
     #: Largest request body accepted on the JSON and form endpoints.
     max_body_bytes: int = 64 * 1024
@@ -80,6 +85,14 @@ class Settings:
     #: are read by :mod:`gatepass.oauth.config`).  Holds client secrets:
     #: never shown in a repr.
     extra: Mapping[str, str] = field(default_factory=dict, repr=False)
+    #: Forward-auth rules (a TOML file); empty: every request needs a user.
+    access_rules: str = ""
+    #: Seconds a proxy may cache a 200 from ``/auth/verify`` (0: never).
+    #: Also how long access survives a logout behind such a cache.
+    forward_auth_cache: int = 0
+    #: Serve HTTPS directly: a PEM certificate chain and its private key.
+    tls_cert: str = ""
+    tls_key: str = ""
 
     def __post_init__(self) -> None:
         # Library callers pass plain strings and lists; keep the declared types.
@@ -107,8 +120,19 @@ class Settings:
             object.__setattr__(self, "database_url", f"sqlite:///{db}")
         if not self.session_store_url:
             object.__setattr__(self, "session_store_url", self.database_url)
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ConfigurationError("GATEPASS_TLS_CERT and GATEPASS_TLS_KEY go together.")
+        for name in ("tls_cert", "tls_key", "access_rules"):
+            value = getattr(self, name)
+            if value and not Path(value).is_file():
+                raise ConfigurationError(f"GATEPASS_{name.upper()}: no such file {value!r}.")
+        if not 0 <= self.forward_auth_cache <= 300:
+            raise ConfigurationError("GATEPASS_FORWARD_AUTH_CACHE must be 0 to 300 seconds.")
         if not self.public_url:
-            object.__setattr__(self, "public_url", f"http://{self.host}:{self.port}")
+            scheme = "https" if self.tls_cert else "http"
+            object.__setattr__(self, "public_url", f"{scheme}://{self.host}:{self.port}")
+        if self.cookie_domain is not None:
+            self._check_cookie_domain()
         # Everything a middleware would otherwise only meet at the first
         # request (and answer with a 500): checked here, once.
         if origin_of(self.public_url) is None:
@@ -124,6 +148,25 @@ class Settings:
             raise ConfigurationError(
                 "GATEPASS_SESSION_IDLE_TIMEOUT cannot exceed GATEPASS_SESSION_ABSOLUTE_TIMEOUT."
             )
+
+    def _check_cookie_domain(self) -> None:
+        domain = (self.cookie_domain or "").lower().removeprefix(".")
+        host = urlsplit(self.public_url).hostname or ""
+        if not domain or "." not in domain or not (host == domain or host.endswith("." + domain)):
+            # Browsers drop a cookie whose Domain does not cover the host
+            # that sets it; a one-label domain would be a public suffix.
+            raise ConfigurationError(
+                "GATEPASS_COOKIE_DOMAIN must be the host of GATEPASS_PUBLIC_URL or a parent "
+                "domain of it (e.g. example.test for https://auth.example.test)."
+            )
+        object.__setattr__(self, "cookie_domain", domain)
+        if self.cookie_name == "__Host-gatepass":
+            object.__setattr__(self, "cookie_name", "__Secure-gatepass")
+
+    @property
+    def csrf_cookie_name(self) -> str:
+        """``__Host-gatepass-csrf``, or its ``__Secure-`` twin in cookie domain mode."""
+        return "__Host-gatepass-csrf" if self.cookie_domain is None else "__Secure-gatepass-csrf"
 
     @classmethod
     def load(
@@ -152,7 +195,7 @@ class Settings:
 def _convert(name: str, raw: str) -> Any:
     if name in ("port", "session_idle_timeout", "session_absolute_timeout", "max_body_bytes",
                 "access_token_ttl", "refresh_token_ttl", "key_rotation_days",
-                "refresh_grace", "registration_limit"):  # fmt: skip
+                "refresh_grace", "registration_limit", "forward_auth_cache"):  # fmt: skip
         try:
             return int(raw)
         except ValueError:

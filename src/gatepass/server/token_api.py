@@ -1,4 +1,4 @@
-"""Token endpoints: ``/auth/token``, ``/auth/refresh``, ``/auth/revoke``, JWKS, ``/auth/verify``.
+"""Token endpoints: ``/auth/token``, ``/auth/refresh``, ``/auth/revoke``, JWKS.
 
 API clients send and receive tokens in JSON bodies (no ambient credential,
 so no CSRF token is needed).  In browser JWT mode (``GATEPASS_BROWSER_MODE=
@@ -15,10 +15,10 @@ from starlette.routing import Route
 
 from gatepass.asgi.bearer import ACCESS_COOKIE
 from gatepass.asgi.csrf import enforce_csrf
-from gatepass.asgi.dependencies import auth_of, require_user
+from gatepass.asgi.dependencies import auth_of
 from gatepass.asgi.middleware import client_ip
 from gatepass.cookies import CookieSpec, read_cookie
-from gatepass.errors import InvalidGrant, InvalidRequest, InvalidToken, PermissionDenied
+from gatepass.errors import InvalidGrant, InvalidRequest, InvalidToken
 from gatepass.server.bodies import read_fields, string_field
 from gatepass.server.components import components
 from gatepass.tokens.refresh import is_well_formed
@@ -106,26 +106,6 @@ async def jwks(request: Request) -> Response:
     )
 
 
-async def verify(request: Request) -> Response:
-    """Forward auth for nginx ``auth_request``, Traefik ``forwardAuth``, Caddy."""
-    identity = await require_user(request)
-    role = request.query_params.get("role")
-    if role is not None and role not in identity.roles:
-        raise PermissionDenied(required_roles=(role,))
-    user = await components(request).accounts.users.get(identity.user_id)
-    if user is None or user.disabled:
-        raise InvalidToken(reason="user")
-    return Response(
-        status_code=200,
-        headers={
-            "x-auth-user-id": user.id,
-            "x-auth-email": user.email,
-            "x-auth-roles": ",".join(identity.roles),
-            "cache-control": "no-store",
-        },
-    )
-
-
 def set_token_cookies(request: Request, pair: TokenPair) -> None:
     """Browser JWT mode: the pair goes into HttpOnly cookies, never into the page."""
     parts = components(request)
@@ -183,7 +163,6 @@ routes = [
     Route("/auth/refresh", refresh, methods=["POST"]),
     Route("/auth/revoke", revoke, methods=["POST"]),
     Route("/.well-known/jwks.json", jwks, methods=["GET"]),
-    Route("/auth/verify", verify, methods=["GET"]),
 ]
 
 #: Paths that need no CSRF token: their credential is in the body, not a

@@ -1,0 +1,129 @@
+"""``GET /auth/verify``: forward auth for nginx, Caddy and Traefik.
+
+The proxy asks, for every request it is about to pass on, "may this
+caller have this?"; gatepass answers from the caller's cookie or Bearer
+token, the original request (believed only from a trusted proxy) and the
+access rules:
+
+* 200 with the identity headers: let it through.
+* 401 when a sign-in is needed, carrying ``Location`` to the login page with
+  the original URL as ``next`` (nginx cannot forward a 3xx from
+  ``auth_request``, but can redirect to ``$upstream_http_location``); with
+  ``?redirect=1`` (Caddy, Traefik: they pass the answer on) a 302 there.
+* 403 when the caller is signed in but a rule refuses.
+
+``?role=R`` still requires role R on top of the rules.
+"""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import quote
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from gatepass.asgi.dependencies import current_user
+from gatepass.asgi.errors import error_parts
+from gatepass.asgi.proxies import PROXIED
+from gatepass.errors import InvalidRequest, NotAuthenticated, PermissionDenied
+from gatepass.forward_auth import (
+    ANONYMOUS_HEADERS,
+    Caller,
+    OriginalRequest,
+    Outcome,
+    cache_headers,
+    decide,
+    identity_headers,
+    original_request,
+)
+from gatepass.server.components import Components, components
+
+logger = logging.getLogger("gatepass.forward_auth")
+
+
+def _original(request: Request, parts: Components) -> OriginalRequest | None:
+    found = original_request(request.headers.get)
+    proxied = bool(request.scope.get(PROXIED))
+    if found is not None and not proxied:
+        # Anyone can write these headers; only our proxies are believed.
+        # Ignoring them would quietly skip every rule for a proxy left out of
+        # GATEPASS_TRUSTED_PROXIES, so say so instead.
+        raise InvalidRequest(
+            "Forwarded request headers from a peer that is not a trusted proxy "
+            "(see GATEPASS_TRUSTED_PROXIES)."
+        )
+    if found is None and proxied and parts.rules is not None and parts.rules.current.rules:
+        # A proxy that does not say what it is asking about would have every
+        # "deny" rule skipped: a configuration mistake to report, not guess.
+        raise InvalidRequest(
+            "The proxy sent neither X-Original-URL nor X-Forwarded-Host/-Uri: "
+            "the access rules cannot be applied."
+        )
+    return found
+
+
+def login_url(parts: Components, original: OriginalRequest | None) -> str:
+    base = parts.settings.public_url.rstrip("/") + "/login"
+    if original is None:
+        return base
+    return f"{base}?next={quote(original.url, safe='')}"
+
+
+async def verify(request: Request) -> Response:
+    parts = components(request)
+    if request.query_params.get("redirect", "0") not in ("0", "1"):
+        raise InvalidRequest("redirect must be 0 or 1.")
+    original = _original(request, parts)
+    identity = await current_user(request)
+    rules = parts.rules.current if parts.rules is not None else None
+    rule = None
+    if rules is not None and original is not None:
+        rule = rules.match(original.host, original.path, original.method)
+    caller = None if identity is None else Caller(identity.roles, identity.amr)
+    decision = decide(rule, caller)
+    role = request.query_params.get("role")
+    if decision.outcome is Outcome.ALLOW and role is not None:
+        if caller is None:
+            decision = decide(None, None)
+        elif role not in caller.roles:
+            raise PermissionDenied(required_roles=(role,))
+    if decision.outcome is Outcome.FORBIDDEN:
+        # Who and which rule, never a credential; the host was validated.
+        logger.info(
+            "forward auth refused: %s (rule at line %d, host %s, user %s)",
+            decision.reason, decision.rule.line if decision.rule else 0,
+            original.host if original else "-", identity.user_id if identity else "-",
+        )  # fmt: skip
+        raise PermissionDenied(f"Access denied: {decision.reason}.")
+    if decision.outcome is Outcome.SIGN_IN:
+        return _sign_in(request, parts, original)
+    headers = cache_headers(parts.settings.forward_auth_cache, cacheable=True)
+    headers.update(ANONYMOUS_HEADERS)
+    if identity is not None:
+        user = await parts.accounts.users.get(identity.user_id)
+        if user is None or user.disabled:
+            # Normally ended with its sessions; if not, sign in again (with
+            # the Location nginx needs, which a bare 401 would lack).
+            return _sign_in(request, parts, original)
+        headers.update(identity_headers(user.id, user.email, identity.roles))
+    return Response(status_code=200, headers=headers)
+
+
+def _sign_in(request: Request, parts: Components, original: OriginalRequest | None) -> Response:
+    location = login_url(parts, original)
+    if request.query_params.get("redirect") == "1":
+        return Response(
+            status_code=302, headers={"location": location, **cache_headers(0, cacheable=False)}
+        )
+    status, raw_headers, body = error_parts(NotAuthenticated())
+    response = Response(body, status_code=status)
+    for name, value in raw_headers:
+        if name != b"content-length":
+            response.headers[name.decode()] = value.decode()
+    response.headers.update({"location": location, **cache_headers(0, cacheable=False)})
+    return response
+
+
+routes = [Route("/auth/verify", verify, methods=["GET"])]
