@@ -139,3 +139,74 @@ def test_read_cookie_agrees_with_the_full_parser(
 def test_read_cookie_agrees_on_arbitrary_text(header: str) -> None:
     for name in ("__Host-gatepass", "a"):
         assert read_cookie(header, name) == parse_cookie_header(header).get(name)
+
+
+# Each of these hides a planted value in front of the real one, followed by
+# something the parser must step over (a duplicate, a bad value, a bare word,
+# an empty pair): stopping there instead of reading on would return "planted".
+@pytest.mark.parametrize(
+    "middle",
+    ["a=1; a=2", "a=bad value", 'a="x', "noequals", "", "bad name=1", "a=1;; b=2", "=x"],
+)
+def test_the_parser_reads_past_every_skipped_pair(middle: str) -> None:
+    header = f"H=planted; {middle}; H=real"
+    parsed = parse_cookie_header(header)
+    assert parsed.get("H") is None
+    assert "H" in parsed.ambiguous
+    assert "H" not in parsed.values
+    assert read_cookie(header, "H") is None
+
+
+@pytest.mark.parametrize(
+    "lookalike",
+    [
+        "__Host-gate pass", "__Host-gate\xa0pass", "__Host-gate\x01pass", "__Host-gate\x7fpass",
+        "__Host-gate\tpass", "__Host-gatepass\x00", "\x1f__Host-gatepass", "__Host-gate\u200bpass",
+        "__Host-gate\u3000pass", "__Host-gate\u2028pass", "__HOST-gatepass",
+        "\ufeff__Host-gatepass",
+        "__Host-gatepa\u017fs",  # LATIN SMALL LETTER LONG S casefolds to "s"
+    ],
+)  # fmt: skip
+def test_lookalikes_with_interior_space_nbsp_or_controls(lookalike: str) -> None:
+    for header in (f"{lookalike}=planted; __Host-gatepass={TOKEN}",
+                   f"__Host-gatepass={TOKEN}; {lookalike}=planted"):  # fmt: skip
+        parsed = parse_cookie_header(header)
+        assert parsed.get("__Host-gatepass") is None, repr(header)
+        assert "__Host-gatepass" in parsed.ambiguous
+        assert read_cookie(header, "__Host-gatepass") is None
+    # Alone, a look-alike is never read as the real cookie either.
+    assert parse_cookie_header(f"{lookalike}=planted").get("__Host-gatepass") is None
+    assert read_cookie(f"{lookalike}=planted", "__Host-gatepass") is None
+
+
+def test_unrelated_names_do_not_make_each_other_ambiguous() -> None:
+    header = f"__Host-gatepass={TOKEN}; __Host-gatepass-csrf=c; sid=1; SID2=2; a=\"q\""
+    parsed = parse_cookie_header(header)
+    assert parsed.ambiguous == frozenset()
+    assert parsed.values == {"__Host-gatepass": TOKEN, "__Host-gatepass-csrf": "c", "sid": "1",
+                             "SID2": "2", "a": "q"}  # fmt: skip
+    for name, value in parsed.values.items():
+        assert read_cookie(header, name) == value
+
+
+@pytest.mark.parametrize(
+    ("header", "value"),
+    [
+        (f"H={TOKEN}", TOKEN), (f"  H = {TOKEN} ", TOKEN), (f"\tH=\t{TOKEN}\t", TOKEN),
+        ('H=""', ""), ('H="v"', "v"), ("H=", ""), ('H="', None), ('H=""x"', None),
+        ("H=a b", None), ("H=a,b", None), ("H=a\\b", None), ("H=\xa0v", None), ("H=v\x7f", None),
+        ("H=a=b", "a=b"), ("H", None), ("h=v", None),
+    ],
+)  # fmt: skip
+def test_values_are_read_exactly(header: str, value: str | None) -> None:
+    assert parse_cookie_header(header).get("H") == value
+    assert read_cookie(header, "H") == value
+
+
+def test_size_limit_is_inclusive_and_configurable() -> None:
+    header = f"H={TOKEN}; pad=" + "x" * 100
+    assert parse_cookie_header(header, max_size=len(header)).get("H") == TOKEN
+    assert read_cookie(header, "H", max_size=len(header)) == TOKEN
+    over = parse_cookie_header(header, max_size=len(header) - 1)
+    assert over.oversized and over.get("H") is None and over.values == {}
+    assert read_cookie(header, "H", max_size=len(header) - 1) is None

@@ -1,0 +1,15 @@
+"""pytest plugin loaded only by the mutation run (``-p tests.mutation.plugin``).
+
+A mutant's verdict must not depend on luck or on the order mutants ran in:
+Hypothesis draws the same examples every time (derandomize), keeps no example
+database between runs (a failure found on one mutant would otherwise be
+replayed on the next, depending on scheduling), and has no deadline (two
+workers on two cores make timings noisy, and a deadline error is a false kill).
+"""
+
+from __future__ import annotations
+
+from hypothesis import settings
+
+settings.register_profile("mutation", derandomize=True, database=None, deadline=None)
+settings.load_profile("mutation")

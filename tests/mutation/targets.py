@@ -1,0 +1,58 @@
+"""What the mutation run covers: the security core, module by module.
+
+Every module that checks a credential, token, proof, origin, redirect or
+header belongs here, with the unit tests that cover it (only those: the run
+executes them once per mutant, so slow or service-bound suites stay out).
+
+To add a module, append a :class:`Target`.  ``functions`` narrows the run to
+the checking functions of a module that also holds other code (globs over
+``Class.method`` / ``function`` names); ``ci`` puts the module in the subset
+that ``.ci/run`` gates on (keep that subset under five minutes).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Target:
+    path: str  # the source file, relative to the repository
+    tests: tuple[str, ...]  # pytest paths (files or node ids) that cover it
+    functions: tuple[str, ...] = ("*",)
+    ci: bool = True
+
+    @property
+    def module(self) -> str:
+        return self.path.removeprefix("src/").removesuffix(".py").replace("/", ".")
+
+
+# Property tests that exercise several modules at once (never-raises, agreement).
+_PROPERTIES = "tests/fuzz/test_properties.py"
+
+TARGETS: list[Target] = [
+    Target(
+        "src/gatepass/csrf.py",
+        ("tests/core/test_csrf.py", "tests/asgi/test_csrf.py", _PROPERTIES),
+    ),
+    Target("src/gatepass/cookies.py", ("tests/core/test_cookies.py", _PROPERTIES)),
+    Target("src/gatepass/redirects.py", ("tests/core/test_redirects.py", _PROPERTIES)),
+    Target("src/gatepass/users/emails.py", ("tests/users/test_emails.py", _PROPERTIES)),
+    Target(
+        "src/gatepass/tokens/jws.py",
+        ("tests/tokens/test_attacks.py", "tests/tokens/test_jws_differential.py", _PROPERTIES),
+    ),
+    Target(
+        "src/gatepass/tokens/access.py",
+        ("tests/tokens/test_attacks.py", "tests/tokens/test_keys.py", _PROPERTIES),
+        # The claim checks; issue() only builds what verify() then checks.
+        functions=("AccessTokenCodec.verify", "AccessTokenCodec._check", "_timestamp"),
+    ),
+    Target(
+        "src/gatepass/tokens/refresh.py",
+        ("tests/tokens_store/test_refresh_tokens.py", _PROPERTIES),
+        # The token-shape checks and the rotation rules; the store protocol has no code.
+        functions=("_canonical", "is_family_id", "parse", "successor", "decide"),
+    ),
+    Target("src/gatepass/clientip.py", ("tests/throttle/test_clientip.py",)),
+]
