@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from email.utils import parsedate_to_datetime
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -66,10 +69,45 @@ def test_unsafe_or_invalid_combinations_are_refused(kwargs: dict[str, object]) -
         CookieSpec(**kwargs)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "problem"),
+    [
+        ({"name": "bad name"}, "the name must be an RFC 6265 token"),
+        ({"same_site": "sometimes"}, "SameSite must be 'lax', 'strict' or 'none'"),
+        ({"name": "sid", "same_site": "none", "secure": False},
+         "SameSite=None requires Secure (browsers drop it otherwise)"),
+        ({"secure": False}, "a __Host- cookie requires Secure"),
+        ({"domain": "example.com"}, "a __Host- cookie cannot have a Domain"),
+        ({"path": "/app"}, "a __Host- cookie requires Path=/"),
+        ({"name": "__secure-x", "secure": False}, "a __Secure- cookie requires Secure"),
+        ({"name": "sid", "path": "app"},
+         "Path must start with '/' and contain no ';' or control characters"),
+        ({"name": "sid", "domain": "a b"}, "Domain is not a valid host name"),
+        ({"name": "sid", "max_age": -1}, "Max-Age cannot be negative"),
+    ],
+)  # fmt: skip
+def test_each_refusal_names_its_reason(kwargs: dict[str, object], problem: str) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        CookieSpec(**kwargs)  # type: ignore[arg-type]
+    name = kwargs.get("name", "__Host-gatepass")
+    assert str(info.value) == f"Unsafe cookie settings for {name!r}: {problem}"
+
+
+def test_max_age_zero_is_allowed_and_expires_follows_the_lifetime() -> None:
+    spec = CookieSpec(name="sid", max_age=600)
+    for lifetime, header in ((600, spec.header("v")), (60, spec.header("v", max_age=60)),
+                             (0, spec.header("v", max_age=0))):  # fmt: skip
+        assert f"; Max-Age={lifetime}; " in header
+        expires = header.split("; Expires=")[1].split(";")[0]
+        when = parsedate_to_datetime(expires).timestamp()
+        assert abs(when - (time.time() + lifetime)) <= 2
+
+
 @pytest.mark.parametrize("value", ["a\r\nSet-Cookie: x=y", "a;Domain=evil", "a b", 'a"', "é"])
 def test_values_cannot_inject_attributes_or_headers(value: str) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError) as info:
         CookieSpec().header(value)
+    assert str(info.value) == "Cookie value contains characters that are not allowed."
 
 
 def test_parses_simple_header() -> None:

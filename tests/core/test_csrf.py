@@ -18,9 +18,14 @@ from gatepass.errors import ConfigurationError
 
 SECRET = b"s" * 32
 OLD = b"o" * 32
-SIGNER = CSRFSigner([SECRET])
 BINDING = "session-hash-1"
 ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+
+def signer() -> CSRFSigner:
+    # Built per test, never at import: the mutation run only swaps in mutated
+    # code while a test runs, so an import-time signer would hide __init__.
+    return CSRFSigner([SECRET])
 
 
 def _decode(token: str) -> bytes:
@@ -29,7 +34,7 @@ def _decode(token: str) -> bytes:
 
 def test_token_format_is_the_documented_one() -> None:
     # base64url(nonce ‖ HMAC-SHA256(secret, "gatepass-csrf\0" ‖ binding ‖ "\0" ‖ nonce)[:16])
-    token = SIGNER.token_for(BINDING)
+    token = signer().token_for(BINDING)
     assert len(token) == TOKEN_LENGTH == 43
     assert set(token) <= set(ALPHABET)
     raw = _decode(token)
@@ -38,22 +43,22 @@ def test_token_format_is_the_documented_one() -> None:
         SECRET, b"gatepass-csrf\x00" + BINDING.encode() + b"\x00" + nonce, hashlib.sha256
     ).digest()[:16]
     assert mac == expected
-    assert SIGNER.verify(token, BINDING) is True
+    assert signer().verify(token, BINDING) is True
 
 
 def test_every_token_has_a_fresh_nonce() -> None:
-    tokens = {SIGNER.token_for(BINDING) for _ in range(50)}
+    tokens = {signer().token_for(BINDING) for _ in range(50)}
     assert len(tokens) == 50
     assert len({_decode(t)[:16] for t in tokens}) == 50
 
 
 def test_token_is_bound_to_its_binding() -> None:
-    token = SIGNER.token_for(BINDING)
-    assert SIGNER.verify(token, "session-hash-2") is False
-    assert SIGNER.verify(token, ANONYMOUS_BINDING) is False
-    assert SIGNER.verify(SIGNER.token_for(ANONYMOUS_BINDING), BINDING) is False
+    token = signer().token_for(BINDING)
+    assert signer().verify(token, "session-hash-2") is False
+    assert signer().verify(token, ANONYMOUS_BINDING) is False
+    assert signer().verify(signer().token_for(ANONYMOUS_BINDING), BINDING) is False
     # The separator keeps ("ab", nonce) and ("a", "b" ‖ nonce) apart.
-    assert SIGNER.verify(token, BINDING + "\x00") is False
+    assert signer().verify(token, BINDING + "\x00") is False
 
 
 def _flip_last(token: str) -> str:
@@ -71,43 +76,43 @@ def _malformed(token: str) -> list[str | None]:
 
 
 def test_malformed_tokens_are_refused() -> None:
-    token = SIGNER.token_for(BINDING)
+    token = signer().token_for(BINDING)
     for bad in _malformed(token):
-        assert SIGNER.verify(bad, BINDING) is False, repr(bad)
+        assert signer().verify(bad, BINDING) is False, repr(bad)
 
 
 def test_standard_base64_alphabet_is_not_accepted() -> None:
     # urlsafe_b64decode maps "-_" to "+/" and also reads "+/" as is: without
     # the alphabet check one token would have two spellings.
     for _ in range(200):
-        token = SIGNER.token_for(BINDING)
+        token = signer().token_for(BINDING)
         if "-" in token or "_" in token:
             break
     else:
         pytest.fail("no token with - or _ in 200 draws")
     swapped = token.replace("-", "+").replace("_", "/")
-    assert SIGNER.verify(swapped, BINDING) is False
+    assert signer().verify(swapped, BINDING) is False
 
 
 def test_non_canonical_last_character_is_refused() -> None:
-    token = SIGNER.token_for(BINDING)
+    token = signer().token_for(BINDING)
     assert token[-1] in "AEIMQUYcgkosw048"  # our encoder never sets filler bits
     assert _decode(_flip_last(token)) == _decode(token)
-    assert SIGNER.verify(_flip_last(token), BINDING) is False
+    assert signer().verify(_flip_last(token), BINDING) is False
 
 
 def test_non_string_tokens_are_refused() -> None:
-    token = SIGNER.token_for(BINDING)
+    token = signer().token_for(BINDING)
     for bad in (token.encode(), [token], 43, object()):
-        assert SIGNER.verify(bad, BINDING) is False  # type: ignore[arg-type]
+        assert signer().verify(bad, BINDING) is False  # type: ignore[arg-type]
 
 
 def test_token_under_another_secret_is_refused() -> None:
-    assert SIGNER.verify(CSRFSigner([OLD]).token_for(BINDING), BINDING) is False
+    assert signer().verify(CSRFSigner([OLD]).token_for(BINDING), BINDING) is False
     # A forged mac of the right shape, built without the secret:
-    raw = _decode(SIGNER.token_for(BINDING))
+    raw = _decode(signer().token_for(BINDING))
     forged = base64.urlsafe_b64encode(raw[:16] + bytes(16)).rstrip(b"=").decode()
-    assert SIGNER.verify(forged, BINDING) is False
+    assert signer().verify(forged, BINDING) is False
 
 
 def test_rotation_first_secret_signs_all_verify() -> None:
@@ -115,7 +120,7 @@ def test_rotation_first_secret_signs_all_verify() -> None:
     old_token = CSRFSigner([OLD]).token_for(BINDING)
     assert rotated.verify(old_token, BINDING) is True  # forms opened before the rotation
     new_token = rotated.token_for(BINDING)
-    assert SIGNER.verify(new_token, BINDING) is True  # signed with the first secret...
+    assert signer().verify(new_token, BINDING) is True  # signed with the first secret...
     assert CSRFSigner([OLD]).verify(new_token, BINDING) is False  # ...not the retired one
 
 
@@ -124,8 +129,9 @@ def test_rotation_first_secret_signs_all_verify() -> None:
     [[], (), [b""], [b"x" * 31], [SECRET, b"x" * 31], [b"x" * 31, SECRET], ["s" * 32], [None]],
 )
 def test_weak_or_missing_secrets_are_refused(secrets: list[bytes]) -> None:
-    with pytest.raises(ConfigurationError):
+    with pytest.raises(ConfigurationError) as info:
         CSRFSigner(secrets)
+    assert str(info.value) == "CSRF secrets must be at least 32 bytes each."
 
 
 def test_a_32_byte_secret_is_enough() -> None:

@@ -31,3 +31,23 @@ def test_bad_targets_fall_back_to_default(value: str | None) -> None:
 @pytest.mark.parametrize("value", GOOD)
 def test_good_local_paths_are_kept(value: str) -> None:
     assert safe_next(value) == value
+
+
+def test_length_limit_is_inclusive() -> None:
+    at_limit = "/" + "a" * 2047
+    assert safe_next(at_limit) == at_limit
+    assert safe_next(at_limit + "a") == "/account"
+
+
+def test_decoding_stops_after_three_layers() -> None:
+    # "%25" decodes to "%": each extra "25" adds one layer of encoding.
+    three = "/a%252541"  # -> /a%2541 -> /a%41 -> /aA
+    four = "/a%25252541"
+    assert safe_next(three) == three
+    assert safe_next(four) == "/account"
+
+
+def test_the_default_is_the_callers() -> None:
+    assert safe_next("//evil.example", default="/home") == "/home"
+    assert safe_next(None, default="/home") == "/home"
+    assert safe_next("/next", default="/home") == "/next"

@@ -5,11 +5,15 @@ Hypothesis draws the same examples every time (derandomize), keeps no example
 database between runs (a failure found on one mutant would otherwise be
 replayed on the next, depending on scheduling), and has no deadline (two
 workers on two cores make timings noisy, and a deadline error is a false kill).
+Property tests without their own ``max_examples`` draw 25 examples, not 100:
+they run once per mutant, and the unit tests, not the draws, must do the killing.
 """
 
 from __future__ import annotations
 
 from hypothesis import settings
 
-settings.register_profile("mutation", derandomize=True, database=None, deadline=None)
+settings.register_profile(
+    "mutation", derandomize=True, database=None, deadline=None, max_examples=25
+)
 settings.load_profile("mutation")
