@@ -85,13 +85,10 @@ def normalize_origins(origins: Iterable[str]) -> frozenset[str]:
     result = set()
     for origin in origins:
         normalized = origin_of(origin)
-        try:
-            parts = urlsplit(origin)
-        except ValueError:
-            parts = None
+        # origin_of has parsed it already: urlsplit cannot raise here.
+        parts = urlsplit(origin) if normalized is not None else None
         if (
-            normalized is None
-            or parts is None
+            parts is None
             or parts.path not in ("", "/")
             or parts.query
             or parts.fragment

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gatepass.cookies import CookieSpec, parse_cookie_header, read_cookie
+from gatepass.cookies import CookieSpec, ParsedCookies, parse_cookie_header, read_cookie
 from gatepass.errors import ConfigurationError
 
 TOKEN = "A" * 43
@@ -232,6 +232,7 @@ def test_unrelated_names_do_not_make_each_other_ambiguous() -> None:
     [
         (f"H={TOKEN}", TOKEN), (f"  H = {TOKEN} ", TOKEN), (f"\tH=\t{TOKEN}\t", TOKEN),
         ('H=""', ""), ('H="v"', "v"), ("H=", ""), ('H="', None), ('H=""x"', None),
+        ("H=XvX", "XvX"), ("H= X ", "X"), ("H; H=v", "v"),
         ("H=a b", None), ("H=a,b", None), ("H=a\\b", None), ("H=\xa0v", None), ("H=v\x7f", None),
         ("H=a=b", "a=b"), ("H", None), ("h=v", None),
     ],
@@ -248,3 +249,26 @@ def test_size_limit_is_inclusive_and_configurable() -> None:
     over = parse_cookie_header(header, max_size=len(header) - 1)
     assert over.oversized and over.get("H") is None and over.values == {}
     assert read_cookie(header, "H", max_size=len(header) - 1) is None
+
+
+def test_names_are_read_exactly() -> None:
+    header = "XHX=1; \tX=2 ; Y\t=3"
+    parsed = parse_cookie_header(header)
+    assert parsed.values == {"XHX": "1", "X": "2", "Y": "3"}
+    for name, value in parsed.values.items():
+        assert read_cookie(header, name) == value
+
+
+def test_a_bad_value_makes_exactly_its_name_ambiguous() -> None:
+    parsed = parse_cookie_header(f"H=a b; __Host-gatepass={TOKEN}")
+    assert parsed.ambiguous == {"H"}
+    assert parsed.values == {"__Host-gatepass": TOKEN}
+    oversized = parse_cookie_header("H=v", max_size=2)
+    assert oversized.ambiguous == frozenset() and oversized.values == {}
+
+
+def test_parsed_cookies_never_hand_out_an_ambiguous_or_oversized_value() -> None:
+    # The contract of ParsedCookies itself, whoever built it.
+    assert ParsedCookies({"H": "v"}, frozenset({"H"})).get("H") is None
+    assert ParsedCookies({"H": "v"}, frozenset(), oversized=True).get("H") is None
+    assert ParsedCookies({"H": "v"}, frozenset({"G"})).get("H") == "v"
