@@ -85,18 +85,21 @@ def normalize_origins(origins: Iterable[str]) -> frozenset[str]:
     result = set()
     for origin in origins:
         normalized = origin_of(origin)
-        # origin_of has parsed it already: urlsplit cannot raise here.
-        parts = urlsplit(origin) if normalized is not None else None
-        if (
-            parts is None
-            or parts.path not in ("", "/")
-            or parts.query
-            or parts.fragment
-            or "@" in parts.netloc
-            or "*" in origin
-        ):
+        if normalized is None or not _is_bare(origin):
             raise ConfigurationError(
                 f"{origin!r} is not an origin (scheme://host[:port], no path, no wildcard)."
             )
         result.add(normalized)
     return frozenset(result)
+
+
+def _is_bare(origin: str) -> bool:
+    # Only called once origin_of has parsed the same string: urlsplit cannot raise.
+    parts = urlsplit(origin)
+    return (
+        parts.path in ("", "/")
+        and not parts.query
+        and not parts.fragment
+        and "@" not in parts.netloc
+        and "*" not in origin
+    )
