@@ -28,7 +28,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.mutation.targets import TARGETS, Target
+from tests.mutation.targets import DESELECT, TARGETS, Target
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -139,12 +139,14 @@ def prepare(workdir: Path, targets: Sequence[Target]) -> None:
     for name in ("src", "tests"):
         shutil.copytree(ROOT / name, workdir / name, ignore=junk)
     tests = sorted({t for target in targets for t in target.tests})
+    deselect = [arg for node in DESELECT for arg in ("--deselect", node)]
+    args = ["-p", "tests.mutation.plugin", "-p", "no:cacheprovider", *deselect]
     section = f"""
 [tool.mutmut]
 source_paths = ["src"]
 only_mutate = {_toml_list(t.path for t in targets)}
 pytest_add_cli_args_test_selection = {_toml_list(tests)}
-pytest_add_cli_args = ["-p", "tests.mutation.plugin", "-p", "no:cacheprovider", "-q"]
+pytest_add_cli_args = {_toml_list(args)}
 """
     text = (ROOT / "pyproject.toml").read_text("utf-8")
     (workdir / "pyproject.toml").write_text(text + section, "utf-8")
