@@ -7,6 +7,7 @@ would pass unchecked.
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
@@ -14,6 +15,10 @@ import pytest
 
 from gatepass.tokens import jws
 from tests.tokens.test_attacks import RINGS, codec, forge, good_claims, rejects
+
+
+def b64decode(segment: str) -> bytes:
+    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
 
 
 def nested(kind: str, levels: int) -> Any:
@@ -52,3 +57,28 @@ def test_many_shallow_brackets_are_fine() -> None:
     # More than MAX_DEPTH brackets, none deep: the walk runs and passes.
     wide = good_claims(extra=[[1]] * 40 + [{"a": 1}] * 40)
     assert codec().verify(forge(claims=wide)).sub == "alice"
+
+
+def test_encoded_segments_are_compact_json() -> None:
+    key = RINGS["EdDSA"].active
+    token = jws.encode({"sub": "alice", "n": [1, 2]}, key, typ="at+jwt")
+    head, body, _ = token.split(".")
+    assert b64decode(head) == f'{{"alg":"EdDSA","kid":"{key.kid}","typ":"at+jwt"}}'.encode()
+    assert b64decode(body) == b'{"sub":"alice","n":[1,2]}'
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_non_finite_claims_are_never_signed(value: float) -> None:
+    # Our own decoder refuses them; signing one would mint an unusable token.
+    with pytest.raises(ValueError):
+        jws.encode({"sub": "alice", "x": value}, RINGS["EdDSA"].active, typ="at+jwt")
+
+
+def test_oversized_claims_are_never_signed() -> None:
+    with pytest.raises(ValueError) as info:
+        jws.encode({"x": "a" * jws.MAX_TOKEN_LENGTH}, RINGS["EdDSA"].active, typ="at+jwt")
+    assert str(info.value) == "claims too large: the token would exceed MAX_TOKEN_LENGTH"
+    # Just under the limit is fine: the limit is on the token, not the claims.
+    room = jws.MAX_TOKEN_LENGTH - len(jws.encode({"x": ""}, RINGS["EdDSA"].active, typ="at+jwt"))
+    fits = jws.encode({"x": "a" * (room * 3 // 4)}, RINGS["EdDSA"].active, typ="at+jwt")
+    assert len(fits) <= jws.MAX_TOKEN_LENGTH
