@@ -41,11 +41,19 @@ TARGETS: list[Target] = [
     Target("src/gatepass/users/emails.py", ("tests/users/test_emails.py",)),
     Target(
         "src/gatepass/tokens/jws.py",
-        ("tests/tokens/test_attacks.py", "tests/tokens/test_jws_structure.py"),
+        (
+            "tests/tokens/test_attacks.py",
+            "tests/tokens/test_jws_structure.py",
+            "tests/tokens/test_access_boundaries.py",
+        ),
     ),
     Target(
         "src/gatepass/tokens/access.py",
-        ("tests/tokens/test_attacks.py", "tests/tokens/test_keys.py"),
+        (
+            "tests/tokens/test_attacks.py",
+            "tests/tokens/test_access_boundaries.py",
+            "tests/tokens/test_keys.py",
+        ),
         # The claim checks; issue() only builds what verify() then checks.
         functions=("AccessTokenCodec.verify", "AccessTokenCodec._check", "_timestamp"),
     ),
