@@ -11,9 +11,16 @@ from typing import Any
 
 import pytest
 
+from gatepass.errors import InvalidToken
 from gatepass.tokens import jws
-from gatepass.tokens.access import MAX_AUDIENCES, MAX_STRING_CLAIM, MAX_TIMESTAMP
-from tests.tokens.test_attacks import AUD, NOW, RINGS, codec, forge, good_claims, rejects
+from gatepass.tokens.access import (
+    MAX_AUDIENCES,
+    MAX_STRING_CLAIM,
+    MAX_TIMESTAMP,
+    AccessTokenCodec,
+)
+from gatepass.tokens.keys import KeyRing
+from tests.tokens.test_attacks import AUD, ISS, NOW, RINGS, codec, forge, good_claims, rejects
 
 
 def accepts(**claims: Any) -> None:
@@ -82,3 +89,26 @@ def test_token_length_limit_is_inclusive() -> None:
     header, claims = jws.decode(token, RINGS["EdDSA"], now=NOW)
     assert header["typ"] == "at+jwt" and set(claims) <= {"x", "xy", "xyz"}
     assert rejects(token + "A") == "size"
+
+
+def test_a_cached_token_stops_verifying_when_its_key_retires() -> None:
+    now = [NOW]
+    ring = KeyRing.generate("EdDSA", now=NOW - 10)
+    token, _ = AccessTokenCodec(ring, issuer=ISS, audience=AUD, clock=lambda: now[0]).issue("al")
+    rotated = ring.rotate("EdDSA", now=NOW, retire_after=60)
+    codec_ = AccessTokenCodec(rotated, issuer=ISS, audience=AUD, clock=lambda: now[0])
+    assert codec_.verify(token).sub == "al"  # verified, and now served from the cache
+    now[0] = NOW + 59.9
+    assert codec_.verify(token).sub == "al"
+    now[0] = NOW + 60  # the key's verify_until; the token itself is good until NOW + 305
+    with pytest.raises(InvalidToken) as err:
+        codec_.verify(token)
+    assert err.value.reason == "key_retired"
+
+
+def test_kid_length_limit_is_inclusive() -> None:
+    def header(kid: str) -> dict[str, str]:
+        return {"alg": "EdDSA", "kid": kid, "typ": "at+jwt"}
+
+    assert rejects(forge(header("k" * jws.MAX_KID_LENGTH))) == "unknown_kid"
+    assert rejects(forge(header("k" * (jws.MAX_KID_LENGTH + 1)))) == "kid_invalid"
