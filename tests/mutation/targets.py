@@ -64,6 +64,19 @@ TARGETS: list[Target] = [
         functions=("_canonical", "is_family_id", "parse", "successor", "decide"),
     ),
     Target(
+        "src/gatepass/asgi/csrf.py",
+        ("tests/asgi/test_csrf.py", "tests/asgi/test_csrf_signals.py"),
+        # The request checks; the cookie (re)issue around them is not a check.
+        functions=(
+            "CSRFMiddleware.check",
+            "CSRFMiddleware.__call__",
+            "_bearer",
+            "_form_field",
+            "binding_of",
+            "enforce_csrf",
+        ),
+    ),
+    Target(
         "src/gatepass/clientip.py",
         ("tests/throttle/test_clientip.py", "tests/throttle/test_clientip_parsing.py"),
     ),
