@@ -112,3 +112,25 @@ def test_kid_length_limit_is_inclusive() -> None:
 
     assert rejects(forge(header("k" * jws.MAX_KID_LENGTH))) == "unknown_kid"
     assert rejects(forge(header("k" * (jws.MAX_KID_LENGTH + 1)))) == "kid_invalid"
+
+
+def test_a_cached_token_is_not_valid_before_its_nbf() -> None:
+    now = [NOW]
+    codec_ = AccessTokenCodec(RINGS["HS256"], issuer=ISS, audience=AUD, clock=lambda: now[0])
+    token, claims = codec_.issue("al")
+    assert codec_.verify(token).sub == "al"  # cached
+    now[0] = claims.iat - 5  # nbf - leeway: still fine
+    assert codec_.verify(token).sub == "al"
+    now[0] = claims.iat - 5.01
+    with pytest.raises(InvalidToken) as err:
+        codec_.verify(token)
+    assert err.value.reason == "not_yet_valid"
+
+
+def test_a_signed_payload_that_is_not_base64_is_named_as_such() -> None:
+    key = RINGS["EdDSA"].active
+    head = jws.b64url(b'{"alg":"EdDSA","kid":"%s","typ":"at+jwt"}' % key.kid.encode())
+    for body in ("AAAAA", "AB"):  # a length no base64 has; a set filler bit
+        signing_input = f"{head}.{body}"
+        token = f"{signing_input}.{jws.b64url(key.sign(signing_input.encode()))}"
+        assert rejects(token) == "payload_base64"
