@@ -49,6 +49,7 @@ def test_foreign_or_malformed_signals_fail(client: TestClient, headers: dict[str
     token = logged_in(client)
     r = client.post("/change", headers={"x-csrf-token": token, **headers})
     assert r.status_code == 403
+    assert r.headers["content-type"].startswith("application/json")
     assert r.json()["error"] == "csrf_failed"
 
 
