@@ -20,6 +20,7 @@ import argparse
 import fnmatch
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -160,14 +161,22 @@ def run_mutmut(workdir: Path, targets: Sequence[Target], jobs: int) -> None:
     log = workdir / "mutmut.log"
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
     with log.open("w") as out:
-        proc = subprocess.run(
+        # Its own session, so that an interrupted run (Ctrl-C, a CI timeout)
+        # takes mutmut's forked workers down with it.
+        proc = subprocess.Popen(
             [str(mutmut), "run", "--max-children", str(jobs), *names],
             cwd=workdir,
             stdout=out,
             stderr=subprocess.STDOUT,
             env=env,
-            check=False,
+            start_new_session=True,
         )
+        try:
+            proc.wait()
+        except BaseException:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait()
+            raise
     if proc.returncode != 0:
         tail = log.read_text("utf-8", "replace")[-4000:]
         raise SystemExit(f"mutmut failed (exit {proc.returncode}); end of {log}:\n{tail}")
