@@ -94,6 +94,7 @@ def test_each_refusal_names_its_reason(kwargs: dict[str, object], problem: str) 
 
 
 def test_max_age_zero_is_allowed_and_expires_follows_the_lifetime() -> None:
+    assert "; Max-Age=0; " in CookieSpec(name="sid", max_age=0).header("v")  # not negative
     spec = CookieSpec(name="sid", max_age=600)
     for lifetime, header in ((600, spec.header("v")), (60, spec.header("v", max_age=60)),
                              (0, spec.header("v", max_age=0))):  # fmt: skip

@@ -17,3 +17,12 @@ settings.register_profile(
     "mutation", derandomize=True, database=None, deadline=None, max_examples=25
 )
 settings.load_profile("mutation")
+
+
+def pytest_runtest_setup() -> None:
+    # mutmut forks each mutant's run from a process that has already run the
+    # tests once: the JWS header cache would answer from headers parsed by
+    # the original code, and a mutant of the header checks would never run.
+    from gatepass.tokens import jws
+
+    jws.clear_header_cache()

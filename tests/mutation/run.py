@@ -277,12 +277,13 @@ def report(verdict: Verdict, mutants: Sequence[Mutant], targets: Sequence[Target
 
 
 def write_results(verdict: Verdict, mutants: Sequence[Mutant], targets: Sequence[Target],
-                  seconds: float) -> None:  # fmt: skip
+                  seconds: float | None) -> None:  # fmt: skip
     out = [
         "# Mutation testing results: the security core",
         "",
         "Written by `python -m tests.mutation --write-results` (mutmut "
-        f"{_mutmut_version()}, {len(targets)} modules, {seconds / 60:.1f} minutes on 2 cores).",
+        f"{_mutmut_version()}, {len(targets)} modules"
+        + (f", {seconds / 60:.0f} minutes on 2 shared cores)." if seconds else ")."),
         "",
         f"**Score: {verdict.score:.1f}%** ({verdict.detected} of {verdict.total} mutants "
         f"killed; threshold {THRESHOLD:.0f}%). Unexplained survivors: "
@@ -327,7 +328,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--module", action="append", default=[], help="only this module (gatepass.csrf)"
     )
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
-    parser.add_argument("--workdir", type=Path, default=ROOT / "build" / "mutation")
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        action="append",
+        help="scratch directory (default build/mutation); with --reuse, repeatable: "
+        "each module is judged from the last directory that ran it",
+    )
     parser.add_argument("--write-results", action="store_true", help="rewrite RESULTS.md")
     parser.add_argument(
         "--reuse", action="store_true", help="judge the last run again, without running mutmut"
@@ -339,19 +346,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         targets = [t for t in targets if t.module in args.module]
         if not targets:
             parser.error(f"no target named {args.module}")
+    workdirs: list[Path] = args.workdir or [ROOT / "build" / "mutation"]
+    if len(workdirs) > 1 and not args.reuse:
+        parser.error("several --workdir only with --reuse")
     explanations = load_explanations()
     started = time.monotonic()
     if not args.reuse:
-        print(f"mutation: {len(targets)} modules in {args.workdir}", flush=True)
-        prepare(args.workdir, targets)
-        run_mutmut(args.workdir, targets, args.jobs)
-    mutants = collect(args.workdir, targets)
+        print(f"mutation: {len(targets)} modules in {workdirs[0]}", flush=True)
+        prepare(workdirs[0], targets)
+        run_mutmut(workdirs[0], targets, args.jobs)
+    mutants = []
+    for target in targets:
+        ran = [w for w in workdirs if (w / "mutants" / (target.path + ".meta")).exists()]
+        if not ran:
+            parser.error(f"{target.module} was not run in {workdirs}")
+        mutants += collect(ran[-1], [target])
     seconds = time.monotonic() - started
     verdict = judge(mutants, explanations, targets)
     print(report(verdict, mutants, targets))
     print(f"({seconds:.0f} s)")
     if args.write_results:
-        write_results(verdict, mutants, targets, seconds)
+        write_results(verdict, mutants, targets, None if args.reuse else seconds)
     if not verdict.passed:
         print("mutation gate FAILED", file=sys.stderr)
         return 1
