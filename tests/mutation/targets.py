@@ -89,6 +89,7 @@ TARGETS: list[Target] = [
     Target(
         "src/gatepass/clientip.py",
         ("tests/throttle/test_clientip.py", "tests/throttle/test_clientip_parsing.py"),
+        ci=False,
     ),
 ]
 
