@@ -152,7 +152,10 @@ def _fold(name: str) -> str:
             return name.lower()  # the common case: a plain token
         return "".join(ch for ch in name if "\x20" < ch < "\x7f").lower()
     folded = unicodedata.normalize("NFKC", name)
-    folded = "".join(ch for ch in folded if unicodedata.category(ch) not in ("Cf", "Zs", "Cc"))
+    # Every "other" (control, format, private use, unassigned) and every
+    # separator (space, line, paragraph): none is visible in a name, so a name
+    # that differs only by them is a look-alike.  U+2028 is a separator too.
+    folded = "".join(ch for ch in folded if unicodedata.category(ch)[0] not in "CZ")
     return folded.strip().casefold()
 
 

@@ -79,3 +79,23 @@ def test_no_allowed_hosts_means_local_paths_only() -> None:
 def test_http_only_when_asked() -> None:
     assert safe_next_url("http://app.example.test/", ALLOWED_HOSTS, schemes=("https", "http")) \
         == "http://app.example.test/"  # fmt: skip
+
+
+def test_length_limit_is_inclusive() -> None:
+    at_limit = "/" + "a" * 2047
+    assert safe_next(at_limit) == at_limit
+    assert safe_next(at_limit + "a") == "/account"
+
+
+def test_decoding_stops_after_three_layers() -> None:
+    # "%25" decodes to "%": each extra "25" adds one layer of encoding.
+    three = "/a%252541"  # -> /a%2541 -> /a%41 -> /aA
+    four = "/a%25252541"
+    assert safe_next(three) == three
+    assert safe_next(four) == "/account"
+
+
+def test_the_default_is_the_callers() -> None:
+    assert safe_next("//evil.example", default="/home") == "/home"
+    assert safe_next(None, default="/home") == "/home"
+    assert safe_next("/next", default="/home") == "/next"

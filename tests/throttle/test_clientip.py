@@ -7,8 +7,17 @@ import pytest
 from gatepass.clientip import TrustedProxies, parse_ip
 from gatepass.errors import ConfigurationError
 
-PROXIES = TrustedProxies(["10.0.0.0/8", "192.0.2.1", "2001:db8:ffff::/48", "::1"])
-FORWARDED = TrustedProxies(["10.0.0.0/8", "2001:db8:ffff::/48"], header="forwarded")
+
+# Built inside each test, never at import: the mutation run (tests/mutation)
+# swaps in mutated code only while a test runs, so an object built at import
+# would hide every mutant of the constructor.
+def proxies() -> TrustedProxies:
+    return TrustedProxies(["10.0.0.0/8", "192.0.2.1", "2001:db8:ffff::/48", "::1"])
+
+
+def forwarded_proxies() -> TrustedProxies:
+    return TrustedProxies(["10.0.0.0/8", "2001:db8:ffff::/48"], header="forwarded")
+
 
 # (peer, X-Forwarded-For, expected client)
 XFF_CASES = [
@@ -55,9 +64,9 @@ XFF_CASES = [
 
 @pytest.mark.parametrize(("peer", "xff", "expected"), XFF_CASES)
 def test_x_forwarded_for(peer: str | None, xff: str | None, expected: str | None) -> None:
-    assert PROXIES.client_ip(peer, xff) == expected
+    assert proxies().client_ip(peer, xff) == expected
     # The Forwarded header is not the configured one: never read.
-    assert PROXIES.client_ip(peer, xff, "for=6.6.6.6") == expected
+    assert proxies().client_ip(peer, xff, "for=6.6.6.6") == expected
 
 
 # (peer, Forwarded, expected client)
@@ -87,17 +96,17 @@ FORWARDED_CASES = [
 
 @pytest.mark.parametrize(("peer", "forwarded", "expected"), FORWARDED_CASES)
 def test_forwarded(peer: str, forwarded: str, expected: str) -> None:
-    assert FORWARDED.client_ip(peer, "6.6.6.6", forwarded) == expected
+    assert forwarded_proxies().client_ip(peer, "6.6.6.6", forwarded) == expected
 
 
 def test_rotating_x_forwarded_for_from_an_untrusted_peer_is_one_client() -> None:
-    seen = {PROXIES.client_ip("203.0.113.5", f"198.51.100.{n}") for n in range(50)}
+    seen = {proxies().client_ip("203.0.113.5", f"198.51.100.{n}") for n in range(50)}
     assert seen == {"203.0.113.5"}
 
 
 def test_results_are_always_valid_normalised_addresses() -> None:
     for peer, xff, expected in XFF_CASES:
-        got = PROXIES.client_ip(peer, xff)
+        got = proxies().client_ip(peer, xff)
         if got is not None:
             assert str(parse_ip(got)) == got == expected
 

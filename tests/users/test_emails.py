@@ -139,3 +139,13 @@ def test_normalising_twice_changes_nothing(local: str, domain: str) -> None:
     except InvalidRequest:
         return
     assert normalize_email(once) == once
+
+
+def test_input_limit_is_inclusive() -> None:
+    # Invisible characters are removed after the length check: 1,024 raw
+    # characters are read, 1,025 are refused unread.
+    raw = "alice@example.com" + "\u200b" * (1024 - 17)
+    assert len(raw) == 1024
+    assert normalize_email(raw) == "alice@example.com"
+    with pytest.raises(InvalidRequest):
+        normalize_email(raw + "\u200b")

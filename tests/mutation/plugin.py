@@ -1,0 +1,28 @@
+"""pytest plugin loaded only by the mutation run (``-p tests.mutation.plugin``).
+
+A mutant's verdict must not depend on luck or on the order mutants ran in:
+Hypothesis draws the same examples every time (derandomize), keeps no example
+database between runs (a failure found on one mutant would otherwise be
+replayed on the next, depending on scheduling), and has no deadline (two
+workers on two cores make timings noisy, and a deadline error is a false kill).
+Property tests without their own ``max_examples`` draw 25 examples, not 100:
+they run once per mutant, and the unit tests, not the draws, must do the killing.
+"""
+
+from __future__ import annotations
+
+from hypothesis import settings
+
+settings.register_profile(
+    "mutation", derandomize=True, database=None, deadline=None, max_examples=25
+)
+settings.load_profile("mutation")
+
+
+def pytest_runtest_setup() -> None:
+    # mutmut forks each mutant's run from a process that has already run the
+    # tests once: the JWS header cache would answer from headers parsed by
+    # the original code, and a mutant of the header checks would never run.
+    from gatepass.tokens import jws
+
+    jws.clear_header_cache()
