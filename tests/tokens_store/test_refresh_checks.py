@@ -19,7 +19,7 @@ KEY = b"k" * 32
 
 def family() -> Family:
     return Family(
-        family_id=refresh.new_token().split(".")[0], user_id="alice", created_at=1000.0,
+        family_id=refresh.new_token(KEY).split(".")[0], user_id="alice", created_at=1000.0,
         absolute_expires_at=2000.0, current_hash="c" * 64,
     )  # fmt: skip
 
@@ -40,7 +40,7 @@ def test_a_replay_revokes_and_is_written_back_once() -> None:
     assert still == after
 
 
-@pytest.mark.parametrize("garbage", [None, "", "x" * 66, refresh.new_token() + "A"])
+@pytest.mark.parametrize("garbage", [None, "", "x" * 66, refresh.new_token(KEY) + "A"])
 def test_successor_of_garbage_says_malformed(garbage: object) -> None:
     with pytest.raises(InvalidGrant) as info:
         refresh.successor(garbage, KEY)  # type: ignore[arg-type]  # garbage on purpose
@@ -49,5 +49,5 @@ def test_successor_of_garbage_says_malformed(garbage: object) -> None:
 
 def test_weak_key_message_states_the_minimum() -> None:
     with pytest.raises(ConfigurationError) as info:
-        refresh.successor(refresh.new_token(), b"k" * 31)
+        refresh.successor(refresh.new_token(KEY), b"k" * 31)
     assert str(info.value) == "The refresh-token key must be at least 32 bytes."

@@ -32,7 +32,7 @@ import mmap
 import os
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
 K = TypeVar("K")
@@ -126,6 +126,23 @@ class ChangeCache(Generic[K, V]):
         self._entries.move_to_end(key)
         if len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)
+
+    async def read_through(
+        self,
+        key: K,
+        load: Callable[[], Awaitable[V | None]],
+        keep: Callable[[V], bool] = lambda _value: True,
+    ) -> V | None:
+        """The cached value for ``key``, else ``load()``'s, cached if ``keep``
+        says so (misses are never cached: random ids must not fill it)."""
+        cached = self.get(key)
+        if cached is not None and keep(cached):
+            return cached
+        word = self.before_read()
+        value = await load()
+        if value is not None and keep(value):
+            self.put(key, value, word)
+        return value
 
     def forget(self, key: K) -> None:
         self._entries.pop(key, None)

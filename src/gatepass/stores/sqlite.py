@@ -184,12 +184,9 @@ class CachingSQLiteSessionStore(SQLiteSessionStore):
         )
 
     async def get(self, key: str) -> SessionRecord | None:
-        cached = self._cache.get(key)
-        if cached is not None and not cached.is_expired(time.time()):
-            return cached
-        word = self._cache.before_read()
-        record = await super().get(key)
-        # Misses are not cached: random ids must not fill the cache.
-        if record is not None and not record.is_expired(time.time()):
-            self._cache.put(key, record, word)
-        return record
+        load = super().get
+        return await self._cache.read_through(key, lambda: load(key), _live)
+
+
+def _live(record: SessionRecord) -> bool:
+    return not record.is_expired(time.time())

@@ -210,11 +210,9 @@ class CachingPostgresRevocationStore(PostgresRevocationStore):
     async def _check(
         self, kind: str, jti: str, user_id: str, family_id: str | None
     ) -> tuple[bool, bool, int]:
-        key = (kind, jti, user_id, family_id)
-        cached = self._cache.get(key)
-        if cached is not None:
-            return cached
-        word = self._cache.before_read()
-        result = await super()._check(kind, jti, user_id, family_id)
-        self._cache.put(key, result, word)
+        load = super()._check
+        result = await self._cache.read_through(
+            (kind, jti, user_id, family_id), lambda: load(kind, jti, user_id, family_id)
+        )
+        assert result is not None  # a check always answers
         return result
