@@ -63,17 +63,16 @@ async def reports(user: CurrentUser) -> dict[str, str]:
 
 
 @get("/sessions", guards=[require_user])
-async def sessions(user: CurrentUser, auth: RequestAuth) -> list[dict[str, object]]:
-    current = auth.record.public_id if auth.record else None
-    return [
-        {"id": s.public_id, "created_at": s.created_at, "ip": s.ip, "current": s.public_id == current}
-        for s in await gp.sessions.list_user(user.user_id)
-    ]
+async def sessions(user: CurrentUser) -> list[dict[str, object]]:
+    # Every login of the user, whatever its kind: cookie sessions and token pairs.
+    current = gatepass.current_login_id(user)
+    logins = await gp.accounts.logins.list(user.user_id)
+    return [login.as_json(current=login.id == current) for login in logins]
 
 
 @delete("/sessions/{session_id:str}", guards=[require_user])
 async def end_session(session_id: str, user: CurrentUser) -> None:
-    await gp.sessions.revoke(user.user_id, session_id)
+    await gp.accounts.logins.end(user.user_id, session_id)  # its session, or its tokens
 
 
 @post("/logout", status_code=204)
@@ -82,5 +81,6 @@ async def logout(auth: RequestAuth) -> None:
 
 
 app = Litestar(
-    [csrf, register, login, token, me, add_note, reports, sessions, end_session, logout], plugins=[plugin]
+    [csrf, register, login, token, me, add_note, reports, sessions, end_session, logout],
+    plugins=[plugin],
 )

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     )
     from gatepass.identity import Identity, RolePermissions
     from gatepass.integration import Gatepass, GatepassMiddleware, install
+    from gatepass.logins import Login, Logins, current_login_id
     from gatepass.server.settings import Settings
 
 try:
@@ -65,6 +66,9 @@ _HOMES = {
     "ConfigurationError": "gatepass.errors",
     "NotAuthenticated": "gatepass.errors",
     "PermissionDenied": "gatepass.errors",
+    "Login": "gatepass.logins",
+    "Logins": "gatepass.logins",
+    "current_login_id": "gatepass.logins",
 }
 
 
@@ -88,6 +92,8 @@ __all__ = [
     "GatepassMiddleware",
     "Identity",
     "Layers",
+    "Login",
+    "Logins",
     "NotAuthenticated",
     "PermissionDenied",
     "RequestAuth",
@@ -99,6 +105,7 @@ __all__ = [
     "__version__",
     "auth_of",
     "csrf_token",
+    "current_login_id",
     "current_user",
     "install",
     "require_user",

@@ -197,11 +197,16 @@ def test_litestar_sessions_are_listed_and_revoked(litestar_example: Example) -> 
     assert first and second and first != second
     assert example.call("GET", "/me", session=first).status_code == 401  # replaced at login
     third = _session_of(example.call("POST", "/login", json=creds))
+    pair = example.call("POST", "/token", json=creds, csrf=False).json()
+    bearer = {"authorization": f"Bearer {pair['access_token']}"}
+    assert example.call("GET", "/me", headers=bearer).status_code == 200
+    # Every login, whatever its kind: two cookie sessions and a token pair.
     listed = example.call("GET", "/sessions", session=second).json()
-    assert len(listed) == 2
+    assert sorted(s["kind"] for s in listed) == ["api", "session", "session"]
     assert [s["current"] for s in listed].count(True) == 1
     for other in (s["id"] for s in listed if not s["current"]):
         ended = example.call("DELETE", f"/sessions/{other}", session=second)
         assert ended.status_code == 204
     assert example.call("GET", "/me", session=third).status_code == 401
+    assert example.call("GET", "/me", headers=bearer).status_code == 401
     assert example.call("GET", "/me", session=second).status_code == 200
