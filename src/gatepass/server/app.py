@@ -107,6 +107,7 @@ class Server:
 
     async def start(self) -> None:
         self.components = await Components.open(self.settings)
+        await self.components.mailer.start()
         self.app = build_app(self.components)
         self._purger = asyncio.create_task(self._purge_forever())
 
@@ -116,6 +117,8 @@ class Server:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._purger
         if self.components is not None:
+            # Before the stores close: queued mail is sent or kept in the outbox.
+            await self.components.mailer.stop()
             await self.components.close()
 
     async def _purge_forever(self) -> None:
