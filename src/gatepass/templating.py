@@ -10,6 +10,7 @@ the ``.txt`` mail parts are plain text and are not HTML-escaped.
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import quote
 
 import jinja2
 
@@ -23,7 +24,7 @@ def make_environment(override_dir: Path | None = None) -> jinja2.Environment:
             raise ConfigurationError("GATEPASS_TEMPLATES_DIR must name an existing folder.")
         loaders.append(jinja2.FileSystemLoader(override_dir))
     loaders.append(jinja2.PackageLoader("gatepass", "templates"))
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.ChoiceLoader(loaders),
         autoescape=jinja2.select_autoescape(
             enabled_extensions=("html",), default_for_string=True, default=False
@@ -34,3 +35,7 @@ def make_environment(override_dir: Path | None = None) -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
+    # One query-string value, every reserved character escaped (Jinja's own
+    # ``urlencode`` keeps "/", which is right for paths, not for ``?next=``).
+    env.filters["q"] = lambda value: quote(str(value), safe="")
+    return env
