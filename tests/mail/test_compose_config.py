@@ -35,6 +35,7 @@ def composer(tmp_path: Path | None = None, public_url: str = "https://id.example
         ("smtp://127.0.0.1:2525", "plain", "127.0.0.1", 2525, None, None),
         ("smtp://mail.example.com", "plain", "mail.example.com", 25, None, None),
         ("smtp+starttls://u:p@mail.example.com", "starttls", "mail.example.com", 587, "u", "p"),
+        ("smtp://u:p@localhost:2525", "plain", "localhost", 2525, "u", "p"),
         ("smtps://u%40x:p%3Aw%2F@mail.example.com:4650", "tls", "mail.example.com", 4650,
          "u@x", "p:w/"),
         ("SMTPS://[::1]:465", "tls", "::1", 465, None, None),
@@ -60,6 +61,7 @@ def test_smtp_urls(
         "smtp://u:secretpw@mail.example.com?x=1",
         "smtp://u:secretpw@mail.example.com:99999",
         "smtp+ssl://u:secretpw@mail.example.com",
+        "smtp://u:secretpw@mail.example.com:25",  # a password in clear over the network
     ],
 )
 def test_bad_smtp_urls_are_refused_without_echoing_them(url: str) -> None:
@@ -74,7 +76,7 @@ def test_bad_smtp_urls_are_refused_without_echoing_them(url: str) -> None:
 def test_settings_need_a_sender_with_smtp_and_hide_the_url() -> None:
     with pytest.raises(ConfigurationError, match="GATEPASS_MAIL_FROM"):
         Settings(smtp_url="smtp://127.0.0.1:25")
-    s = Settings(smtp_url="smtp://u:secretpw@127.0.0.1:25", mail_from="a@example.com")
+    s = Settings(smtp_url="smtps://u:secretpw@mail.example.com", mail_from="a@example.com")
     assert "secretpw" not in repr(s)
 
 

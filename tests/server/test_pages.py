@@ -4,6 +4,7 @@ favicon and static files, HTML error pages for browsers and JSON for the rest.""
 from __future__ import annotations
 
 import re
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -330,3 +331,75 @@ def test_unlink_cannot_touch_another_users_identity(tmp_path: Path) -> None:
             return await server.components.oauth.identities.get(issuer, "sub-victim") is not None
 
         assert client.portal.call(still)
+
+
+def test_a_provider_that_comes_back_is_offered_again(tmp_path: Path) -> None:
+    """Down at start-up, so not offered; the sign-in page starts a rediscovery
+    in the background once the retry interval has passed, and when the
+    provider answers again it is offered again."""
+    import json
+    import threading
+    import time
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    port = free_port()
+    issuer = f"http://127.0.0.1:{port}"
+    document = json.dumps({
+        "issuer": issuer, "authorization_endpoint": f"{issuer}/auth",
+        "token_endpoint": f"{issuer}/token", "jwks_uri": f"{issuer}/jwks",
+        "code_challenge_methods_supported": ["S256"],
+    }).encode()  # fmt: skip
+
+    class Discovery(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(document)))
+            self.end_headers()
+            self.wfile.write(document)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    extra = {
+        "GATEPASS_OAUTH_PROVIDERS": "corp",
+        "GATEPASS_OAUTH_CORP_ISSUER": issuer,
+        "GATEPASS_OAUTH_CORP_CLIENT_ID": "corp-client",
+        "GATEPASS_OAUTH_CORP_TITLE": "Corp SSO",
+    }
+    with make_client(tmp_path, extra=extra) as client:
+        server: Server = client.app
+        assert server.components is not None and server.components.oauth is not None
+        provider = server.components.oauth.providers["corp"]
+        assert provider.status == "unavailable"
+        assert "Corp SSO" not in client.get("/login").text  # too soon to retry
+
+        httpd = ThreadingHTTPServer(("127.0.0.1", port), Discovery)
+        thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+        thread.start()
+        try:
+            provider._tried_at -= 60  # the retry interval has passed
+            client.get("/login")  # not offered yet: the retry runs in the background
+            deadline = time.monotonic() + 10
+            while provider.status != "ok" and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert "Sign in with Corp SSO" in client.get("/login").text
+        finally:
+            httpd.shutdown()
+            httpd.server_close()
+
+
+def test_operator_overrides_a_page_and_the_stylesheet(tmp_path: Path) -> None:
+    brand = tmp_path / "brand"
+    (brand / "static").mkdir(parents=True)
+    (brand / "base.html").write_text(
+        (resources.files("gatepass") / "templates" / "base.html").read_text()
+        .replace("Secured by gatepass", "Acme Identity")
+    )  # fmt: skip
+    (brand / "static" / "gatepass.css").write_text("body{color:#123456}")
+    with make_client(tmp_path, templates_dir=brand) as client:
+        page = client.get("/login")
+        assert "Acme Identity" in page.text and 'action="/login"' in page.text
+        assert client.get("/static/gatepass.css").text == "body{color:#123456}"
+        assert client.get("/static/favicon.svg").status_code == 200  # built-in kept
+        assert "Acme Identity" in client.get("/nope", headers=HTML).text  # error pages too

@@ -24,6 +24,8 @@ from gatepass.errors import ConfigurationError
 
 Security = Literal["plain", "starttls", "tls"]
 
+_LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+
 _SCHEMES: dict[str, tuple[Security, int]] = {
     "smtp": ("plain", 25),
     "smtp+starttls": ("starttls", 587),
@@ -90,6 +92,13 @@ def parse_smtp_url(url: str, *, ca_file: str | None = None) -> SmtpTarget:
     password = unquote(parts.password) if parts.password is not None else None
     if password is not None and not username:
         raise ConfigurationError("GATEPASS_SMTP_URL has a password but no user name.")
+    if security == "plain" and username and parts.hostname not in _LOOPBACK:
+        # AUTH over plain smtp:// would send the password in clear text
+        # across the network; a relay on this machine is the one exception.
+        raise ConfigurationError(
+            "GATEPASS_SMTP_URL: credentials need smtp+starttls:// or smtps:// "
+            "(plain smtp:// with a password only to 127.0.0.1 or localhost)."
+        )
     return SmtpTarget(
         security=security,
         host=parts.hostname,

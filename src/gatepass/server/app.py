@@ -119,6 +119,9 @@ def build_app(parts: Components) -> Starlette:
     )
     app.state.components = parts
     app.state.page_templates = Jinja2Templates(env=parts.templates)
+    app.state.static = pages.static_files(settings.templates_dir)
+    #: Background rediscoveries of providers that were down (oauth_routes).
+    app.state.rediscovering = {}
     # Authorization codes and states travel in callback URLs: keep them out
     # of the access log (idempotent: the same filter object is added once).
     logging.getLogger("uvicorn.access").addFilter(oauth_routes.ACCESS_LOG_FILTER)

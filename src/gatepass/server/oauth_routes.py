@@ -143,22 +143,18 @@ def offered_providers(request: Request) -> list[Provider]:
         if provider.status == "ok":
             offered.append(provider)
         else:
-            _rediscover(provider)
+            _rediscover(request, provider)
     return offered
 
 
-_REDISCOVERING: set[asyncio.Task[None]] = set()
-
-
-def _rediscover(provider: Provider) -> None:
+def _rediscover(request: Request, provider: Provider) -> None:
     """At most one background rediscovery per provider and per interval."""
-    if any(t.get_name() == f"rediscover:{provider.name}" for t in _REDISCOVERING):
-        return
-    if not provider.rediscovery_due():
+    running: dict[str, asyncio.Task[None]] = request.app.state.rediscovering
+    if provider.name in running or not provider.rediscovery_due():
         return
     task = asyncio.create_task(provider.discover(), name=f"rediscover:{provider.name}")
-    _REDISCOVERING.add(task)
-    task.add_done_callback(_REDISCOVERING.discard)
+    running[provider.name] = task
+    task.add_done_callback(lambda _: running.pop(provider.name, None))
 
 
 @dataclass(frozen=True, slots=True)

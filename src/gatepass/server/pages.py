@@ -9,6 +9,7 @@ carries the CSRF token.  Only pages whose endpoints exist are served.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -20,7 +21,7 @@ from starlette.templating import Jinja2Templates
 
 from gatepass.asgi.csrf import csrf_token
 from gatepass.asgi.dependencies import auth_of, current_user
-from gatepass.asgi.middleware import client_ip
+from gatepass.asgi.middleware import Receive, Scope, Send, client_ip
 from gatepass.errors import (
     InvalidCredentials,
     InvalidRequest,
@@ -289,7 +290,17 @@ class _Static(StaticFiles):
         return response
 
 
-STATIC = _Static(packages=[("gatepass", "static")])
+def static_files(override_dir: Path | None) -> StaticFiles:
+    """``/static``: ``<templates dir>/static/`` first (an operator's CSS and
+    logo), then the built-in files."""
+    override = override_dir / "static" if override_dir is not None else None
+    if override is not None and override.is_dir():
+        return _Static(directory=override, packages=[("gatepass", "static")])
+    return _Static(packages=[("gatepass", "static")])
+
+
+async def _static(scope: Scope, receive: Receive, send: Send) -> None:
+    await scope["app"].state.static(scope, receive, send)
 
 
 async def favicon(request: Request) -> Response:
@@ -309,5 +320,5 @@ routes = [
     Route("/account/sessions/{session_id}/revoke", account_revoke, methods=["POST"]),
     Route("/account/providers/unlink", account_unlink, methods=["POST"]),
     Route("/favicon.ico", favicon, methods=["GET"]),
-    Mount("/static", app=STATIC, name="static"),
+    Mount("/static", app=_static, name="static"),
 ]
