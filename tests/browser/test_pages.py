@@ -87,6 +87,8 @@ def test_home_and_sign_in_pages(
     icon = page.locator("link[rel=icon]").get_attribute("href")
     assert icon == "/static/favicon.svg"
     assert page.request.get(f"{server.url}{icon}").status == 200
+    # Pages without the link (JSON ones) make browsers ask for /favicon.ico.
+    assert page.request.get(f"{server.url}/favicon.ico").status == 200
     assert page.evaluate("getComputedStyle(document.body).backgroundColor") == "rgb(244, 245, 247)"
     shoot(page, "sign-in")
 

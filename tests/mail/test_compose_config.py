@@ -225,3 +225,8 @@ def test_outbox_files_are_private_and_whole(tmp_path: Path) -> None:
     assert [p.name for p in (tmp_path / "outbox").iterdir()] == [path.name]  # no .part left
     kept = outbox.write(out.message, kind=out.kind, undelivered=True)
     assert kept.name.startswith("undelivered-")
+
+
+def test_a_recipient_cannot_inject_headers() -> None:
+    with pytest.raises(ValueError):
+        composer().password_reset("ada@example.com\r\nBcc: eve@evil.example", TOKEN)

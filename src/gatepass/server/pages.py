@@ -76,9 +76,10 @@ def render(
 
 
 def error_page(request: Request, status: int, title: str, detail: str) -> Response:
-    links = [("/", "Home")] if status != 503 else []
-    if status in (401, 403, 400) or status == 503:
+    if status in (400, 401, 403, 409, 503):  # a failed or refused sign-in: try again
         links = [("/login", "Back to sign-in"), ("/", "Home")]
+    else:
+        links = [("/", "Home")]
     return render(request, "error.html", title, status, detail=detail, links=links, narrow=True)
 
 
