@@ -109,6 +109,7 @@ class Gatepass:
         if self.permissions is not None:
             parts.permissions = self.permissions
         self._parts = parts
+        await parts.mailer.start()
         if self.housekeeping:
             self._task = asyncio.create_task(self._housekeeping_forever())
         self._watch_sighup(parts)
@@ -144,6 +145,8 @@ class Gatepass:
                 await task
         parts, self._parts, self._stack = self._parts, None, None
         if parts is not None:
+            # Before the stores close: queued mail is sent or kept in the outbox.
+            await parts.mailer.stop()
             await parts.close()
 
     async def housekeeping_round(self) -> None:

@@ -20,7 +20,7 @@ default.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from gatepass.asgi.bearer import ACCESS_COOKIE, BearerResolver
@@ -32,6 +32,7 @@ from gatepass.asgi.middleware import ASGIApp, AuthMiddleware
 from gatepass.asgi.proxies import TrustedProxyMiddleware
 from gatepass.errors import ConfigurationError
 from gatepass.server.components import Components, users_roles
+from gatepass.server.html_errors import HTMLErrorPages, Renderer
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +51,9 @@ class Layers:
     #: whose pages run scripts from elsewhere sets its own
     #: ``content-security-policy`` here (or per response).
     headers: Mapping[str, str | None] = field(default_factory=dict)
+    #: Renders error pages for browsers that ask for HTML (the server's
+    #: pages; built from the opened parts).  None: JSON errors only.
+    error_pages: Callable[[Components], Renderer] | None = None
     #: Exact paths whose credential travels in the body, never in a cookie
     #: (e.g. a token endpoint that takes a password): no CSRF check there.
     csrf_exempt: tuple[str, ...] = ()
@@ -94,6 +98,9 @@ def build_stack(app: ASGIApp, parts: Components, layers: Layers = Layers()) -> A
         app = RequestLimitsMiddleware(
             app, max_body_bytes=max(layers.max_body_bytes, settings.max_body_bytes)
         )
+    if layers.error_pages is not None:
+        # Inside the security headers, so its pages get the same CSP.
+        app = HTMLErrorPages(app, render=layers.error_pages(parts))
     if layers.security_headers:
         app = SecurityHeadersMiddleware(app, headers=layers.headers)
     if layers.trusted_proxies:

@@ -16,11 +16,10 @@ from gatepass.asgi.csrf import csrf_token
 from gatepass.asgi.dependencies import RequirePermissions, auth_of, current_user, require_user
 from gatepass.asgi.middleware import client_ip
 from gatepass.errors import GatepassError, NotFound, PermissionDenied, StoreUnavailable
-from gatepass.identity import Identity
 from gatepass.logins import current_login_id, iso
 from gatepass.server.bodies import bool_field, read_fields, string_field
 from gatepass.server.components import components
-from gatepass.server.token_api import jwt_login, jwt_logout
+from gatepass.server.token_api import jwt_login, sign_out
 from gatepass.users.model import User
 
 
@@ -68,15 +67,8 @@ async def csrf(request: Request) -> Response:
 
 async def logout(request: Request) -> Response:
     """End whatever authenticated this request: the session, or the token and its family."""
-    await _sign_out(request, await current_user(request))
+    await sign_out(request, await current_user(request))
     return Response(status_code=204)
-
-
-async def _sign_out(request: Request, identity: Identity | None) -> None:
-    if identity is not None and identity.scheme != "session":
-        await jwt_logout(request)
-    else:
-        await auth_of(request).logout()
 
 
 async def me(request: Request) -> Response:
@@ -103,7 +95,7 @@ async def revoke_session(request: Request) -> Response:
     await components(request).accounts.logins.end(identity.user_id, login_id)
     if login_id == current_login_id(identity):
         # Ending the login this request came with is a logout: clear its cookies.
-        await _sign_out(request, identity)
+        await sign_out(request, identity)
     return Response(status_code=204)
 
 

@@ -12,6 +12,8 @@ from starlette.responses import JSONResponse, Response
 from gatepass.asgi.stack import Layers
 from gatepass.integration import Gatepass
 from gatepass.server import api, forward_auth, oauth_routes, openapi, pages, token_api
+from gatepass.server.components import Components
+from gatepass.server.html_errors import Renderer
 from gatepass.server.settings import Settings
 
 
@@ -21,6 +23,29 @@ async def http_error(request: Request, exc: Exception) -> Response:
     return JSONResponse(
         {"error": code, "detail": exc.detail}, status_code=exc.status_code, headers=exc.headers
     )
+
+
+#: Titles and words for the HTML error pages; the detail comes from the error.
+_ERROR_PAGES = {
+    404: ("Page not found", "There is nothing at this address."),
+    405: ("Not allowed", "This address does not answer that kind of request."),
+    503: ("Temporarily unavailable", "The service cannot reach its storage right now. "
+          "Please try again in a few moments."),
+}  # fmt: skip
+
+
+def _error_renderer(parts: Components) -> Renderer:
+    template = parts.templates.get_template("error.html")
+
+    def render(status: int, code: str, detail: str) -> bytes:
+        title, words = _ERROR_PAGES.get(status, ("Something went wrong", detail))
+        links = [("/", "Home")] if status == 404 else [("/", "Try again")]
+        return template.render(
+            title=title, site_name=pages.SITE_NAME, detail=words, links=links,
+            signed_in=False, csrf_token=lambda: "", message=None, message_ok=False, narrow=True,
+        ).encode()  # fmt: skip
+
+    return render
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -34,9 +59,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
         ],
         exception_handlers={HTTPException: http_error},
     )
-    # The token endpoints take their credential in the body, never a cookie.
-    layers = Layers(csrf_exempt=tuple(token_api.CSRF_EXEMPT))
+    # The token endpoints take their credential in the body, never a cookie;
+    # browsers that ask for HTML get error pages, not JSON.
+    layers = Layers(csrf_exempt=tuple(token_api.CSRF_EXEMPT), error_pages=_error_renderer)
     app.state.gatepass = Gatepass(settings, layers=layers).install(app)
+    app.state.static = pages.static_files(settings.templates_dir)
+    #: Background rediscoveries of providers that were down (oauth_routes).
+    app.state.rediscovering = {}
     # Authorization codes and states travel in callback URLs: keep them out
     # of the access log (idempotent: the same filter object is added once).
     logging.getLogger("uvicorn.access").addFilter(oauth_routes.ACCESS_LOG_FILTER)

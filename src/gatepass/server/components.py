@@ -7,7 +7,9 @@ import hmac
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import jinja2
 from starlette.requests import Request
+from starlette.templating import Jinja2Templates
 
 from gatepass.accounts import Accounts
 from gatepass.asgi.csrf import CSRF_COOKIE
@@ -17,6 +19,7 @@ from gatepass.csrf import CSRFSigner, origin_of
 from gatepass.errors import ConfigurationError
 from gatepass.forward_auth.source import RulesSource
 from gatepass.identity import RolePermissions
+from gatepass.mail import MailComposer, Mailer, Outbox, default_sender, parse_smtp_url
 from gatepass.oauth import service_class
 from gatepass.oauth.config import load_providers
 from gatepass.oauth.identities import open_identity_store
@@ -27,6 +30,7 @@ from gatepass.server.settings import Settings
 from gatepass.sessions.config import SessionConfig
 from gatepass.sessions.manager import SessionManager
 from gatepass.stores.urls import open_session_store
+from gatepass.templating import make_environment
 from gatepass.throttle import LoginThrottle
 from gatepass.throttle.quota import Quota
 from gatepass.throttle.urls import open_throttle_store
@@ -79,6 +83,13 @@ class Components:
     keys: KeyRingSource
     #: Registrations per client address (GATEPASS_REGISTRATION_LIMIT an hour).
     registrations: Quota
+    #: Renders the mails; :attr:`mailer` sends them off the request path.
+    mail: MailComposer
+    mailer: Mailer
+    #: The Jinja2 environment of the pages and the mails (overrides first).
+    templates: jinja2.Environment
+    #: Starlette's renderer over it, for the pages.
+    page_templates: Jinja2Templates
     #: The CSRF cookie: ``__Host-`` by default, ``__Secure-`` with a Domain
     #: in cookie domain mode (single sign-on across subdomains).
     csrf_cookie: CookieSpec = CSRF_COOKIE
@@ -166,8 +177,26 @@ class Components:
             # Discovery now, so a broken provider is reported at start-up;
             # it does not stop the server (password sign-in still works).
             await oauth.start()
+        templates = make_environment(settings.templates_dir)
+        smtp = (
+            parse_smtp_url(settings.smtp_url, ca_file=settings.smtp_ca_file or None)
+            if settings.smtp_url
+            else None
+        )
+        mail = MailComposer(
+            templates,
+            public_url=settings.public_url,
+            sender=settings.mail_from or default_sender(settings.public_url),
+        )
+        mailer = Mailer(
+            Outbox(settings.data_dir / "outbox"), smtp, retry_delays=settings.mail_retry_delays
+        )
         return cls(
             settings=settings,
+            mail=mail,
+            mailer=mailer,
+            templates=templates,
+            page_templates=Jinja2Templates(env=templates),
             accounts=Accounts(users, sessions, PasswordHasher(), throttle=throttle, tokens=tokens),
             sessions=sessions,
             cookie=cookie,
