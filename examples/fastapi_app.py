@@ -9,9 +9,10 @@ from fastapi import FastAPI, Request, Security
 from pydantic import BaseModel
 
 import gatepass
-from gatepass.fastapi import CurrentUser, require_user
+from gatepass.fastapi import CurrentUser, require_user, swagger_ui
 
-app = FastAPI()
+app = FastAPI(docs_url=None)
+swagger_ui(app)  # /docs, with the lock icons, under a CSP that lets Swagger UI load
 # The token endpoint takes a password in its body, never a cookie: no CSRF there.
 # Scopes are granted by policy, never chosen by a client: every user may hold "reports".
 settings = gatepass.Settings.load({"token_scopes": "*=reports"})

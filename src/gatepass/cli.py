@@ -68,7 +68,7 @@ def _settings_help() -> str:
             continue
         default = f.default if f.default is not MISSING else ""
         if isinstance(default, tuple):
-            default = ",".join(default)
+            default = ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in default)
         if f.name == "database_url":
             default = "sqlite:///<data dir>/gatepass.db"
         elif f.name == "session_store_url":

@@ -25,7 +25,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request, Security
+from fastapi import Depends, FastAPI, Request, Security
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer, SecurityScopes
 
 from gatepass.asgi import dependencies
@@ -98,7 +100,35 @@ class RequirePermissions:
         return user
 
 
+#: Swagger UI loads its script and stylesheet from a CDN and starts with an
+#: inline script, which the default policy forbids.  This policy allows
+#: exactly that, on the docs page only; every other page keeps the default.
+SWAGGER_UI_CSP = (
+    "default-src 'none'; script-src https://cdn.jsdelivr.net 'unsafe-inline'; "
+    "style-src https://cdn.jsdelivr.net; img-src 'self' data: https://fastapi.tiangolo.com; "
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'; "
+    "object-src 'none'"
+)
+
+
+def swagger_ui(app: FastAPI, path: str = "/docs") -> None:
+    """Serve Swagger UI at ``path`` under :data:`SWAGGER_UI_CSP`.
+
+    Create the app with ``FastAPI(docs_url=None)`` and call this: FastAPI's
+    own ``/docs`` would be blocked by the default Content-Security-Policy.
+    """
+
+    async def docs() -> HTMLResponse:
+        page = get_swagger_ui_html(openapi_url=app.openapi_url or "/openapi.json",
+                                   title=f"{app.title} - Swagger UI")  # fmt: skip
+        page.headers["content-security-policy"] = SWAGGER_UI_CSP
+        return page
+
+    app.add_api_route(path, docs, include_in_schema=False, methods=["GET"])
+
+
 __all__ = [
+    "SWAGGER_UI_CSP",
     "CurrentUser",
     "OptionalUser",
     "RequirePermissions",
@@ -107,4 +137,5 @@ __all__ = [
     "current_user",
     "require_user",
     "session_scheme",
+    "swagger_ui",
 ]

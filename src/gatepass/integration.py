@@ -24,8 +24,8 @@ from typing import Any
 from starlette.applications import Starlette
 
 from gatepass.accounts import Accounts
-from gatepass.asgi.middleware import ASGIApp, Message, Receive, Scope, Send
 from gatepass.asgi.stack import Layers, build_stack
+from gatepass.asgi.types import ASGIApp, Message, Receive, Scope, Send
 from gatepass.errors import GatepassError
 from gatepass.identity import RolePermissions
 from gatepass.server.components import Components

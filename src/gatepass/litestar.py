@@ -45,8 +45,9 @@ from litestar.params import Dependency
 from litestar.plugins import InitPluginProtocol
 
 from gatepass.asgi.errors import error_parts
-from gatepass.asgi.middleware import ASGIApp, Receive, RequestAuth, Scope, Send
+from gatepass.asgi.middleware import RequestAuth
 from gatepass.asgi.stack import Layers, build_stack
+from gatepass.asgi.types import ASGIApp, Receive, Scope, Send
 from gatepass.errors import GatepassError, InsufficientScope, NotAuthenticated
 from gatepass.identity import Identity, RolePermissions
 from gatepass.integration import Gatepass

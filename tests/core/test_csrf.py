@@ -205,3 +205,27 @@ def test_normalize_origins_refuses_non_origins(origin: str) -> None:
     with pytest.raises(ConfigurationError) as info:
         normalize_origins(["https://fine.example", origin])
     assert "is not an origin" in str(info.value)
+
+
+def test_bad_origins_are_named_only_when_that_is_safe() -> None:
+    """The configuration error names a bad origin so an operator can find it,
+    but never one with userinfo (it may hold a password) or an overlong value."""
+    import pytest as _pytest
+
+    from gatepass.csrf import normalize_origins
+    from gatepass.errors import ConfigurationError
+
+    def message(origin: str) -> str:
+        with _pytest.raises(ConfigurationError) as info:
+            normalize_origins([origin])
+        return info.value.detail
+
+    assert message("*") == "'*' is not an origin (scheme://host[:port], no path, no wildcard)."
+    for secret in ("https://u:hunter2@app.example", "https://hunter2@app.example"):
+        assert message(secret) == (
+            "A value is not an origin (scheme://host[:port], no path, no wildcard)."
+        )
+    at_limit = "https://app.example/" + "p" * (200 - len("https://app.example/"))
+    rule = "is not an origin (scheme://host[:port], no path, no wildcard)."
+    assert message(at_limit) == f"{at_limit!r} {rule}"
+    assert message(at_limit + "p").startswith("A value is not an origin")

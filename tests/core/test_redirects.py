@@ -99,3 +99,23 @@ def test_the_default_is_the_callers() -> None:
     assert safe_next("//evil.example", default="/home") == "/home"
     assert safe_next(None, default="/home") == "/home"
     assert safe_next("/next", default="/home") == "/next"
+
+
+def test_absolute_next_edges() -> None:
+    hosts = ("app.example.test",)
+    # The default is the caller's, for local and absolute refusals alike.
+    assert safe_next_url("//evil.example", hosts, default="/home") == "/home"
+    assert safe_next_url("https://evil.example/", hosts, default="/home") == "/home"
+    # "://" later in the URL is not the scheme separator.
+    kept = "https://app.example.test/x?u=https://evil.example"
+    assert safe_next_url(kept, hosts) == kept
+    # The length limit is inclusive, for absolute URLs too.
+    prefix = "https://app.example.test/"
+    at_limit = prefix + "a" * (2048 - len(prefix))
+    assert safe_next_url(at_limit, hosts) == at_limit
+    assert safe_next_url(at_limit + "a", hosts) == "/account"
+    # A host spelled another way than the one checked (trailing dot), and a
+    # backslash anywhere (browsers read it as a slash): refused.
+    for value in ("https://app.example.test./", "https://app.example.test/\\evil.example",
+                  "https://app.example.test/a\\b"):  # fmt: skip
+        assert safe_next_url(value, hosts) == "/account", value

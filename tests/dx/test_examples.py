@@ -162,6 +162,16 @@ def test_sessions_csrf_headers_tokens_logout(example: Example) -> None:
     assert after.status_code == 401
 
 
+def test_fastapi_docs_page_gets_its_own_csp_and_nothing_else_does(tmp_path: Path) -> None:
+    with serve("fastapi_app", tmp_path) as example:
+        docs = example.call("GET", "/docs")
+        assert docs.status_code == 200 and "swagger-ui-bundle.js" in docs.text
+        assert "https://cdn.jsdelivr.net" in docs.headers["content-security-policy"]
+        assert docs.headers["x-frame-options"] == "DENY"
+        other = example.call("GET", "/csrf").headers["content-security-policy"]
+        assert "cdn.jsdelivr.net" not in other and "unsafe-inline" not in other
+
+
 def test_fastapi_docs_declare_the_bearer_and_session_schemes(tmp_path: Path) -> None:
     sys.path.insert(0, str(ROOT / "examples"))
     try:

@@ -8,14 +8,14 @@ import stat
 from pathlib import Path
 from typing import Any
 
+from gatepass.integration import Gatepass
 from gatepass.mail import Outbox
-from gatepass.server.app import Server
 from tests.conftest import free_port
 from tests.server.conftest import make_client
 
 
 def _send_reset(client: Any, to: str) -> None:
-    server: Server = client.app
+    server: Gatepass = client.app.state.gatepass  # type: ignore[attr-defined]
     assert server.components is not None
     parts = server.components
 
@@ -61,7 +61,7 @@ def test_stopping_the_server_keeps_unsent_mail(tmp_path: Path) -> None:
         mail_from="login@acme.example",
         mail_retry_delays=(60.0,),
     ) as client:
-        server: Server = client.app
+        server: Gatepass = client.app.state.gatepass  # type: ignore[attr-defined]
         assert server.components is not None
         parts = server.components
 

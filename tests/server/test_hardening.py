@@ -228,3 +228,12 @@ def test_a_missing_postgres_database_is_an_outage_not_a_crash(
         assert r.status_code == 503 and r.json()["error"] == "store_unavailable", r.text
         assert "gatepass_no_such_database" not in r.text
         assert client.get("/readyz").status_code == 503
+
+
+def test_settings_keep_what_they_are_given() -> None:
+    """A merge once overwrote GATEPASS_PUBLIC_URL with the default: pin it."""
+    given = Settings(public_url="https://id.example.com", port=8443)
+    assert given.public_url == "https://id.example.com"
+    assert Settings(port=8443).public_url == "http://127.0.0.1:8443"
+    env = Settings.load(environ={"GATEPASS_PUBLIC_URL": "https://auth.example.test"})
+    assert env.public_url == "https://auth.example.test"

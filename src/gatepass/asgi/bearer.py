@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from gatepass.asgi.middleware import Scope, header
+from gatepass.asgi.types import Scope, header
 from gatepass.cookies import CookieSpec, read_cookie
 from gatepass.errors import InvalidToken
 from gatepass.identity import Identity, RolePermissions, Scheme

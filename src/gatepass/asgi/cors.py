@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from gatepass.asgi.middleware import ASGIApp, Message, Receive, Scope, Send, header
+from gatepass.asgi.types import ASGIApp, Message, Receive, Scope, Send, header
 from gatepass.csrf import normalize_origins
 
 ALLOWED_METHODS = "GET, POST, PUT, PATCH, DELETE"

@@ -30,7 +30,8 @@ from urllib.parse import parse_qsl
 from starlette.requests import HTTPConnection
 
 from gatepass.asgi.errors import error_parts
-from gatepass.asgi.middleware import ASGIApp, Message, Receive, RequestAuth, Scope, Send, header
+from gatepass.asgi.middleware import RequestAuth
+from gatepass.asgi.types import ASGIApp, Message, Receive, Scope, Send, header
 from gatepass.cookies import CookieSpec, read_cookie
 from gatepass.csrf import ANONYMOUS_BINDING, CSRFSigner, normalize_origins, origin_of
 from gatepass.errors import ConfigurationError, CSRFFailed, GatepassError, PayloadTooLarge

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
-from gatepass.asgi.middleware import ASGIApp, Message, Receive, Scope, Send
+from gatepass.asgi.types import ASGIApp, Message, Receive, Scope, Send
 
 #: The server's own pages load only their stylesheet from 'self' and run no
 #: script, so this holds without nonces; apps with scripts pass their own.

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 
-from gatepass.asgi.middleware import ASGIApp, Message, Receive, Scope, Send
+from gatepass.asgi.types import ASGIApp, Message, Receive, Scope, Send
 
 
 class RequestLimitsMiddleware:

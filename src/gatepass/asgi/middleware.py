@@ -21,24 +21,20 @@ Failure modes, on purpose:
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import TYPE_CHECKING, Any
-
+from gatepass.asgi.bearer import BearerResolver
 from gatepass.asgi.errors import error_parts
+from gatepass.asgi.types import ASGIApp, Message, Receive, Scope, Send, client_ip, header
 from gatepass.cookies import CookieSpec, read_cookie
 from gatepass.errors import GatepassError
 from gatepass.identity import ANONYMOUS, Anonymous, Identity, RolePermissions
 from gatepass.sessions.manager import IssuedSession, SessionManager
 from gatepass.sessions.record import SessionRecord
 
-if TYPE_CHECKING:
-    from gatepass.asgi.bearer import BearerResolver
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+# Re-exported: apps and older code import the ASGI types from here.
+__all__ = [
+    "ASGIApp", "AuthMiddleware", "Message", "Receive", "RequestAuth", "Scope", "Send",
+    "client_ip", "header",
+]  # fmt: skip
 
 
 class RequestAuth:
@@ -207,20 +203,6 @@ class AuthMiddleware:
             if started:
                 raise
             await _send_error(send_with_cookies, exc)
-
-
-def header(scope: Scope, name: bytes) -> str | None:
-    """One request header, decoded as latin-1; repeated headers are joined."""
-    found = [v for k, v in scope.get("headers", ()) if k == name]
-    if not found:
-        return None
-    sep = b"; " if name == b"cookie" else b", "
-    return sep.join(found).decode("latin-1")
-
-
-def client_ip(scope: Scope) -> str | None:
-    client = scope.get("client")
-    return str(client[0]) if client else None
 
 
 async def _send_error(send: Send, exc: GatepassError) -> None:

@@ -13,7 +13,7 @@ proxy hop's.
 
 from __future__ import annotations
 
-from gatepass.asgi.middleware import ASGIApp, Receive, Scope, Send, header
+from gatepass.asgi.types import ASGIApp, Receive, Scope, Send, header
 from gatepass.clientip import TrustedProxies, parse_ip
 
 PROXIED = "gatepass.proxied"

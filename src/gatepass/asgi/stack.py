@@ -28,8 +28,9 @@ from gatepass.asgi.cors import CORSMiddleware
 from gatepass.asgi.csrf import CSRFMiddleware
 from gatepass.asgi.headers import SecurityHeadersMiddleware
 from gatepass.asgi.limits import RequestLimitsMiddleware
-from gatepass.asgi.middleware import ASGIApp, AuthMiddleware
+from gatepass.asgi.middleware import AuthMiddleware
 from gatepass.asgi.proxies import TrustedProxyMiddleware
+from gatepass.asgi.types import ASGIApp
 from gatepass.errors import ConfigurationError
 from gatepass.server.components import Components, users_roles
 from gatepass.server.html_errors import HTMLErrorPages, Renderer

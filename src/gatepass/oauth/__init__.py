@@ -17,7 +17,8 @@ from gatepass.errors import ConfigurationError
 if TYPE_CHECKING:
     from gatepass.oauth.config import ProviderConfig, load_providers
     from gatepass.oauth.identities import ExternalIdentity, IdentityStore, MemoryIdentityStore
-    from gatepass.oauth.providers import Profile, Provider
+    from gatepass.oauth.profile import Profile
+    from gatepass.oauth.providers import Provider
     from gatepass.oauth.service import OAuthService
     from gatepass.oauth.strategy import (
         CredentialStrategy,
@@ -40,7 +41,7 @@ _HOMES = {
     "ExternalIdentity": "identities",
     "IdentityStore": "identities",
     "MemoryIdentityStore": "identities",
-    "Profile": "providers",
+    "Profile": "profile",
     "Provider": "providers",
     "OAuthService": "service",
     "CredentialStrategy": "strategy",

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from gatepass.errors import Conflict, InvalidRequest, PermissionDenied, UserExists
 from gatepass.oauth.config import ProviderConfig
 from gatepass.oauth.identities import ExternalIdentity, IdentityLinked, IdentityStore
-from gatepass.oauth.providers import Profile
+from gatepass.oauth.profile import Profile
 from gatepass.users.emails import normalize_email
 from gatepass.users.model import User, UserStore
 

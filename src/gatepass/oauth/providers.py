@@ -15,7 +15,6 @@ import logging
 import time
 import warnings
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -35,6 +34,7 @@ with warnings.catch_warnings():
 from gatepass.errors import OAuthFailed, ProviderUnavailable
 from gatepass.oauth.config import ProviderConfig, check_issuer
 from gatepass.oauth.idtoken import ALLOWED_ALGORITHMS, JWKSCache, verify_id_token
+from gatepass.oauth.profile import Profile
 from gatepass.oauth.transaction import Transaction
 from gatepass.oauth.userinfo import plain_oauth_profile
 
@@ -63,16 +63,6 @@ _STATIC: dict[str, dict[str, str]] = {
         "userinfo_endpoint": "https://graph.facebook.com/v19.0/me?fields=id,name,email",
     },
 }
-
-
-@dataclass(frozen=True, slots=True)
-class Profile:
-    """Who the provider says signed in."""
-
-    issuer: str
-    subject: str
-    email: str | None
-    email_verified: bool
 
 
 class Provider:

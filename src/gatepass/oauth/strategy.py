@@ -20,7 +20,7 @@ from gatepass.errors import ConfigurationError, NotFound
 
 if TYPE_CHECKING:
     from gatepass.accounts import Accounts
-    from gatepass.oauth.providers import Profile
+    from gatepass.oauth.profile import Profile
     from gatepass.oauth.transaction import Transaction
     from gatepass.users.model import User
 

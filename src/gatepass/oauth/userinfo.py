@@ -8,17 +8,26 @@ verified only when the provider is configured with ``trust_email``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 from gatepass.errors import OAuthFailed
+from gatepass.oauth.config import ProviderConfig
+from gatepass.oauth.profile import Profile
 
-if TYPE_CHECKING:
-    from gatepass.oauth.providers import Profile, Provider
+
+class Provider(Protocol):
+    """What a profile is read through (:class:`gatepass.oauth.providers.Provider`)."""
+
+    config: ProviderConfig
+    metadata: dict[str, Any] | None
+
+    async def get_json(self, url: str, token: str | None = None) -> Mapping[str, Any]: ...
+
+    async def get_json_list(self, url: str, token: str | None = None) -> list[Any]: ...
 
 
 async def plain_oauth_profile(provider: Provider, access_token: str) -> Profile:
-    from gatepass.oauth.providers import Profile
-
     metadata = provider.metadata or {}
     user = await provider.get_json(metadata["userinfo_endpoint"], access_token)
     subject = user.get("id")

@@ -14,6 +14,7 @@ from gatepass.integration import Gatepass
 from gatepass.server import api, forward_auth, oauth_routes, openapi, pages, token_api
 from gatepass.server.components import Components
 from gatepass.server.html_errors import Renderer
+from gatepass.server.rendering import SITE_NAME
 from gatepass.server.settings import Settings
 
 
@@ -41,7 +42,7 @@ def _error_renderer(parts: Components) -> Renderer:
         title, words = _ERROR_PAGES.get(status, ("Something went wrong", detail))
         links = [("/", "Home")] if status == 404 else [("/", "Try again")]
         return template.render(
-            title=title, site_name=pages.SITE_NAME, detail=words, links=links,
+            title=title, site_name=SITE_NAME, detail=words, links=links,
             signed_in=False, csrf_token=lambda: "", message=None, message_ok=False, narrow=True,
         ).encode()  # fmt: skip
 

@@ -23,12 +23,13 @@ from gatepass.asgi.dependencies import auth_of, current_user
 from gatepass.asgi.errors import error_parts
 from gatepass.cookies import read_cookie
 from gatepass.errors import GatepassError, NotFound, OAuthFailed, ProviderUnavailable
-from gatepass.oauth.providers import Provider
 from gatepass.oauth.transaction import TRANSACTION_COOKIE, TRANSACTION_TTL
 from gatepass.server.components import components
+from gatepass.server.rendering import error_page
 from gatepass.server.token_api import jwt_login
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the OAuth libraries are the optional extra gatepass[oauth]
+    from gatepass.oauth.providers import Provider
     from gatepass.oauth.service import OAuthService
 
 logger = logging.getLogger("gatepass.oauth")
@@ -92,8 +93,6 @@ async def callback(request: Request) -> Response:
 def _failure(request: Request, exc: GatepassError) -> Response:
     status, headers, body = error_parts(exc)
     if "text/html" in request.headers.get("accept", ""):
-        from gatepass.server.pages import error_page
-
         detail = exc.detail
         if isinstance(exc, ProviderUnavailable):
             title = _title(request, exc.provider)

@@ -17,9 +17,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 from starlette.staticfiles import StaticFiles
-from starlette.templating import Jinja2Templates
 
-from gatepass.asgi.csrf import csrf_token
 from gatepass.asgi.dependencies import auth_of, current_user
 from gatepass.asgi.headers import csp_with_form_target
 from gatepass.asgi.middleware import client_ip
@@ -36,51 +34,9 @@ from gatepass.server.bodies import bool_field, read_fields, string_field
 from gatepass.server.components import components
 from gatepass.server.devices import present_logins
 from gatepass.server.oauth_routes import linked_providers, offered_providers
+from gatepass.server.rendering import error_page, render
 from gatepass.server.token_api import jwt_login, sign_out
 from gatepass.users.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
-
-NO_STORE = {"cache-control": "no-store"}
-SITE_NAME = "gatepass"
-
-
-def templates(request: Request) -> Jinja2Templates:
-    found: Jinja2Templates = components(request).page_templates
-    return found
-
-
-def render(
-    request: Request,
-    name: str,
-    title: str,
-    status: int = 200,
-    headers: dict[str, str] | None = None,
-    **context: Any,
-) -> Response:
-    """A page; every one is ``no-store`` (they show who is signed in, and CSRF tokens)."""
-    user = request.scope.get("user")
-    values = {
-        "title": title,
-        "site_name": SITE_NAME,
-        "signed_in": isinstance(user, Identity),
-        # Called by the templates that have a form: a page without one sets
-        # no CSRF cookie.
-        "csrf_token": lambda: csrf_token(request),
-        "message": None,
-        "message_ok": False,
-        "narrow": False,
-        **context,
-    }
-    return templates(request).TemplateResponse(
-        request, name, values, status_code=status, headers={**NO_STORE, **(headers or {})}
-    )
-
-
-def error_page(request: Request, status: int, title: str, detail: str) -> Response:
-    if status in (400, 401, 403, 409, 503):  # a failed or refused sign-in: try again
-        links = [("/login", "Back to sign-in"), ("/", "Home")]
-    else:
-        links = [("/", "Home")]
-    return render(request, "error.html", title, status, detail=detail, links=links, narrow=True)
 
 
 def _registration_open(request: Request) -> bool:

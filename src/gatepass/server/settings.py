@@ -156,7 +156,6 @@ class Settings:
         for name in ("session_idle_timeout", "session_absolute_timeout", "max_body_bytes"):
             if getattr(self, name) <= 0:
                 raise ConfigurationError(f"GATEPASS_{name.upper()} must be positive.")
-            object.__setattr__(self, "public_url", f"http://{self.host}:{self.port}")
         _check_mail(self)
         if self.session_idle_timeout > self.session_absolute_timeout:
             raise ConfigurationError(

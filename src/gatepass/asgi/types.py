@@ -1,0 +1,31 @@
+"""The ASGI types and the two scope readers every layer shares.
+
+Kept apart from the middleware so that the layers (bearer tokens, CSRF,
+CORS, limits, proxies, headers) depend on this small module, not on each
+other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+def header(scope: Scope, name: bytes) -> str | None:
+    """One request header, decoded as latin-1; repeated headers are joined."""
+    found = [v for k, v in scope.get("headers", ()) if k == name]
+    if not found:
+        return None
+    sep = b"; " if name == b"cookie" else b", "
+    return sep.join(found).decode("latin-1")
+
+
+def client_ip(scope: Scope) -> str | None:
+    client = scope.get("client")
+    return str(client[0]) if client else None
