@@ -25,7 +25,7 @@ from gatepass.asgi.limits import RequestLimitsMiddleware
 from gatepass.asgi.middleware import AuthMiddleware, Receive, Scope, Send
 from gatepass.asgi.proxies import TrustedProxyMiddleware
 from gatepass.errors import GatepassError
-from gatepass.server import api, oauth_routes, openapi, pages, token_api
+from gatepass.server import api, mfa_routes, oauth_routes, openapi, pages, token_api
 from gatepass.server.components import Components, users_roles
 from gatepass.server.settings import Settings
 
@@ -70,12 +70,13 @@ def build_app(parts: Components) -> Starlette:
             signer=parts.csrf,
             trusted_origins=parts.trusted_origins,
             max_form_bytes=settings.max_body_bytes,
-            exempt_paths=token_api.CSRF_EXEMPT,
+            exempt_paths=token_api.CSRF_EXEMPT | mfa_routes.CSRF_EXEMPT,
         ),
     ]
     app = Starlette(
         routes=[
-            *api.routes, *token_api.routes, *oauth_routes.routes, *openapi.routes, *pages.routes
+            *api.routes, *token_api.routes, *mfa_routes.routes, *oauth_routes.routes,
+            *openapi.routes, *pages.routes,
         ],
         middleware=middleware,
         exception_handlers={HTTPException: http_error},
@@ -121,6 +122,7 @@ class Server:
                 ("sessions", parts.sessions.store),
                 ("refresh families", parts.tokens.refresh_store),
                 ("revocations", parts.tokens.revocation),
+                ("mfa challenges", parts.mfa.store),
             ):
                 try:
                     removed = await store.purge_expired(now)

@@ -12,8 +12,11 @@ from gatepass.accounts import Accounts
 from gatepass.clientip import TrustedProxies
 from gatepass.cookies import CookieSpec
 from gatepass.csrf import CSRFSigner, origin_of
+from gatepass.drivers.opener import open_factor_store
 from gatepass.errors import ConfigurationError
 from gatepass.identity import RolePermissions
+from gatepass.mfa.crypto import SecretBox
+from gatepass.mfa.service import MFAService
 from gatepass.oauth.config import load_providers
 from gatepass.oauth.identities import open_identity_store
 from gatepass.oauth.service import OAuthService
@@ -72,6 +75,8 @@ class Components:
     keys: KeyRingSource
     #: Registrations per client address (GATEPASS_REGISTRATION_LIMIT an hour).
     registrations: Quota
+    #: Second factors and the two-step sign-in.
+    mfa: MFAService
     #: Social/OIDC sign-in; None when no provider is configured.
     oauth: OAuthService | None = None
 
@@ -125,6 +130,14 @@ class Components:
             scopes=ScopePolicy.parse(settings.token_scopes),
             roles_loader=users_roles(users),
         )
+        mfa = MFAService(
+            # Factors are account data: they live beside the users.
+            store=await open_factor_store(settings.database_url),
+            box=SecretBox(secrets),
+            # Wrong codes count like wrong passwords, in counters of their own.
+            throttle=LoginThrottle(throttle.store, namespace="mfa"),
+            issuer=origin_of(settings.public_url) or "gatepass",
+        )
         oauth = None
         providers = load_providers(settings.extra, settings.oauth_config)
         if providers:
@@ -152,6 +165,7 @@ class Components:
             tokens=tokens,
             keys=keys,
             registrations=Quota(throttle.store, "register", settings.registration_limit),
+            mfa=mfa,
             oauth=oauth,
         )
 
@@ -163,5 +177,6 @@ class Components:
         if self.accounts.throttle is not None:
             await self.accounts.throttle.store.close()
         await self.sessions.store.close()
+        await self.mfa.store.close()
         await self.accounts.users.close()
         self.accounts.hasher.close()
