@@ -151,6 +151,10 @@ def test_setup_and_confirm_need_a_signed_in_user(client: TestClient) -> None:
     register(client)
     assert client.post("/auth/mfa/totp/setup").status_code == 401
     assert client.post("/auth/mfa/totp/confirm", json={"code": "123456"}).status_code == 401
+    login_response(client)
+    r = client.post("/auth/mfa/totp/confirm", json={"code": "123456"})
+    assert r.status_code == 409  # nothing to confirm
+    assert client.post("/auth/mfa/recovery-codes").status_code == 409  # no factor
 
 
 def test_a_wrong_confirmation_code_leaves_totp_off(client: TestClient, clock: Clock) -> None:

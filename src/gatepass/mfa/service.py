@@ -114,7 +114,7 @@ class MFAService:
         """Turn TOTP on with a code from the pending secret; the new recovery codes."""
         factors = await self.store.get(user_id)
         if factors.totp_pending is None:
-            raise InvalidRequest("There is no TOTP setup to confirm; start one first.")
+            raise Conflict("There is no TOTP setup to confirm; start one first.")
         await self._check_throttle(user_id, ip)
         secret = self._open(factors.totp_pending, user_id)
         step = totp.matching_step(secret, _code(code), now=self.clock())
@@ -138,7 +138,7 @@ class MFAService:
 
     async def regenerate_recovery_codes(self, user_id: str) -> list[str]:
         if not (await self.store.get(user_id)).totp_enabled:
-            raise InvalidRequest("Recovery codes need a second factor; turn TOTP on first.")
+            raise Conflict("Recovery codes need a second factor; turn TOTP on first.")
         codes = totp.new_recovery_codes()
         hashes = [totp.recovery_hash(c.replace("-", "")) for c in codes]
         await self.store.replace_recovery_codes(user_id, hashes)

@@ -5,9 +5,9 @@
   :func:`matching_step` says *which* step a code belongs to: the store keeps
   the last step used per user and accepts only a later one, so each code
   works at most once (RFC 6238 §5.2).
-* Recovery codes: 10 codes of 16 characters from a 32-letter alphabet
-  (80 bits each).  They are stored as SHA-256 hashes: with 80 bits of
-  entropy a fast hash is enough (nobody enumerates 2^80 preimages), unlike
+* Recovery codes: 10 codes of 16 characters from a 31-letter alphabet
+  (about 79 bits each).  They are stored as SHA-256 hashes: with that much
+  entropy a fast hash is enough (nobody enumerates 2^79 preimages), unlike
   passwords, which people choose and which need a slow hash; a fast hash
   also lets the store find and delete a code in one atomic step.
 """

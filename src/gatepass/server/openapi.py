@@ -746,7 +746,7 @@ def _mfa_paths() -> Schema:
                 "Finish TOTP enrolment with a code: TOTP is on; ten recovery codes, shown once.",
                 {
                     "200": codes,
-                    "400": _error("Malformed, or no enrolment in progress."),
+                    "409": _error("No enrolment in progress (`conflict`)."),
                     "401": _error("`invalid_code`, or not signed in.",
                                   headers=_WWW_AUTHENTICATE),
                     "429": throttled,
@@ -779,7 +779,7 @@ def _mfa_paths() -> Schema:
                 "Replace every recovery code by ten new ones, shown once.",
                 {
                     "200": codes,
-                    "400": _error("Malformed, or TOTP is off."),
+                    "409": _error("TOTP is off: no recovery codes without it (`conflict`)."),
                     "401": _error("`invalid_credentials` or `invalid_code`, or not signed in.",
                                   headers=_WWW_AUTHENTICATE),
                     "403": _error("The CSRF checks failed, or no password or code was sent "
