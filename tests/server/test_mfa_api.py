@@ -367,3 +367,15 @@ def test_mfa_reset_removes_factors_and_ends_every_login(tmp_path: Path, clock: C
         assert login_response(client).status_code == 200
         unknown = run_cli(data_dir, "mfa", "reset", "nobody@example.com")
         assert unknown.returncode == 1 and "Traceback" not in unknown.stderr
+
+
+def test_the_sign_in_page_does_not_skip_the_second_factor(client: TestClient,
+                                                          clock: Clock) -> None:  # fmt: skip
+    enrol(client, clock)
+    r = client.post("/login", data={"email": EMAIL, "password": PASSWORD, "next": "/account"},
+                    follow_redirects=False)  # fmt: skip
+    # No page for the second step yet: fail closed, no session.
+    assert r.status_code == 403
+    assert "second factor" in r.text
+    assert not any(c.startswith("__Host-gatepass=") for c in r.headers.get_list("set-cookie"))
+    assert client.get("/auth/me").status_code == 401
