@@ -105,9 +105,11 @@ async def login_submit(request: Request) -> Response:
         )
         return page("Sign in", form, 403)
     if parts.settings.browser_mode == "jwt":
-        await jwt_login(request, user)
+        await jwt_login(request, user, amr=("pwd",))
     else:
-        await auth_of(request).login(user.id, user.roles, remember=bool_field(fields, "remember"))
+        await auth_of(request).login(
+            user.id, user.roles, remember=bool_field(fields, "remember"), amr=("pwd",)
+        )
     return RedirectResponse(next_path, status_code=303)
 
 

@@ -57,6 +57,7 @@ async def token(request: Request) -> Response:
         roles=user.roles,
         scopes=scopes,
         kind="api",
+        amr=("pwd",),
         ip=client_ip(request.scope),
         user_agent=request.headers.get("user-agent"),
     )
@@ -147,7 +148,7 @@ def _cleared() -> list[str]:
     return [ACCESS_COOKIE.deletion_header(), REFRESH_COOKIE.deletion_header()]
 
 
-async def jwt_login(request: Request, user: User, *, amr: tuple[str, ...] = ("pwd",)) -> None:
+async def jwt_login(request: Request, user: User, *, amr: tuple[str, ...] = ()) -> None:
     """Browser login in JWT mode: a token family instead of a session."""
     pair = await components(request).tokens.issue(
         user.id,

@@ -94,7 +94,7 @@ class TokenService:
         kind: FamilyKind = "api",
         ip: str | None = None,
         user_agent: str | None = None,
-        amr: tuple[str, ...] = ("pwd",),
+        amr: tuple[str, ...] = (),
         auth_time: float | None = None,
     ) -> TokenPair:
         """A new family (one login): an access token and the first refresh token.
