@@ -150,6 +150,13 @@ def _parser() -> argparse.ArgumentParser:
     which = revoke.add_mutually_exclusive_group(required=True)
     which.add_argument("--all", action="store_true")
     which.add_argument("session_id", nargs="?")
+
+    mfa = sub.add_parser("mfa", help="second factors").add_subparsers(
+        dest="action", required=True
+    )
+    mfa.add_parser(
+        "reset", help="remove a user's second factors and end every login"
+    ).add_argument("email")
     return parser
 
 
@@ -199,10 +206,14 @@ async def _run_admin(args: argparse.Namespace, settings: Settings) -> None:
             user = await accounts.register(args.email, password, tuple(args.role))
             _print({"id": user.id, "email": user.email, "roles": list(user.roles)})
         elif cmd == "users" and action == "list":
-            _print([
-                {"id": u.id, "email": u.email, "roles": list(u.roles), "disabled": u.disabled}
-                for u in await accounts.users.list(limit=100_000)
-            ])
+            listed = []
+            for u in await accounts.users.list(limit=100_000):
+                factors = await parts.mfa.factors(u.id)
+                listed.append({
+                    "id": u.id, "email": u.email, "roles": list(u.roles), "disabled": u.disabled,
+                    "mfa": list(factors.methods),
+                })  # fmt: skip
+            _print(listed)
         elif cmd == "users" and action == "disable":
             user = await accounts.get(args.email)
             count = await accounts.disable(user)
@@ -251,6 +262,13 @@ async def _run_admin(args: argparse.Namespace, settings: Settings) -> None:
             else:
                 await accounts.logins.end(user.id, args.session_id)
                 print(f"{user.email}: 1 login ended")
+        elif cmd == "mfa" and action == "reset":
+            user = await accounts.get(args.email)
+            removed = await parts.mfa.reset(user.id)
+            # A login made with the removed factors must not outlive them.
+            count = await accounts.logins.end_all(user.id)
+            state = "second factors removed" if removed else "no second factor"
+            print(f"{user.email}: {state}; {_logins(count)} ended")
 
     await _admin(settings, go)
 

@@ -23,6 +23,11 @@ class GatepassError(Exception):
         self.detail = detail or self.default_detail
         super().__init__(self.detail)
 
+    @property
+    def extra(self) -> dict[str, object]:
+        """Members the error body carries beside ``error`` and ``detail``."""
+        return {}
+
 
 class ConfigurationError(GatepassError):
     """Settings that are unsafe or inconsistent; raised at start-up, not per request."""
@@ -210,3 +215,44 @@ class StoreUnavailable(GatepassError):
     def __init__(self, detail: str | None = None, *, store: str = "") -> None:
         super().__init__(detail)
         self.store = store
+
+
+class MFARequired(NotAuthenticated):
+    """The first step passed; the user has a second factor.  Carries the
+    ``mfa_token`` for ``POST /auth/mfa/verify`` and the methods it accepts."""
+
+    code = "mfa_required"
+    default_detail = "A second factor is required to finish signing in."
+
+    def __init__(self, mfa_token: str, methods: tuple[str, ...]) -> None:
+        super().__init__()
+        self.mfa_token = mfa_token
+        self.methods = methods
+
+    @property
+    def extra(self) -> dict[str, object]:
+        return {"mfa_token": self.mfa_token, "methods": list(self.methods)}
+
+
+class InvalidMFAToken(NotAuthenticated):
+    """An mfa_token that is unknown, used, expired, void after too many attempts,
+    or presented by another client: sign in again from the first step."""
+
+    code = "invalid_mfa_token"
+    default_detail = "The sign-in attempt has expired or is invalid; please sign in again."
+
+
+class InvalidCode(NotAuthenticated):
+    """A TOTP or recovery code that is wrong, already used or out of its window."""
+
+    code = "invalid_code"
+    default_detail = "The code is invalid or has already been used."
+
+
+class InsufficientAuthentication(PermissionDenied):
+    """Signed in, but not recently enough or without a second factor (RFC 9470's
+    ``insufficient_user_authentication``).  403, not 401: the login is good and a
+    client must not drop it; it must re-authenticate or step up."""
+
+    code = "insufficient_user_authentication"
+    default_detail = "This needs a more recent or a stronger sign-in."

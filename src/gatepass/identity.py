@@ -35,9 +35,15 @@ class Identity:
     #: The verified access-token claims (token schemes only).
     claims: AccessClaims | None = None
     scopes: frozenset[str] = frozenset()
-    #: How the caller signed in (RFC 8176 values, e.g. ``("pwd", "otp")``);
-    #: empty until the login records it.
+    #: How the user signed in (RFC 8176 values: "pwd", "otp", "mfa"...).
     amr: tuple[str, ...] = ()
+    #: When the user last authenticated (epoch seconds), None if unknown.
+    auth_time: float | None = None
+
+    @property
+    def has_second_factor(self) -> bool:
+        """Whether this login was made with a second factor."""
+        return "otp" in self.amr or "mfa" in self.amr or "hwk" in self.amr
 
     @property
     def is_authenticated(self) -> bool:
@@ -117,6 +123,8 @@ class RolePermissions:
             permissions=self.for_roles(record.roles),
             scheme="session",
             session=record,
+            amr=_strings(record.data.get("amr")),
+            auth_time=_number(record.data.get("auth_time"), default=record.created_at),
         )
         if len(self._identities) >= 10_000:
             self._identities.clear()
@@ -142,9 +150,23 @@ class RolePermissions:
             scheme=scheme,
             claims=claims,
             scopes=frozenset(claims.scopes),
+            amr=claims.amr,
+            auth_time=claims.auth_time,
         )
         if roles is None:
             if len(self._token_identities) >= 10_000:
                 self._token_identities.clear()
             self._token_identities[claims.jti] = identity
         return identity
+
+
+def _strings(value: object) -> tuple[str, ...]:
+    if isinstance(value, list | tuple):
+        return tuple(v for v in value if isinstance(v, str))
+    return ()
+
+
+def _number(value: object, *, default: float) -> float:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return default

@@ -158,6 +158,7 @@ class Gatepass:
             ("sessions", parts.sessions.store),
             ("refresh families", parts.tokens.refresh_store),
             ("revocations", parts.tokens.revocation),
+            ("mfa challenges", parts.mfa.store),
         ):
             try:
                 removed = await store.purge_expired(now)

@@ -22,6 +22,7 @@ from gatepass.asgi.limits import RequestLimitsMiddleware
 from gatepass.asgi.middleware import AuthMiddleware
 from gatepass.asgi.proxies import TrustedProxyMiddleware
 from gatepass.server.app import create_app
+from gatepass.server.html_errors import HTMLErrorPages
 
 ROOT = Path(__file__).resolve().parents[2]
 FULL_STACK = [
@@ -53,7 +54,7 @@ def _layers(app: Any) -> list[type]:
     """The stack gatepass built in front of the app's router, outermost first."""
     stack = app.state.gatepass._stack
     found = []
-    while type(stack) in FULL_STACK:
+    while type(stack) in (*FULL_STACK, HTMLErrorPages):
         found.append(type(stack))
         stack = stack.app
     return found
@@ -86,7 +87,9 @@ def test_install_gives_the_servers_stack_in_the_servers_order(tmp_path: Path) ->
     server = create_app(gatepass.Settings(data_dir=tmp_path / "server"))
     with TestClient(_app(tmp_path)) as lib, TestClient(server):
         assert _layers(lib.app) == FULL_STACK
-        assert _layers(server) == FULL_STACK
+        # The server adds one named layer of its own: HTML error pages for
+        # browsers, inside the security headers.
+        assert _layers(server) == [*FULL_STACK[:2], HTMLErrorPages, *FULL_STACK[2:]]
 
 
 def test_a_layer_is_turned_off_by_name_only(tmp_path: Path) -> None:

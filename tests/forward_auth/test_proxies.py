@@ -152,7 +152,7 @@ def test_anonymous_is_sent_to_sign_in_and_back(proxy: Proxy) -> None:
         # The login page keeps that absolute next: its host is named by the rules.
         page = client.get(location)
         assert page.status_code == 200
-        assert f'name=next value="{url.replace("&", "&amp;")}"' in page.text
+        assert f'name="next" value="{url.replace("&", "&amp;")}"' in page.text
 
 
 def test_public_paths_need_nobody_and_identity_cannot_be_forged(proxy: Proxy) -> None:

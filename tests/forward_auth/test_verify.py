@@ -210,7 +210,7 @@ def test_login_returns_to_an_app_host_and_nowhere_else(client: TestClient) -> No
         ("//evil.example", "/account"),
     ):
         page = client.get("/login", params={"next": target})
-        assert f'name=next value="{expected}"'.replace("&", "&amp;") in page.text
+        assert f'name="next" value="{expected}"'.replace("&", "&amp;") in page.text
         client.cookies.clear()
         r = client.post(
             "/login", data={"email": "ada@example.com", "password": PASSWORD, "next": target},

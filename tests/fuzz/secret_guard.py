@@ -54,7 +54,11 @@ SHAPES: tuple[tuple[str, re.Pattern[str]], ...] = (
 )
 
 _COOKIE_NAMES = re.compile(r"(?:__Host-|__Secure-)?gatepass[\w-]*", re.I)
-_SECRET_FIELDS = ("access_token", "refresh_token", "csrf_token", "token", "session_id")
+_SECRET_FIELDS = (
+    "access_token", "refresh_token", "csrf_token", "token", "session_id",
+    # Second factors: the TOTP secret (base32) and the mfa_token.
+    "secret", "mfa_token",
+)  # fmt: skip
 _PASSWORD_FIELDS = ("password", "new_password", "current_password")
 _HTML_CSRF = re.compile(r"name=[\"']?csrf_token[\"']?\s+value=[\"']?([A-Za-z0-9_-]{16,})")
 
@@ -173,6 +177,10 @@ def _harvest_body(registry: SecretRegistry, body: bytes, content_type: str) -> N
         registry.remember(fields.get(name), kind="password")
     for name in _SECRET_FIELDS:
         registry.remember(fields.get(name))
+    codes = fields.get("recovery_codes")
+    if isinstance(codes, list):
+        for code in codes:
+            registry.remember(code)
 
 
 def _cookie_pairs(header: str) -> Iterator[tuple[str, str]]:

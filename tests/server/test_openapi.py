@@ -17,11 +17,11 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from gatepass.server import api, forward_auth, oauth_routes, openapi, pages, token_api
+from gatepass.server import api, forward_auth, mfa_routes, oauth_routes, openapi, pages, token_api
 from tests.server.conftest import make_client
 
 #: Modules whose routes answer JSON: each must be in the document.
-JSON_MODULES = {m.__name__ for m in (api, token_api, forward_auth, openapi)}
+JSON_MODULES = {m.__name__ for m in (api, token_api, forward_auth, mfa_routes, openapi)}
 #: Modules whose routes are not the JSON API: the HTML pages, and the OAuth
 #: start/callback redirects (302s a browser follows).  A route from any other
 #: module fails the test until someone decides which kind it is.

@@ -1,7 +1,9 @@
 """ASGI integration: the middleware, the dependencies, and the error mapping."""
 
 from gatepass.asgi.dependencies import (
+    RequireMFA,
     RequirePermissions,
+    RequireRecentAuth,
     RequireRoles,
     RequireScopes,
     auth_of,
@@ -14,7 +16,9 @@ from gatepass.asgi.middleware import AuthMiddleware, RequestAuth
 __all__ = [
     "AuthMiddleware",
     "RequestAuth",
+    "RequireMFA",
     "RequirePermissions",
+    "RequireRecentAuth",
     "RequireRoles",
     "RequireScopes",
     "auth_of",

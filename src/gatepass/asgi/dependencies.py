@@ -18,6 +18,7 @@ In Starlette::
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -26,6 +27,7 @@ from starlette.requests import HTTPConnection, Request
 from gatepass.asgi.middleware import RequestAuth
 from gatepass.errors import (
     ConfigurationError,
+    InsufficientAuthentication,
     InsufficientScope,
     NotAuthenticated,
     PermissionDenied,
@@ -99,6 +101,39 @@ class RequireScopes:
         user = await require_user(request)
         if not user.has_scopes(*self.scopes):
             raise InsufficientScope(required_permissions=self.scopes)
+        return user
+
+
+class RequireRecentAuth:
+    """Dependency: the caller authenticated at most ``max_age`` seconds ago
+    (403 ``insufficient_user_authentication`` otherwise: sign in again).
+
+    "Authenticated" is the sign-in itself (``Identity.auth_time``), not the
+    last request: a session kept alive for a week is not a recent sign-in,
+    and neither is a refreshed access token.
+    """
+
+    def __init__(self, max_age: float, *, clock: Callable[[], float] = time.time) -> None:
+        if max_age <= 0:
+            raise ConfigurationError("RequireRecentAuth needs a positive max_age.")
+        self.max_age = max_age
+        self.clock = clock
+
+    async def __call__(self, request: Request) -> Identity:
+        user = await require_user(request)
+        if user.auth_time is None or self.clock() - user.auth_time > self.max_age:
+            raise InsufficientAuthentication("Sign in again to do this.")
+        return user
+
+
+class RequireMFA:
+    """Dependency: the caller signed in with a second factor (403
+    ``insufficient_user_authentication`` otherwise)."""
+
+    async def __call__(self, request: Request) -> Identity:
+        user = await require_user(request)
+        if not user.has_second_factor:
+            raise InsufficientAuthentication("This needs a sign-in with a second factor.")
         return user
 
 

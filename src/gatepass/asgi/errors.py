@@ -54,7 +54,7 @@ def status_for(exc: GatepassError) -> int:
 def error_parts(exc: GatepassError) -> tuple[int, list[Header], bytes]:
     """Status, headers and body for an error, ready for ASGI or any framework."""
     status = status_for(exc)
-    body = json.dumps({"error": exc.code, "detail": exc.detail}).encode()
+    body = json.dumps({"error": exc.code, "detail": exc.detail, **exc.extra}).encode()
     headers: list[Header] = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),

@@ -21,6 +21,8 @@ Failure modes, on purpose:
 
 from __future__ import annotations
 
+from typing import Any
+
 from gatepass.asgi.bearer import BearerResolver
 from gatepass.asgi.errors import error_parts
 from gatepass.asgi.types import ASGIApp, Message, Receive, Scope, Send, client_ip, header
@@ -69,14 +71,20 @@ class RequestAuth:
         return self._middleware.sessions
 
     async def login(
-        self, user_id: str, roles: tuple[str, ...] = (), *, remember: bool = False
+        self, user_id: str, roles: tuple[str, ...] = (), *, remember: bool = False,
+        amr: tuple[str, ...] = (),
     ) -> IssuedSession:
         """Start a session under a fresh id and set its cookie.
 
         Whatever session the request came with is destroyed first, so a
-        planted id never survives a login.
+        planted id never survives a login.  ``amr`` says how the user
+        authenticated (e.g. ``("pwd", "otp")``); the session records it with
+        the time of this login, for step-up checks.
         """
         mw = self._middleware
+        data: dict[str, Any] = {"auth_time": mw.sessions.clock()}
+        if amr:
+            data["amr"] = list(amr)
         issued = await mw.sessions.create(
             user_id,
             roles,
@@ -84,6 +92,7 @@ class RequestAuth:
             ip=client_ip(self._scope),
             user_agent=header(self._scope, b"user-agent"),
             replacing=self.token,
+            data=data,
         )
         max_age = issued.record.absolute_expires_at - issued.record.created_at
         self.set_cookies.append(

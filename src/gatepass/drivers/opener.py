@@ -22,6 +22,7 @@ from gatepass.drivers.urls import SPELLINGS, Backend, parse
 from gatepass.errors import ConfigurationError
 
 if TYPE_CHECKING:
+    from gatepass.mfa.store import FactorStore
     from gatepass.oauth.identities import IdentityStore
     from gatepass.sessions.store import SessionStore
     from gatepass.throttle.store import ThrottleStore
@@ -66,6 +67,12 @@ STORES: dict[str, dict[Backend, str]] = {
         "memory": "gatepass.oauth.identities:MemoryIdentityStore",
         "sqlite": "gatepass.oauth.identities_sql:SQLiteIdentityStore",
         "postgres": "gatepass.oauth.identities_sql:PostgresIdentityStore",
+    },
+    "factor store": {
+        "memory": "gatepass.mfa.memory:MemoryFactorStore",
+        "sqlite": "gatepass.mfa.sql:SQLiteFactorStore",
+        "redis": "gatepass.mfa.redis:RedisFactorStore",
+        "postgres": "gatepass.mfa.postgres:PostgresFactorStore",
     },
 }
 
@@ -145,3 +152,4 @@ open_revocation_store: Callable[[str], Awaitable[RevocationStore]] = _opener("re
 open_throttle_store: Callable[[str], Awaitable[ThrottleStore]] = _opener("throttle store")
 open_user_store: Callable[[str], Awaitable[UserStore]] = _opener("user store")
 open_identity_store: Callable[[str], Awaitable[IdentityStore]] = _opener("identity store")
+open_factor_store: Callable[[str], Awaitable[FactorStore]] = _opener("factor store")

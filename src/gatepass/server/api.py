@@ -17,8 +17,10 @@ from gatepass.asgi.dependencies import RequirePermissions, auth_of, current_user
 from gatepass.asgi.middleware import client_ip
 from gatepass.errors import GatepassError, NotFound, PermissionDenied, StoreUnavailable
 from gatepass.logins import current_login_id, iso
+from gatepass.mfa.service import AMR_PASSWORD
 from gatepass.server.bodies import bool_field, read_fields, string_field
 from gatepass.server.components import components
+from gatepass.server.second_step import second_step_needed
 from gatepass.server.token_api import jwt_login, sign_out
 from gatepass.users.model import User
 
@@ -54,10 +56,12 @@ async def login(request: Request) -> Response:
         string_field(fields, "password"),
         client_ip=client_ip(request.scope),
     )
+    remember = bool_field(fields, "remember")
+    await second_step_needed(request, user, kind="login", data={"remember": remember})
     if parts.settings.browser_mode == "jwt":
-        await jwt_login(request, user)
+        await jwt_login(request, user, amr=(AMR_PASSWORD,))
     else:
-        await auth_of(request).login(user.id, user.roles, remember=bool_field(fields, "remember"))
+        await auth_of(request).login(user.id, user.roles, remember=remember, amr=(AMR_PASSWORD,))
     return JSONResponse({"user": user_json(user)}, headers=NO_STORE)
 
 

@@ -11,7 +11,15 @@ from starlette.responses import JSONResponse, Response
 
 from gatepass.asgi.stack import Layers
 from gatepass.integration import Gatepass
-from gatepass.server import api, forward_auth, oauth_routes, openapi, pages, token_api
+from gatepass.server import (
+    api,
+    forward_auth,
+    mfa_routes,
+    oauth_routes,
+    openapi,
+    pages,
+    token_api,
+)
 from gatepass.server.components import Components
 from gatepass.server.html_errors import Renderer
 from gatepass.server.rendering import SITE_NAME
@@ -55,14 +63,18 @@ def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings.load()
     app = Starlette(
         routes=[
-            *api.routes, *token_api.routes, *forward_auth.routes, *oauth_routes.routes,
+            *api.routes, *token_api.routes, *mfa_routes.routes, *forward_auth.routes,
+            *oauth_routes.routes,
             *openapi.routes, *pages.routes,
         ],
         exception_handlers={HTTPException: http_error},
     )
     # The token endpoints take their credential in the body, never a cookie;
     # browsers that ask for HTML get error pages, not JSON.
-    layers = Layers(csrf_exempt=tuple(token_api.CSRF_EXEMPT), error_pages=_error_renderer)
+    layers = Layers(
+        csrf_exempt=tuple(token_api.CSRF_EXEMPT | mfa_routes.CSRF_EXEMPT),
+        error_pages=_error_renderer,
+    )
     app.state.gatepass = Gatepass(settings, layers=layers).install(app)
     app.state.static = pages.static_files(settings.templates_dir)
     #: Background rediscoveries of providers that were down (oauth_routes).

@@ -16,10 +16,13 @@ from gatepass.asgi.csrf import CSRF_COOKIE
 from gatepass.clientip import TrustedProxies
 from gatepass.cookies import CookieSpec
 from gatepass.csrf import CSRFSigner, origin_of
+from gatepass.drivers.opener import open_factor_store
 from gatepass.errors import ConfigurationError
 from gatepass.forward_auth.source import RulesSource
 from gatepass.identity import RolePermissions
 from gatepass.mail import MailComposer, Mailer, Outbox, default_sender, parse_smtp_url
+from gatepass.mfa.crypto import SecretBox
+from gatepass.mfa.service import MFAService
 from gatepass.oauth import service_class
 from gatepass.oauth.config import load_providers
 from gatepass.oauth.identities import open_identity_store
@@ -90,6 +93,8 @@ class Components:
     templates: jinja2.Environment
     #: Starlette's renderer over it, for the pages.
     page_templates: Jinja2Templates
+    #: Second factors and the two-step sign-in.
+    mfa: MFAService
     #: The CSRF cookie: ``__Host-`` by default, ``__Secure-`` with a Domain
     #: in cookie domain mode (single sign-on across subdomains).
     csrf_cookie: CookieSpec = CSRF_COOKIE
@@ -160,6 +165,14 @@ class Components:
             scopes=ScopePolicy.parse(settings.token_scopes),
             roles_loader=users_roles(users),
         )
+        mfa = MFAService(
+            # Factors are account data: they live beside the users.
+            store=await open_factor_store(settings.database_url),
+            box=SecretBox(secrets),
+            # Wrong codes count like wrong passwords, in counters of their own.
+            throttle=LoginThrottle(throttle.store, namespace="mfa"),
+            issuer=origin_of(settings.public_url) or "gatepass",
+        )
         oauth = None
         providers = load_providers(settings.extra, settings.oauth_config)
         if providers:
@@ -209,6 +222,7 @@ class Components:
             registrations=Quota(throttle.store, "register", settings.registration_limit),
             csrf_cookie=csrf_cookie,
             rules=rules,
+            mfa=mfa,
             oauth=oauth,
         )
 
@@ -220,5 +234,6 @@ class Components:
         if self.accounts.throttle is not None:
             await self.accounts.throttle.store.close()
         await self.sessions.store.close()
+        await self.mfa.store.close()
         await self.accounts.users.close()
         self.accounts.hasher.close()

@@ -22,7 +22,13 @@ from starlette.routing import Route
 from gatepass.asgi.dependencies import auth_of, current_user
 from gatepass.asgi.errors import error_parts
 from gatepass.cookies import read_cookie
-from gatepass.errors import GatepassError, NotFound, OAuthFailed, ProviderUnavailable
+from gatepass.errors import (
+    GatepassError,
+    NotFound,
+    OAuthFailed,
+    PermissionDenied,
+    ProviderUnavailable,
+)
 from gatepass.oauth.transaction import TRANSACTION_COOKIE, TRANSACTION_TTL
 from gatepass.server.components import components
 from gatepass.server.rendering import error_page
@@ -77,6 +83,12 @@ async def callback(request: Request) -> Response:
             current_user=identity.user_id if identity is not None else None,
         )
         parts = components(request)
+        signed_in = identity is not None and identity.user_id == user.id
+        if not signed_in and await parts.mfa.methods(user.id):
+            # A provider's sign-in is one factor; the second step has no page
+            # yet (issue 12, next round): fail closed rather than skip it.
+            # (Linking a provider while signed in is not a sign-in.)
+            raise PermissionDenied("This account needs its second factor to sign in.")
         if parts.settings.browser_mode == "jwt":
             await jwt_login(request, user)
         else:

@@ -83,6 +83,17 @@ _SCHEMAS: Schema = {
                 ],
             },
             "detail": {"type": "string"},
+            "mfa_token": {
+                "type": "string",
+                "description": "Only with `mfa_required`: send it to `POST /auth/mfa/verify` "
+                "with a code, from the same client, within 5 minutes (single use; void after "
+                "5 attempts).",
+            },
+            "methods": {
+                "type": "array",
+                "items": {"enum": ["totp", "recovery_code"]},
+                "description": "Only with `mfa_required`: what the second step accepts.",
+            },
         },
         "additionalProperties": False,
     },
@@ -155,6 +166,66 @@ _SCHEMAS: Schema = {
         "type": "object",
         "required": ["token"],
         "properties": {"token": {"type": "string", "minLength": 1}},
+    },
+    "MFAStatus": {
+        "type": "object",
+        "required": ["totp", "recovery_codes_left", "methods"],
+        "properties": {
+            "totp": {"type": "boolean"},
+            "recovery_codes_left": {"type": "integer", "minimum": 0},
+            "methods": {"type": "array", "items": {"enum": ["totp", "recovery_code"]}},
+        },
+        "additionalProperties": False,
+    },
+    "TotpSetup": {
+        "type": "object",
+        "required": ["secret", "otpauth_uri"],
+        "properties": {
+            "secret": {"type": "string", "pattern": "^[A-Z2-7]{32}$"},
+            "otpauth_uri": {"type": "string", "pattern": "^otpauth://totp/"},
+        },
+        "additionalProperties": False,
+    },
+    "TotpCode": {
+        "type": "object",
+        "required": ["code"],
+        "properties": {"code": {"type": "string", "minLength": 1, "maxLength": 64}},
+    },
+    "RecoveryCodes": {
+        "type": "object",
+        "required": ["recovery_codes"],
+        "properties": {
+            "recovery_codes": {
+                "type": "array",
+                "minItems": 10,
+                "maxItems": 10,
+                "items": {"type": "string", "pattern": "^[a-z2-9]{4}(-[a-z2-9]{4}){3}$"},
+                "description": "Shown once; each works once.  Only their hashes are kept.",
+            }
+        },
+        "additionalProperties": False,
+    },
+    "Reauthentication": {
+        "type": "object",
+        "description": "The password, or a TOTP or recovery code; neither is needed when "
+        "the caller signed in within the last 5 minutes.",
+        "properties": {
+            "password": {"type": "string", "minLength": 1},
+            "code": {"type": "string", "minLength": 1, "maxLength": 64},
+        },
+    },
+    "MFAVerify": {
+        "type": "object",
+        "required": ["mfa_token", "code"],
+        "properties": {
+            "mfa_token": {"type": "string", "minLength": 1},
+            "code": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": 64,
+                "description": "A TOTP code or a recovery code.",
+            },
+        },
     },
     "User": {
         "type": "object",
@@ -416,7 +487,8 @@ def _paths() -> Schema:
                     "200": {"description": ok, **_json(_ref("LoggedIn"))},
                     "401": _error(
                         "`invalid_credentials`: the same for an unknown user, a wrong password "
-                        "and a disabled account.",
+                        "and a disabled account; or `mfa_required` (right password, the user "
+                        "has a second factor) with an `mfa_token` for `POST /auth/mfa/verify`.",
                         headers=_WWW_AUTHENTICATE,
                     ),
                     "429": _error("Throttled (`rate_limited`).", headers=_RETRY_AFTER),
@@ -499,7 +571,8 @@ def _paths() -> Schema:
                         **_json(_ref("TokenPair")),
                     },
                     "401": _error(
-                        "`invalid_credentials`, or a Bearer token that does not verify.",
+                        "`invalid_credentials`, a Bearer token that does not verify, or "
+                        "`mfa_required` with an `mfa_token` for `POST /auth/mfa/verify`.",
                         headers=_WWW_AUTHENTICATE,
                     ),
                     "400": _error("Malformed request, or an unknown scope (`invalid_scope`)."),
@@ -549,6 +622,7 @@ def _paths() -> Schema:
                 csrf=False,
             )
         },
+        **_mfa_paths(),
         "/.well-known/jwks.json": {
             "get": _operation(
                 "The public signing keys.",
@@ -657,6 +731,125 @@ def _paths() -> Schema:
                 "This document.",
                 {"200": {"description": ok, **_json({"type": "object"})}},
                 security=_PUBLIC,
+            )
+        },
+    }
+
+
+def _mfa_paths() -> Schema:
+    throttled = _error("Too many wrong codes or passwords (`rate_limited`).",
+                       headers=_RETRY_AFTER)  # fmt: skip
+    codes = {"description": "OK", "headers": _NO_STORE, **_json(_ref("RecoveryCodes"))}
+    reauth = _body(_ref("Reauthentication"), required=False)
+    return {
+        "/auth/mfa": {
+            "get": _operation(
+                "My second factors.",
+                {"200": {"description": "OK", **_json(_ref("MFAStatus"))}},
+                security=_USER,
+            )
+        },
+        "/auth/mfa/totp/setup": {
+            "post": _operation(
+                "Start TOTP enrolment: a new secret (replacing an unconfirmed one).",
+                {
+                    "200": {"description": "OK", "headers": _NO_STORE,
+                            **_json(_ref("TotpSetup"))},
+                    "404": _error("The account no longer exists."),
+                    "409": _error("TOTP is already on (`conflict`)."),
+                },
+                security=_USER_UNSAFE,
+                unsafe=True,
+            )
+        },
+        "/auth/mfa/totp/qr.svg": {
+            "get": _operation(
+                "The QR code of the enrolment in progress, drawn by the server.",
+                {
+                    "200": {
+                        "description": "An SVG image (no script, no external reference).",
+                        "content": {"image/svg+xml": {"schema": {"type": "string"}}},
+                    },
+                    "404": _error("No enrolment in progress."),
+                },
+                security=_USER,
+            )
+        },
+        "/auth/mfa/totp/confirm": {
+            "post": _operation(
+                "Finish TOTP enrolment with a code: TOTP is on; ten recovery codes, shown once.",
+                {
+                    "200": codes,
+                    "409": _error("No enrolment in progress (`conflict`)."),
+                    "401": _error("`invalid_code`, or not signed in.",
+                                  headers=_WWW_AUTHENTICATE),
+                    "429": throttled,
+                },
+                security=_USER_UNSAFE,
+                body=_body(_ref("TotpCode")),
+                unsafe=True,
+            )
+        },
+        "/auth/mfa/totp": {
+            "delete": _operation(
+                "Turn TOTP off (and void the recovery codes).",
+                {
+                    "204": {"description": "Done (no body)."},
+                    "401": _error("`invalid_credentials` or `invalid_code`, or not signed in.",
+                                  headers=_WWW_AUTHENTICATE),
+                    "403": _error("The CSRF checks failed, or no password or code was sent "
+                                  "and the sign-in is older than 5 minutes "
+                                  "(`insufficient_user_authentication`)."),
+                    "404": _error("TOTP is not on."),
+                    "429": throttled,
+                },
+                security=_USER_UNSAFE,
+                body=reauth,
+                unsafe=True,
+            )
+        },
+        "/auth/mfa/recovery-codes": {
+            "post": _operation(
+                "Replace every recovery code by ten new ones, shown once.",
+                {
+                    "200": codes,
+                    "409": _error("TOTP is off: no recovery codes without it (`conflict`)."),
+                    "401": _error("`invalid_credentials` or `invalid_code`, or not signed in.",
+                                  headers=_WWW_AUTHENTICATE),
+                    "403": _error("The CSRF checks failed, or no password or code was sent "
+                                  "and the sign-in is older than 5 minutes "
+                                  "(`insufficient_user_authentication`)."),
+                    "404": _error("The account no longer exists."),
+                    "429": throttled,
+                },
+                security=_USER_UNSAFE,
+                body=reauth,
+                unsafe=True,
+            )
+        },
+        "/auth/mfa/verify": {
+            "post": _operation(
+                "The second step: answers exactly like the first step would have (a session "
+                "cookie and `{user}` after `/auth/login`, the token pair after `/auth/token`).",
+                {
+                    "200": {
+                        "description": "OK",
+                        "headers": _NO_STORE,
+                        **_json({"anyOf": [_ref("LoggedIn"), _ref("TokenPair")]}),
+                    },
+                    "401": _error(
+                        "`invalid_code` (the mfa_token stays usable until its 5 attempts are "
+                        "spent) or `invalid_mfa_token` (unknown, used, expired, void, or from "
+                        "another client: sign in again).",
+                        headers=_WWW_AUTHENTICATE,
+                    ),
+                    "403": _error("The first step was `/auth/login` and the CSRF checks "
+                                  "failed."),
+                    "429": throttled,
+                },
+                security=[{}, {"csrfHeader": [], "csrfCookie": []}],
+                body=_body(_ref("MFAVerify")),
+                unsafe=True,
             )
         },
     }

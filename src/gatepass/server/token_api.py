@@ -22,6 +22,7 @@ from gatepass.errors import InvalidGrant, InvalidRequest, InvalidToken
 from gatepass.identity import Identity
 from gatepass.server.bodies import read_fields, string_field
 from gatepass.server.components import components
+from gatepass.server.second_step import second_step_needed
 from gatepass.tokens.refresh import is_well_formed
 from gatepass.tokens.service import TokenPair
 from gatepass.users.model import User
@@ -48,11 +49,16 @@ async def token(request: Request) -> Response:
         string_field(fields, "password"),
         client_ip=client_ip(request.scope),
     )
+    scopes = _scopes(fields)
+    # Unknown scopes are refused now, not after the second factor.
+    parts.tokens.scopes.grant(user.roles, scopes)
+    await second_step_needed(request, user, kind="token", data={"scopes": list(scopes)})
     pair = await parts.tokens.issue(
         user.id,
         roles=user.roles,
-        scopes=_scopes(fields),
+        scopes=scopes,
         kind="api",
+        amr=("pwd",),
         ip=client_ip(request.scope),
         user_agent=request.headers.get("user-agent"),
     )
@@ -123,11 +129,12 @@ def _cleared() -> list[str]:
     return [ACCESS_COOKIE.deletion_header(), REFRESH_COOKIE.deletion_header()]
 
 
-async def jwt_login(request: Request, user: User) -> None:
+async def jwt_login(request: Request, user: User, *, amr: tuple[str, ...] = ()) -> None:
     """Browser login in JWT mode: a token family instead of a session."""
     pair = await components(request).tokens.issue(
         user.id,
         roles=user.roles,
+        amr=amr,
         kind="browser",
         ip=client_ip(request.scope),
         user_agent=request.headers.get("user-agent"),

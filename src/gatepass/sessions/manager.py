@@ -16,6 +16,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from gatepass.errors import NotFound
 from gatepass.sessions.config import SessionConfig
@@ -60,6 +61,7 @@ class SessionManager:
         ip: str | None = None,
         user_agent: str | None = None,
         replacing: str | None = None,
+        data: dict[str, Any] | None = None,
     ) -> IssuedSession:
         """Start a session for ``user_id``.
 
@@ -88,6 +90,7 @@ class SessionManager:
             remember=remember,
             ip=ip,
             user_agent=user_agent[:512] if user_agent else None,
+            data=dict(data or {}),
         )
         if replacing is not None and is_well_formed(replacing):
             await self.store.delete(token_key(replacing))

@@ -148,7 +148,11 @@ class LoginThrottle:
         address: Rule = ADDRESS,
         known_address_ttl: float = KNOWN_ADDRESS_DAYS * 86400,
         clock: Callable[[], float] = time.time,
+        namespace: str = "",
     ) -> None:
+        """``namespace`` keeps another kind of secret's counters apart from the
+        passwords' (``"mfa"``: second-factor codes, keyed on the user id rather
+        than an email)."""
         if not (math.isfinite(known_address_ttl) and known_address_ttl >= 0):
             raise ConfigurationError("known_address_ttl must be a number of seconds >= 0.")
         self.store = store
@@ -157,19 +161,28 @@ class LoginThrottle:
         self.address = address
         self.known_address_ttl = known_address_ttl
         self.clock = clock
+        self.namespace = namespace
+
+    def _account(self, who: str) -> str:
+        return f"{self.namespace}:{who}" if self.namespace else _account(who)
+
+    def _kind(self, kind: str) -> str:
+        return f"{self.namespace}:{kind}" if self.namespace else kind
 
     def _keys(self, email: str, ip: str | None) -> list[tuple[Rule, str]]:
-        account = _account(email)
-        keys = [(self.account, throttle_key("account", account))]
+        account = self._account(email)
+        keys = [(self.account, throttle_key(self._kind("account"), account))]
         address = address_key(ip)
         if address is not None:
-            keys.append((self.pair, throttle_key("pair", account, address)))
-            keys.append((self.address, throttle_key("address", address)))
+            keys.append((self.pair, throttle_key(self._kind("pair"), account, address)))
+            keys.append((self.address, throttle_key(self._kind("address"), address)))
         return keys
 
     def _known_key(self, email: str, ip: str | None) -> str | None:
         address = address_key(ip)
-        return None if address is None else throttle_key("known", _account(email), address)
+        if address is None:
+            return None
+        return throttle_key(self._kind("known"), self._account(email), address)
 
     async def check(self, email: str, ip: str | None) -> None:
         """Raise RateLimited if any rule is backing off; call before hashing."""
@@ -210,11 +223,11 @@ class LoginThrottle:
         address = address_key(ip)
         if address is None:
             return
-        account = _account(email)
-        await self.store.clear(throttle_key("pair", account, address))
+        account = self._account(email)
+        await self.store.clear(throttle_key(self._kind("pair"), account, address))
         if self.known_address_ttl:
             now = self.clock()
             until = now + self.known_address_ttl
             await self.store.set_deadline(
-                throttle_key("known", account, address), until=until, now=now
+                throttle_key(self._kind("known"), account, address), until=until, now=now
             )

@@ -44,6 +44,9 @@ class AccessClaims:
     gen: int
     #: Every claim as signed; read-only because verified claims are shared.
     raw: Mapping[str, Any] = field(repr=False, compare=False)
+    #: How and when the user signed in (OIDC ``amr`` and ``auth_time``).
+    amr: tuple[str, ...] = ()
+    auth_time: float | None = None
 
 
 # token -> (claims, not-after, not-before or None, key verify_until or None)
@@ -89,6 +92,8 @@ class AccessTokenCodec:
         scopes: tuple[str, ...] = (),
         fid: str | None = None,
         gen: int = 0,
+        amr: tuple[str, ...] = (),
+        auth_time: float | None = None,
     ) -> tuple[str, AccessClaims]:
         if not isinstance(sub, str) or not 0 < len(sub) <= MAX_STRING_CLAIM:
             raise ValueError("sub must be a non-empty string")
@@ -109,6 +114,10 @@ class AccessTokenCodec:
         }
         if fid is not None:
             claims["fid"] = fid
+        if amr:
+            claims["amr"] = list(amr)
+        if auth_time is not None:
+            claims["auth_time"] = int(auth_time)
         token = jws.encode(claims, self._ring().active, typ=ACCESS_TYP)
         return token, self._claims(claims)
 
@@ -187,6 +196,14 @@ class AccessTokenCodec:
         gen = raw.get("gen")
         if not isinstance(gen, int) or isinstance(gen, bool) or gen < 0:
             raise InvalidToken(reason="gen")
+        amr = raw.get("amr", [])
+        if not (isinstance(amr, list) and len(amr) <= 8
+                and all(isinstance(a, str) and 0 < len(a) <= 32 for a in amr)):  # fmt: skip
+            raise InvalidToken(reason="amr")
+        if "auth_time" in raw:
+            auth_time = _timestamp(raw, "auth_time")
+            if auth_time > now + self.leeway:
+                raise InvalidToken(reason="auth_time")
         return self._claims(raw, aud=aud)
 
     @staticmethod
@@ -204,6 +221,8 @@ class AccessTokenCodec:
             fid=raw.get("fid"),
             gen=raw["gen"],
             raw=MappingProxyType(raw),
+            amr=tuple(raw.get("amr", ())),
+            auth_time=raw.get("auth_time"),
         )
 
 

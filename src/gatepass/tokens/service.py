@@ -94,8 +94,14 @@ class TokenService:
         kind: FamilyKind = "api",
         ip: str | None = None,
         user_agent: str | None = None,
+        amr: tuple[str, ...] = (),
+        auth_time: float | None = None,
     ) -> TokenPair:
         """A new family (one login): an access token and the first refresh token.
+
+        ``amr`` and ``auth_time`` (default: now) say how and when the user
+        signed in; every access token of the family carries them, refreshed
+        ones included (a refresh is not a new authentication).
 
         ``scopes`` are what the client asked for: the policy grants their
         intersection with what ``roles`` allow, and refuses unknown ones.
@@ -124,6 +130,8 @@ class TokenService:
                 "kind": kind,
                 "ip": ip,
                 "ua": user_agent[:512] if user_agent else None,
+                "amr": list(amr),
+                "auth_time": now if auth_time is None else auth_time,
             },
         )
         await self.refresh_store.create(family)
@@ -136,6 +144,8 @@ class TokenService:
             scopes=_strings(family.data.get("scopes")),
             fid=family.family_id,
             gen=family.generation,
+            amr=_strings(family.data.get("amr")),
+            auth_time=_number(family.data.get("auth_time")),
         )
         if self.mode == "allowlist":
             await self.revocation.allow(claims.jti, claims.sub, until=claims.exp)
@@ -271,3 +281,9 @@ def _strings(value: object) -> tuple[str, ...]:
     if isinstance(value, list | tuple):
         return tuple(v for v in value if isinstance(v, str))
     return ()
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return None

@@ -1,0 +1,179 @@
+"""Second-factor endpoints: ``/auth/mfa/*`` (SPEC "Multi-factor authentication").
+
+* ``POST /auth/mfa/totp/setup`` → ``{secret, otpauth_uri}``; the QR code of
+  that URI is ``GET /auth/mfa/totp/qr.svg`` (drawn here, no image service).
+* ``POST /auth/mfa/totp/confirm`` ``{code}`` → ``{recovery_codes}``: TOTP on.
+* ``DELETE /auth/mfa/totp`` ``{password}`` or ``{code}``, or a login that
+  authenticated within the last 5 minutes.
+* ``POST /auth/mfa/recovery-codes``: ten new codes (the same re-authentication).
+* ``GET /auth/mfa``: which factors are on.
+* ``POST /auth/mfa/verify`` ``{mfa_token, code}``: the second step of
+  ``/auth/login`` or ``/auth/token``, answering exactly as that first step
+  would have.  It is CSRF-exempt in the middleware and runs the CSRF checks
+  itself when the first step was ``/auth/login`` (SPEC: "exactly when the
+  first step did").
+"""
+
+from __future__ import annotations
+
+import io
+
+import segno
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from gatepass.asgi.csrf import enforce_csrf
+from gatepass.asgi.dependencies import RequireRecentAuth, auth_of, require_user
+from gatepass.asgi.middleware import client_ip
+from gatepass.errors import InvalidCredentials, InvalidMFAToken, NotFound
+from gatepass.identity import Identity
+from gatepass.server.api import user_json
+from gatepass.server.bodies import bool_field, read_fields, string_field
+from gatepass.server.components import components
+from gatepass.server.second_step import client_of
+from gatepass.server.token_api import jwt_login
+from gatepass.users.model import User
+
+NO_STORE = {"cache-control": "no-store", "pragma": "no-cache"}
+
+#: How recent a login must be to turn a factor off or replace the recovery
+#: codes without typing the password or a code again.
+RECENT_AUTH = 300
+
+#: The second step is CSRF-checked by its handler, only for browser first steps.
+CSRF_EXEMPT = frozenset({"/auth/mfa/verify"})
+
+
+async def _user(request: Request, user_id: str) -> User:
+    user = await components(request).accounts.users.get(user_id)
+    if user is None or user.disabled:
+        raise NotFound("The account no longer exists.")
+    return user
+
+
+async def status(request: Request) -> Response:
+    identity = await require_user(request)
+    factors = await components(request).mfa.factors(identity.user_id)
+    return JSONResponse(
+        {
+            "totp": factors.totp_enabled,
+            "recovery_codes_left": factors.recovery_codes_left,
+            "methods": list(factors.methods),
+        },
+        headers=NO_STORE,
+    )
+
+
+async def totp_setup(request: Request) -> Response:
+    identity = await require_user(request)
+    user = await _user(request, identity.user_id)
+    setup = await components(request).mfa.begin_totp(user.id, user.email)
+    return JSONResponse(
+        {"secret": setup.secret, "otpauth_uri": setup.otpauth_uri}, headers=NO_STORE
+    )
+
+
+async def totp_qr(request: Request) -> Response:
+    """The pending setup's otpauth URI as an SVG QR code (404 without a setup)."""
+    identity = await require_user(request)
+    user = await _user(request, identity.user_id)
+    uri = await components(request).mfa.pending_uri(user.id, user.email)
+    if uri is None:
+        raise NotFound("There is no TOTP setup in progress.")
+    out = io.BytesIO()
+    # The SVG holds the secret: drawn without a title, script or external
+    # reference, and never cached.
+    segno.make(uri, error="m").save(out, kind="svg", scale=4, xmldecl=False, svgns=True)
+    return Response(out.getvalue(), media_type="image/svg+xml", headers=NO_STORE)
+
+
+async def totp_confirm(request: Request) -> Response:
+    identity = await require_user(request)
+    parts = components(request)
+    fields = await read_fields(request, parts.settings.max_body_bytes)
+    codes = await parts.mfa.confirm_totp(
+        identity.user_id, string_field(fields, "code"), ip=client_ip(request.scope)
+    )
+    return JSONResponse({"recovery_codes": codes}, headers=NO_STORE)
+
+
+async def _reauthenticate(request: Request, identity: Identity) -> None:
+    """The password or a code in the body, else a login younger than RECENT_AUTH."""
+    parts = components(request)
+    fields = await read_fields(request, parts.settings.max_body_bytes, allow_empty=True)
+    ip = client_ip(request.scope)
+    if fields.get("password") is not None:
+        user = await _user(request, identity.user_id)
+        password = string_field(fields, "password")
+        checked = await parts.accounts.authenticate(user.email, password, client_ip=ip)
+        if checked.id != identity.user_id:
+            raise InvalidCredentials()
+        return
+    if fields.get("code") is not None:
+        await parts.mfa.verify_code(identity.user_id, string_field(fields, "code"), ip=ip)
+        return
+    await RequireRecentAuth(RECENT_AUTH, clock=parts.sessions.clock)(request)
+
+
+async def totp_disable(request: Request) -> Response:
+    identity = await require_user(request)
+    await _reauthenticate(request, identity)
+    if not await components(request).mfa.disable_totp(identity.user_id):
+        raise NotFound("TOTP is not on.")
+    return Response(status_code=204)
+
+
+async def recovery_codes(request: Request) -> Response:
+    identity = await require_user(request)
+    await _reauthenticate(request, identity)
+    codes = await components(request).mfa.regenerate_recovery_codes(identity.user_id)
+    return JSONResponse({"recovery_codes": codes}, headers=NO_STORE)
+
+
+async def verify(request: Request) -> Response:
+    """The second step: finish the sign-in the mfa_token stands for."""
+    parts = components(request)
+    fields = await read_fields(request, parts.settings.max_body_bytes)
+    token = string_field(fields, "mfa_token")
+    code = string_field(fields, "code")
+    challenge = await parts.mfa.attempt(token, client=client_of(request))
+    if challenge.kind == "login":
+        # The browser first step needed CSRF; so does its second.
+        await enforce_csrf(request)
+    passed = await parts.mfa.finish(token, challenge, code, ip=client_ip(request.scope))
+    user = await parts.accounts.users.get(challenge.user_id)
+    if user is None or user.disabled:
+        raise InvalidMFAToken()
+    now = parts.sessions.clock()
+    if challenge.kind == "token":
+        asked = challenge.data.get("scopes")
+        scopes = tuple(s for s in asked if isinstance(s, str)) if isinstance(asked, list) else ()
+        pair = await parts.tokens.issue(
+            user.id,
+            roles=user.roles,
+            scopes=scopes,
+            kind="api",
+            ip=client_ip(request.scope),
+            user_agent=request.headers.get("user-agent"),
+            amr=passed.amr,
+            auth_time=now,
+        )
+        return JSONResponse(pair.as_json(), headers=NO_STORE)
+    if parts.settings.browser_mode == "jwt":
+        await jwt_login(request, user, amr=passed.amr)
+    else:
+        remember = bool_field(challenge.data, "remember")
+        await auth_of(request).login(user.id, user.roles, remember=remember, amr=passed.amr)
+    return JSONResponse({"user": user_json(user)}, headers=NO_STORE)
+
+
+routes = [
+    Route("/auth/mfa", status, methods=["GET"]),
+    Route("/auth/mfa/totp/setup", totp_setup, methods=["POST"]),
+    Route("/auth/mfa/totp/qr.svg", totp_qr, methods=["GET"]),
+    Route("/auth/mfa/totp/confirm", totp_confirm, methods=["POST"]),
+    Route("/auth/mfa/totp", totp_disable, methods=["DELETE"]),
+    Route("/auth/mfa/recovery-codes", recovery_codes, methods=["POST"]),
+    Route("/auth/mfa/verify", verify, methods=["POST"]),
+]
