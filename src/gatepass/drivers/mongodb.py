@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import math
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
@@ -65,6 +66,10 @@ UNAVAILABLE: tuple[type[BaseException], ...] = (
     WaitQueueTimeoutError,
     ExecutionTimeout,
     WTimeoutError,
+    # Raised at first use by a mongodb+srv:// URL whose SRV or TXT lookup
+    # fails: DNS being down is an outage like any other (the URL's syntax was
+    # checked when the client was made).
+    MongoConfigurationError,
     TimeoutError,
     OSError,
 )
@@ -74,6 +79,28 @@ DEFAULT_DATABASE = "gatepass"
 #: Seconds: long enough for a healthy server, short enough that an outage is
 #: a 503 within a couple of seconds rather than a hung request.
 TIMEOUT_MS = 2000
+
+
+class _HideDocuments(logging.Filter):
+    """Keep documents out of PyMongo's command log.
+
+    At DEBUG, ``pymongo.command`` logs each command and reply with its
+    documents: session keys, session data (CSRF tokens), password hashes,
+    refresh-token hashes.  Secrets never appear in logs, so the documents
+    are dropped from the record and the rest (command name, duration, server)
+    kept.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        fields = getattr(record.msg, "_kwargs", None)
+        if isinstance(fields, dict):
+            for name in ("command", "reply", "failure"):
+                if name in fields:
+                    fields[name] = "(not logged by gatepass)"
+        return True
+
+
+logging.getLogger("pymongo.command").addFilter(_HideDocuments())
 
 
 def guarded(fn: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, Any, T]]:
