@@ -111,9 +111,9 @@ async def test_srv_urls_are_accepted_and_connect_lazily() -> None:
 
 async def test_malformed_url_is_a_redacted_configuration_error() -> None:
     with pytest.raises(ConfigurationError) as info:
-        await open_session_store("mongodb://u:hunter2@h:27017/db?authMechanism=BOGUS")
+        await open_session_store("mongodb://u:hunter2@db.example:99999/app")
     assert "hunter2" not in str(info.value)
-    assert "mongodb://h:27017" in str(info.value)
+    assert str(info.value) == "Invalid session store URL 'mongodb://': ValueError."
 
 
 async def test_indexes_are_created_once_per_connection(mongodb_url: str) -> None:
