@@ -6,6 +6,7 @@ MongoDB server: none installs here (see docs/storage.md).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
@@ -219,3 +220,41 @@ async def test_command_log_shows_no_documents(
         await store.close()
         await users.close()
         await identities.close()
+
+
+async def test_ttl_indexes_forget_what_expired(mongodb_url: str) -> None:
+    # The emulator applies TTL indexes when a collection is read; MongoDB's
+    # TTL monitor does the same within about a minute.  What is checked here
+    # is that each store writes a date the TTL index reads, and the right one.
+    from tests.tokens_store.conftest import new_family
+
+    sessions = await open_session_store(mongodb_url)
+    families = await open_refresh_store(mongodb_url)
+    revocation = await open_revocation_store(mongodb_url)
+    throttle = await open_throttle_store(mongodb_url)
+    try:
+        now = time.time()
+        short, lasting = make_record(expires_at=now + 1), make_record(expires_at=now + 600)
+        await sessions.create(short)
+        await sessions.create(lasting)
+        _, family = new_family(now=now, lifetime=1)
+        await families.create(family)
+        await revocation.deny("jti-1", "alice", until=now + 1)
+        await revocation.bump_generation("alice")
+        await throttle.hit("k1", window=1, now=now)
+        await throttle.set_deadline("k2", until=now + 600, now=now)
+        db = sessions.conn.db  # type: ignore[attr-defined]
+
+        async def ids(collection: str) -> list[object]:
+            return [d["_id"] async for d in db[collection].find({}, {"_id": True})]
+
+        await asyncio.sleep(2.2)
+        assert len(await ids("gatepass_sessions")) == 1
+        assert await sessions.get(lasting.key) == lasting
+        assert await ids("gatepass_refresh_families") == []
+        # The generation has no expiry: it must outlive every token.
+        assert await ids("gatepass_revoked") == ['["generation","alice"]']
+        assert await ids("gatepass_throttle") == ["k2"]
+    finally:
+        for store in (sessions, families, revocation, throttle):
+            await store.close()
