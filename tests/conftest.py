@@ -91,9 +91,11 @@ class MongoServer:
     """``nx-27017``: a MongoDB wire-protocol server in pure Python (an emulator,
     not MongoDB: no MongoDB server installs here; see docs/storage.md)."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, data_dir: str = "memory") -> None:
         self.port = free_port()
         self.directory = directory
+        #: "memory", or a directory: databases on disk survive a restart.
+        self.data_dir = data_dir
         self.process: subprocess.Popen[bytes] | None = None
 
     def url(self, database: str = "gatepass") -> str:
@@ -103,7 +105,7 @@ class MongoServer:
         # One in-memory database per logical database (--data-dir memory), so
         # each test's database is its own; log and pid files of its own too.
         self.process = subprocess.Popen(
-            [executable, "--data-dir", "memory", "--host", "127.0.0.1", "-p", str(self.port),
+            [executable, "--data-dir", self.data_dir, "--host", "127.0.0.1", "-p", str(self.port),
              "--log-file", str(self.directory / "nx.log"),
              "--pid-file", str(self.directory / "nx.pid")],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
