@@ -3,7 +3,8 @@
 Configured by environment (``bench/run.py`` starts it under uvicorn or granian):
 
 ``BENCH_STORE``
-    A store URL (``memory://``, ``sqlite:///…``, ``redis://…``, ``postgresql://…``)
+    A store URL (``memory://``, ``sqlite:///…``, ``redis://…``, ``postgresql://…``,
+    ``mongodb://…``)
     for sessions, refresh families and the revocation list.
 ``BENCH_CSRF=1``
     The browser stack: ``CSRFMiddleware`` inside ``AuthMiddleware`` (as

@@ -466,6 +466,31 @@ def run_peer(ctx: Context, peer: Peer, server: str, node_error: str | None) -> N
     guarded(ctx, expected, peer.implementation, server, run)
 
 
+def gatepass_mongodb_emulator(ctx: Context, server: str) -> None:
+    """The MongoDB stores against nx-27017, a MongoDB wire-protocol server in
+    Python (no MongoDB server installs here): labelled as the emulator, since
+    it measures the emulator at least as much as gatepass."""
+    beside = Path(sys.executable).parent / "nx-27017"
+    if not beside.exists():
+        log("  mongodb (emulator): nx-27017 is not installed (pip install -e '.[test]'); skipped")
+        return
+    try:
+        emulator = Process(
+            "nx-27017",
+            [str(beside), "--data-dir", "memory", "--host", "127.0.0.1", "-p", "{port}",
+             "--log-file", str(ctx.tmp / "nx-27017.log"), "--pid-file", str(ctx.tmp / "nx.pid")],
+            cpu=None,
+        )  # fmt: skip
+    except BenchError as exc:
+        for g, sc in (("session cookie", "session / mongodb (emulator)"),
+                      ("bearer JWT", "bearer / mongodb (emulator)")):  # fmt: skip
+            ctx.add(failed(g, sc, "gatepass", server, exc))
+        return
+    with emulator:
+        url = f"mongodb://127.0.0.1:{emulator.port}/gatepass_bench"
+        gatepass_store(ctx, server, "mongodb (emulator)", url)
+
+
 def run_all(ctx: Context, only: set[str] | None, node_error: str | None) -> None:
     def wanted(name: str) -> bool:
         return only is None or name in only
@@ -493,6 +518,7 @@ def run_all(ctx: Context, only: set[str] | None, node_error: str | None) -> None
                     continue
                 gatepass_store(ctx, server, name, stores[name])
             if server == "uvicorn":
+                gatepass_mongodb_emulator(ctx, server)
                 gatepass_browser(ctx, server)
         if wanted("peers"):
             log(f"peers on {server}")

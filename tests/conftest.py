@@ -1,4 +1,4 @@
-"""Shared fixtures: real Redis and PostgreSQL servers.
+"""Shared fixtures: real Redis and PostgreSQL servers, and the MongoDB emulator.
 
 Service tests skip with a clear reason when the server is not reachable on a
 developer's machine; under CI (``CI=true``) an unreachable service is a
@@ -12,6 +12,7 @@ import secrets
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -84,6 +85,86 @@ async def postgres_url() -> AsyncIterator[str]:
         await conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
     finally:
         await conn.close()
+
+
+class MongoServer:
+    """``nx-27017``: a MongoDB wire-protocol server in pure Python (an emulator,
+    not MongoDB: no MongoDB server installs here; see docs/storage.md)."""
+
+    def __init__(self, directory: Path, *, data_dir: str = "memory") -> None:
+        self.port = free_port()
+        self.directory = directory
+        #: "memory", or a directory: databases on disk survive a restart.
+        self.data_dir = data_dir
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def url(self, database: str = "gatepass") -> str:
+        return f"mongodb://127.0.0.1:{self.port}/{database}"
+
+    def start(self, executable: str) -> None:
+        # One in-memory database per logical database (--data-dir memory), so
+        # each test's database is its own; log and pid files of its own too.
+        self.process = subprocess.Popen(
+            [executable, "--data-dir", self.data_dir, "--host", "127.0.0.1", "-p", str(self.port),
+             "--log-file", str(self.directory / "nx.log"),
+             "--pid-file", str(self.directory / "nx.pid")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        deadline = time.monotonic() + 20
+        while not _reachable("127.0.0.1", self.port):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("nx-27017 did not start")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+
+def _nx_27017() -> str | None:
+    # The console script sits beside this interpreter in a venv.
+    beside = Path(sys.executable).parent / "nx-27017"
+    return str(beside) if beside.exists() else shutil.which("nx-27017")
+
+
+@pytest.fixture(scope="session")
+def mongodb_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MongoServer]:
+    """One emulator for the whole run, on a free loopback port."""
+    executable = _nx_27017()
+    problem = None
+    try:
+        import pymongo  # noqa: F401
+    except ImportError:
+        problem = "pymongo is not installed (pip install -e '.[test]')"
+    if problem is None and executable is None:
+        problem = "nx-27017 is not installed (pip install -e '.[test]')"
+    server = MongoServer(tmp_path_factory.mktemp("nx-27017"))
+    if problem is None and executable is not None:
+        try:
+            server.start(executable)
+        except (OSError, RuntimeError) as exc:
+            problem = f"nx-27017 could not start: {exc}"
+    if problem is not None:
+        if IN_CI:
+            pytest.fail(f"{problem} (CI=true: service tests must run, not skip)")
+        pytest.skip(problem)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def mongodb_url(mongodb_server: MongoServer) -> str:
+    """The emulator, with a database of this test's own."""
+    return mongodb_server.url(f"gptest_{secrets.token_hex(6)}")
 
 
 def free_port() -> int:

@@ -1,4 +1,4 @@
-"""Without redis or asyncpg installed, the core imports and says what to install."""
+"""Without redis, asyncpg or pymongo installed, the core imports and says what to install."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ SCRIPT = textwrap.dedent(
     import asyncio, sys
     sys.modules["redis"] = None      # as if not installed: import raises
     sys.modules["asyncpg"] = None
+    sys.modules["pymongo"] = None
     import gatepass, gatepass.drivers, gatepass.stores.urls, gatepass.users.urls
     import gatepass.throttle, gatepass.tokens.backends.urls, gatepass.oauth.identities
     from gatepass.drivers import open_session_store, open_user_store
@@ -19,7 +20,9 @@ SCRIPT = textwrap.dedent(
     async def main() -> None:
         for opener, url in ((open_session_store, "redis://:hunter2@h:6379/0"),
                             (open_session_store, "redis+cluster://h:7000/"),
-                            (open_user_store, "postgresql://u:hunter2@h/db")):
+                            (open_user_store, "postgresql://u:hunter2@h/db"),
+                            (open_session_store, "mongodb://u:hunter2@h:27017/db"),
+                            (open_user_store, "mongodb+srv://u:hunter2@cluster.example/db")):
             try:
                 await opener(url)
             except ConfigurationError as exc:
@@ -29,6 +32,7 @@ SCRIPT = textwrap.dedent(
         store = await open_session_store("memory://")
         await store.close()
         assert "redis" not in sys.modules or sys.modules["redis"] is None
+        assert sys.modules["pymongo"] is None
 
     asyncio.run(main())
     """
@@ -41,7 +45,8 @@ def test_core_runs_without_optional_drivers() -> None:
     )
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
-    assert len(lines) == 3
+    assert len(lines) == 5
     assert all("pip install 'gatepass[redis]'" in line for line in lines[:2])
     assert "pip install 'gatepass[postgres]'" in lines[2]
+    assert all("pip install 'gatepass[mongodb]'" in line for line in lines[3:])
     assert "hunter2" not in out.stdout

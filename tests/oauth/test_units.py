@@ -100,13 +100,14 @@ def test_transaction_is_sealed_tamper_proof_and_short_lived() -> None:
 # -- identity store contract -------------------------------------------------------
 
 
-@pytest.fixture(params=["memory", "sqlite", "postgres"])
+@pytest.fixture(params=["memory", "sqlite", "postgres", "mongodb"])
 def identity_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "memory":
         return "memory://"
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'ids.db'}"
-    url: str = request.getfixturevalue("postgres_url")
+    # mongodb: the nx-27017 wire-protocol emulator (see docs/storage.md).
+    url: str = request.getfixturevalue(f"{request.param}_url")
     return url
 
 

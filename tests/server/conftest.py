@@ -103,13 +103,13 @@ def login(client: TestClient, email: str = "ada@example.com", password: str = PA
     return token
 
 
-@pytest.fixture(params=["memory", "sqlite", "redis", "postgres"])
+@pytest.fixture(params=["memory", "sqlite", "redis", "postgres", "mongodb"])
 def store_client(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> Iterator[TestClient]:
     """A client of a server whose sessions live in each real store.
 
-    Users live in PostgreSQL for the postgres case and in SQLite otherwise.
+    Users live in PostgreSQL or MongoDB for those cases and in SQLite otherwise.
     """
     kind = request.param
     overrides: dict[str, object] = {}
@@ -121,5 +121,9 @@ def store_client(
         dsn = request.getfixturevalue("postgres_url")
         overrides["database_url"] = dsn
         overrides["session_store_url"] = dsn
+    elif kind == "mongodb":  # the nx-27017 emulator (see docs/storage.md)
+        # Sessions, tokens and throttling on MongoDB; users (and second
+        # factors, which have no MongoDB store yet) in the SQLite default.
+        overrides["session_store_url"] = request.getfixturevalue("mongodb_url")
     with make_client(tmp_path, **overrides) as c:
         yield c

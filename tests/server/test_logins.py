@@ -134,6 +134,9 @@ class Harness:
         pytest.param(("redis", "jwt"), id="redis-jwt", marks=pytest.mark.redis),
         pytest.param(("postgres", "session"), id="postgres-session", marks=pytest.mark.postgres),
         pytest.param(("postgres", "jwt"), id="postgres-jwt", marks=pytest.mark.postgres),
+        # The nx-27017 emulator (see docs/storage.md).
+        pytest.param(("mongodb", "session"), id="mongodb-session", marks=pytest.mark.mongodb),
+        pytest.param(("mongodb", "jwt"), id="mongodb-jwt", marks=pytest.mark.mongodb),
     ]
 )
 def h(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Harness]:
@@ -146,6 +149,10 @@ def h(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Harness]:
     elif store == "postgres":
         dsn = request.getfixturevalue("postgres_url")
         overrides["database_url"] = overrides["session_store_url"] = dsn
+    elif store == "mongodb":
+        # Sessions, tokens and throttling on MongoDB; users (and second
+        # factors, which have no MongoDB store yet) in the SQLite default.
+        overrides["session_store_url"] = request.getfixturevalue("mongodb_url")
     with make_client(tmp_path, **overrides) as client:
         register(client)
         register(client, "bob@example.com")

@@ -25,7 +25,7 @@ import httpx
 import pytest
 from starlette.testclient import TestClient
 
-from tests.conftest import IN_CI, RedisServer, free_port
+from tests.conftest import IN_CI, MongoServer, RedisServer, _nx_27017, free_port
 from tests.server.conftest import PASSWORD, make_client, register
 
 EMAIL = "ada@example.com"
@@ -203,7 +203,7 @@ def private_postgres() -> Iterator[PostgresServer]:
 
 def test_postgres_outage_and_recovery(tmp_path: Path, private_postgres: PostgresServer) -> None:
     url = private_postgres.url
-    with make_client(tmp_path, database_url=url, session_store_url=url) as client:
+    with make_client(tmp_path, session_store_url=url) as client:  # users: SQLite
         register(client)
         token = session_of(login(client))
         assert as_token(client, "GET", "/auth/me", token).status_code == 200
@@ -224,3 +224,38 @@ def test_postgres_outage_and_recovery(tmp_path: Path, private_postgres: Postgres
         assert session_of(login(client))
         r = client.post("/auth/register", json={"email": "bob@example.com", "password": PASSWORD})
         assert r.status_code == 201
+
+
+@pytest.mark.mongodb
+def test_mongodb_outage_and_recovery(tmp_path: Path) -> None:
+    # The nx-27017 emulator (see docs/storage.md), on disk so that a restart
+    # keeps the data, as a MongoDB server would.
+    executable = _nx_27017()
+    if executable is None:
+        _skip_or_fail("nx-27017 is not installed (pip install -e '.[test]')")
+    assert executable is not None
+    (tmp_path / "nx-data").mkdir()
+    server = MongoServer(tmp_path, data_dir=str(tmp_path / "nx-data"))
+    server.start(executable)
+    url = server.url("app")
+    try:
+        with make_client(tmp_path, session_store_url=url) as client:  # users: SQLite
+            register(client)
+            token = session_of(login(client))
+            assert as_token(client, "GET", "/auth/me", token).status_code == 200
+
+            server.stop()
+            assert_outage_behaviour(client, token)
+
+            server.start(executable)
+            wait_until(lambda: as_token(client, "GET", "/readyz", None).status_code == 200)
+            me = as_token(client, "GET", "/auth/me", token)
+            assert me.status_code == 200, me.text
+            assert me.json()["email"] == EMAIL
+            assert session_of(login(client))
+            r = client.post(
+                "/auth/register", json={"email": "bob@example.com", "password": PASSWORD}
+            )
+            assert r.status_code == 201
+    finally:
+        server.stop()

@@ -17,6 +17,7 @@ from gatepass.drivers.redis import RedisConnection
 from gatepass.sessions.record import SessionRecord
 from gatepass.sessions.store import SessionStore
 from gatepass.stores.memory import MemorySessionStore
+from gatepass.stores.mongodb import MongoSessionStore
 from gatepass.stores.postgres import PostgresSessionStore
 from gatepass.stores.redis import RedisSessionStore
 from gatepass.stores.redis_cache import CachingRedisSessionStore
@@ -34,6 +35,9 @@ BACKENDS = [
     pytest.param("redis-cluster", marks=[pytest.mark.redis, pytest.mark.slow]),
     pytest.param("redis-cluster-cached", marks=[pytest.mark.redis, pytest.mark.slow]),
     pytest.param("postgres", marks=pytest.mark.postgres),
+    # The MongoDB store against the nx-27017 wire-protocol emulator (not a
+    # real MongoDB server: none installs here; see docs/storage.md).
+    pytest.param("mongodb", marks=pytest.mark.mongodb),
 ]
 
 
@@ -125,6 +129,8 @@ def service(backend_name: str, request: pytest.FixtureRequest) -> tuple[str, str
         return url, request.getfixturevalue("redis_prefix")
     if backend_name == "postgres":
         return request.getfixturevalue("postgres_url"), ""
+    if backend_name == "mongodb":
+        return request.getfixturevalue("mongodb_url"), ""
     return "", ""
 
 
@@ -142,6 +148,8 @@ async def backend(
         store = RedisSessionStore(RedisConnection(url), prefix=prefix)
     elif backend_name in ("redis-cached", "redis-cluster-cached"):
         store = CachingRedisSessionStore(RedisConnection(url), prefix=prefix)
+    elif backend_name == "mongodb":
+        store = MongoSessionStore.from_url(url)
     else:
         store = PostgresSessionStore.from_dsn(url)
     try:

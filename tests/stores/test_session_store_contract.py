@@ -163,7 +163,17 @@ async def test_replace_missing_old_stores_nothing(store: SessionStore) -> None:
     assert await store.list_user("alice") == []
 
 
-async def test_replace_onto_an_existing_key_is_refused(store: SessionStore) -> None:
+async def test_replace_onto_an_existing_key_is_refused(
+    store: SessionStore, backend_name: str, request: pytest.FixtureRequest
+) -> None:
+    if backend_name == "mongodb":
+        # MongoDB's findAndModify fails with DuplicateKeyError (11000) on a
+        # unique index; nx-27017's changes nothing and answers "no document",
+        # so the store reports the old key gone.  Strict: an emulator that
+        # gets this right turns the xfail into a failure to remove.
+        request.applymarker(pytest.mark.xfail(
+            strict=True, reason="nx-27017: findAndModify ignores unique index violations"
+        ))  # fmt: skip
     old, taken = make_record(), make_record()
     await store.create(old)
     await store.create(taken)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from gatepass.throttle.memory import MemoryThrottleStore
+from gatepass.throttle.mongodb import MongoThrottleStore
 from gatepass.throttle.postgres import PostgresThrottleStore
 from gatepass.throttle.redis import RedisThrottleStore
 from gatepass.throttle.sqlite import SQLiteThrottleStore
@@ -21,6 +22,9 @@ BACKENDS = [
     # A real 3-master Redis Cluster (tests/cluster/server.py).
     pytest.param("redis-cluster", marks=[pytest.mark.redis, pytest.mark.slow]),
     pytest.param("postgres", marks=pytest.mark.postgres),
+    # The MongoDB store against the nx-27017 wire-protocol emulator (not a
+    # real MongoDB server: none installs here; see docs/storage.md).
+    pytest.param("mongodb", marks=pytest.mark.mongodb),
 ]
 
 
@@ -58,6 +62,8 @@ def service(backend_name: str, request: pytest.FixtureRequest) -> tuple[str, str
         return url, request.getfixturevalue("redis_prefix")
     if backend_name == "postgres":
         return request.getfixturevalue("postgres_url"), ""
+    if backend_name == "mongodb":
+        return request.getfixturevalue("mongodb_url"), ""
     return "", ""
 
 
@@ -73,6 +79,8 @@ async def store(
         made = await SQLiteThrottleStore.open(tmp_path / "throttle.db")
     elif backend_name in ("redis", "redis-cluster"):
         made = RedisThrottleStore.from_url(url, prefix=prefix)
+    elif backend_name == "mongodb":
+        made = MongoThrottleStore.from_url(url)
     else:
         made = PostgresThrottleStore.from_dsn(url)
     try:

@@ -10,6 +10,7 @@ import pytest
 from gatepass.clientip import TrustedProxies
 from gatepass.errors import ConfigurationError, RateLimited, StoreUnavailable
 from gatepass.throttle.memory import MemoryThrottleStore
+from gatepass.throttle.mongodb import MongoThrottleStore
 from gatepass.throttle.policy import ACCOUNT, ADDRESS, PAIR, LoginThrottle, Rule
 from gatepass.throttle.postgres import PostgresThrottleStore
 from gatepass.throttle.redis import RedisThrottleStore
@@ -237,6 +238,10 @@ async def _stored_text(store: ThrottleStore) -> str:
     if isinstance(store, RedisThrottleStore):
         keys = [k async for k in store.client.scan_iter(match=f"{store.prefix}*")]
         return repr([(k, await store.client.hgetall(k)) for k in keys])
+    if isinstance(store, MongoThrottleStore):
+        rows = await store.conn.db["gatepass_throttle"].find().to_list()
+        assert rows, "nothing stored: the check would pass vacuously"
+        return repr(rows)
     assert isinstance(store, PostgresThrottleStore)
     async with store.pool.connection() as conn:
         return repr(await conn.fetch("SELECT * FROM gatepass_throttle"))
@@ -259,12 +264,14 @@ async def test_the_scenario_on_every_store(store: ThrottleStore, clock: FakeCloc
         assert secret not in text
 
 
-@pytest.mark.parametrize("name", ["redis", "postgres"])
+@pytest.mark.parametrize("name", ["redis", "postgres", "mongodb"])
 async def test_an_outage_refuses_instead_of_letting_logins_through(name: str) -> None:
     port = free_port()
     store: ThrottleStore
     if name == "redis":
         store = RedisThrottleStore.from_url(f"redis://127.0.0.1:{port}/0")
+    elif name == "mongodb":
+        store = MongoThrottleStore.from_url(f"mongodb://127.0.0.1:{port}/test")
     else:
         store = PostgresThrottleStore.from_dsn(f"postgresql://postgres@127.0.0.1:{port}/test")
     throttle = LoginThrottle(store)

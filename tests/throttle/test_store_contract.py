@@ -12,8 +12,10 @@ from typing import Any
 
 import pytest
 
+from gatepass.drivers.mongodb import MongoConnection
 from gatepass.errors import StoreUnavailable
 from gatepass.throttle.memory import MemoryThrottleStore
+from gatepass.throttle.mongodb import MongoThrottleStore
 from gatepass.throttle.postgres import PostgresThrottleStore
 from gatepass.throttle.redis import RedisThrottleStore
 from gatepass.throttle.sqlite import SQLiteThrottleStore
@@ -152,6 +154,9 @@ async def test_state_is_shared_between_instances(
             return await SQLiteThrottleStore.open(tmp_path / "shared.db")
         if backend_name.startswith("redis"):
             return RedisThrottleStore.from_url(url, prefix=prefix)
+        if backend_name == "mongodb":
+            # A client each: two server processes.
+            return MongoThrottleStore(MongoConnection(url))
         return PostgresThrottleStore.from_dsn(url)
 
     one, two = await make(), await make()

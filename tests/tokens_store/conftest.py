@@ -16,10 +16,12 @@ from typing import Any
 
 import pytest
 
+from gatepass.drivers.mongodb import MongoConnection
 from gatepass.drivers.postgres import PostgresPool
 from gatepass.drivers.redis import RedisConnection
 from gatepass.tokens import refresh
 from gatepass.tokens.backends.memory import MemoryRefreshStore, MemoryRevocationStore
+from gatepass.tokens.backends.mongodb import MongoRefreshStore, MongoRevocationStore
 from gatepass.tokens.backends.postgres import PostgresRefreshStore, PostgresRevocationStore
 from gatepass.tokens.backends.redis import RedisRefreshStore, RedisRevocationStore
 from gatepass.tokens.backends.redis_cache import CachingRedisRevocationStore
@@ -37,6 +39,9 @@ BACKENDS = [
     pytest.param("redis-cluster", marks=[pytest.mark.redis, pytest.mark.slow]),
     pytest.param("redis-cluster-cached", marks=[pytest.mark.redis, pytest.mark.slow]),
     pytest.param("postgres", marks=pytest.mark.postgres),
+    # The MongoDB store against the nx-27017 wire-protocol emulator (not a
+    # real MongoDB server: none installs here; see docs/storage.md).
+    pytest.param("mongodb", marks=pytest.mark.mongodb),
 ]
 
 #: Stores whose state outlives the process (restart tests run only there).
@@ -130,6 +135,8 @@ def service(backend_name: str, request: pytest.FixtureRequest) -> tuple[str, str
         return request.getfixturevalue("redis_url"), request.getfixturevalue("redis_prefix")
     if backend_name == "postgres":
         return request.getfixturevalue("postgres_url"), ""
+    if backend_name == "mongodb":
+        return request.getfixturevalue("mongodb_url"), ""
     return "", ""
 
 
@@ -171,6 +178,15 @@ async def backend(
 
         async def open_revocation() -> Any:
             return revocation_class(RedisConnection(url), prefix=prefix)
+
+    elif backend_name == "mongodb":
+        # A new client each time: another server process on the same data.
+
+        async def open_refresh() -> Any:
+            return MongoRefreshStore(MongoConnection(url))
+
+        async def open_revocation() -> Any:
+            return MongoRevocationStore(MongoConnection(url), clock=clock)
 
     else:
 

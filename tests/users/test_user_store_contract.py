@@ -9,11 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from gatepass.drivers.mongodb import MongoConnection
 from gatepass.drivers.postgres import PostgresPool
 from gatepass.drivers.sqlite import SQLiteDatabase
 from gatepass.errors import InvalidRequest, StoreUnavailable, UserExists
 from gatepass.users.memory import MemoryUserStore
 from gatepass.users.model import User, UserStore
+from gatepass.users.mongodb import MongoUserStore
 from gatepass.users.postgres import PostgresUserStore
 from gatepass.users.sqlite import SQLiteUserStore
 
@@ -35,7 +37,15 @@ def clock() -> Clock:
     return Clock()
 
 
-@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(
+    params=[
+        "memory",
+        "sqlite",
+        pytest.param("postgres", marks=pytest.mark.postgres),
+        # Against the nx-27017 wire-protocol emulator (see docs/storage.md).
+        pytest.param("mongodb", marks=pytest.mark.mongodb),
+    ]
+)
 def backend(request: pytest.FixtureRequest) -> tuple[str, str]:
     """The backend's name and, for PostgreSQL, the DSN of a fresh schema.
 
@@ -43,7 +53,9 @@ def backend(request: pytest.FixtureRequest) -> tuple[str, str]:
     only for the PostgreSQL run.
     """
     name: str = request.param
-    dsn = request.getfixturevalue("postgres_url") if name == "postgres" else ""
+    dsn = ""
+    if name in ("postgres", "mongodb"):
+        dsn = request.getfixturevalue(f"{name}_url")
     return name, dsn
 
 
@@ -55,6 +67,8 @@ async def store(backend: tuple[str, str], tmp_path: Path, clock: Clock) -> Async
         s = MemoryUserStore(clock=clock)
     elif name == "sqlite":
         s = SQLiteUserStore(SQLiteDatabase(tmp_path / "users.db"), clock=clock)
+    elif name == "mongodb":
+        s = MongoUserStore(MongoConnection(dsn), clock=clock)
     else:
         s = PostgresUserStore(PostgresPool(dsn), clock=clock)
     yield s

@@ -8,7 +8,7 @@ names one Redis URL for sessions, tokens and throttling opens one client.
 Backends are imported only when a URL names them, so the core runs without
 the optional drivers; a missing one is a ConfigurationError that says which
 extra to install.  Networked stores connect on first use: a server can start
-while Redis or PostgreSQL is down and answer 503 until it is back.
+while Redis, PostgreSQL or MongoDB is down and answer 503 until it is back.
 """
 
 from __future__ import annotations
@@ -39,34 +39,40 @@ STORES: dict[str, dict[Backend, str]] = {
         # With the coherent local cache (bypassed on a cluster).
         "redis": "gatepass.stores.redis_cache:CachingRedisSessionStore",
         "postgres": "gatepass.stores.postgres:CachingPostgresSessionStore",
+        "mongodb": "gatepass.stores.mongodb:MongoSessionStore",
     },
     "refresh token store": {
         "memory": "gatepass.tokens.backends.memory:MemoryRefreshStore",
         "sqlite": "gatepass.tokens.backends.sqlite:SQLiteRefreshStore",
         "redis": "gatepass.tokens.backends.redis:RedisRefreshStore",
         "postgres": "gatepass.tokens.backends.postgres:PostgresRefreshStore",
+        "mongodb": "gatepass.tokens.backends.mongodb:MongoRefreshStore",
     },
     "revocation store": {
         "memory": "gatepass.tokens.backends.memory:MemoryRevocationStore",
         "sqlite": "gatepass.tokens.backends.sqlite:CachingSQLiteRevocationStore",
         "redis": "gatepass.tokens.backends.redis_cache:CachingRedisRevocationStore",
         "postgres": "gatepass.tokens.backends.postgres:CachingPostgresRevocationStore",
+        "mongodb": "gatepass.tokens.backends.mongodb:MongoRevocationStore",
     },
     "throttle store": {
         "memory": "gatepass.throttle.memory:MemoryThrottleStore",
         "sqlite": "gatepass.throttle.sqlite:SQLiteThrottleStore",
         "redis": "gatepass.throttle.redis:RedisThrottleStore",
         "postgres": "gatepass.throttle.postgres:PostgresThrottleStore",
+        "mongodb": "gatepass.throttle.mongodb:MongoThrottleStore",
     },
     "user store": {
         "memory": "gatepass.users.memory:MemoryUserStore",
         "sqlite": "gatepass.users.sqlite:SQLiteUserStore",
         "postgres": "gatepass.users.postgres:PostgresUserStore",
+        "mongodb": "gatepass.users.mongodb:MongoUserStore",
     },
     "identity store": {
         "memory": "gatepass.oauth.identities:MemoryIdentityStore",
         "sqlite": "gatepass.oauth.identities_sql:SQLiteIdentityStore",
         "postgres": "gatepass.oauth.identities_sql:PostgresIdentityStore",
+        "mongodb": "gatepass.oauth.identities_mongo:MongoIdentityStore",
     },
     "factor store": {
         "memory": "gatepass.mfa.memory:MemoryFactorStore",
@@ -80,6 +86,7 @@ STORES: dict[str, dict[Backend, str]] = {
 _DRIVERS: dict[Backend, tuple[str, str]] = {
     "redis": ("redis", "redis"),
     "postgres": ("asyncpg", "postgres"),
+    "mongodb": ("pymongo", "mongodb"),
 }
 
 
@@ -109,6 +116,10 @@ async def open_store(kind: str, url: str) -> Any:
             from gatepass.drivers.redis import open_connection
 
             return cls(open_connection(target.address), prefix=target.prefix)
+        if target.backend == "mongodb":
+            from gatepass.drivers.mongodb import open_client
+
+            return cls(open_client(target.address))
         from gatepass.drivers.postgres import open_pool
 
         return cls(open_pool(target.address))

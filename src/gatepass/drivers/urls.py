@@ -9,6 +9,8 @@
 ``redis+cluster://h1:7000,h2:7000/``       Redis Cluster, any seed nodes (also
                                            ``rediss+cluster://``)
 ``postgresql://…``, ``postgres://…``       PostgreSQL (any libpq-style DSN)
+``mongodb://host:27017/db``                MongoDB (also ``mongodb+srv://``); the
+                                           database defaults to ``gatepass``
 =========================================  ==========================================
 
 Pure: no driver is imported here, so the core imports without the optional
@@ -25,7 +27,7 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from gatepass.errors import ConfigurationError
 
-Backend = Literal["memory", "sqlite", "redis", "postgres"]
+Backend = Literal["memory", "sqlite", "redis", "postgres", "mongodb"]
 
 _BACKENDS: dict[str, Backend] = {
     "memory": "memory",
@@ -36,6 +38,8 @@ _BACKENDS: dict[str, Backend] = {
     "rediss+cluster": "redis",
     "postgresql": "postgres",
     "postgres": "postgres",
+    "mongodb": "mongodb",
+    "mongodb+srv": "mongodb",
 }
 
 #: How each backend's URLs are spelled, for messages.
@@ -44,6 +48,7 @@ SPELLINGS: dict[Backend, str] = {
     "sqlite": "sqlite:///PATH",
     "redis": "redis://, rediss://, redis+cluster://, rediss+cluster://",
     "postgres": "postgresql:// or postgres://",
+    "mongodb": "mongodb:// or mongodb+srv://",
 }
 
 DEFAULT_PREFIX = "gatepass:"
@@ -56,7 +61,7 @@ class Target:
 
     backend: Backend
     #: memory: ""; sqlite: the file path; redis: the URL without ``prefix``;
-    #: postgres: the DSN as given.
+    #: postgres, mongodb: the URL as given.
     address: str
     #: The Redis key prefix (other backends: the default, unused).
     prefix: str = DEFAULT_PREFIX
@@ -86,6 +91,8 @@ def parse(url: str) -> Target | None:
     if backend == "redis":
         plain, prefix = split_prefix(url)
         return Target("redis", plain, prefix)
+    if backend == "mongodb":
+        return Target("mongodb", url)
     return Target("postgres", url)
 
 
