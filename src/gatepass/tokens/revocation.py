@@ -30,6 +30,14 @@ from __future__ import annotations
 from typing import Protocol
 
 
+def good_answer(kind: str, answer: tuple[bool, bool, int]) -> bool:
+    """Whether a check's raw answer ``(entry, family_denied, generation)``
+    says the token is good: the only kind a local cache may keep, since a
+    refusal is read from an entry that expires by a deadline of its own."""
+    entry, family_denied, _ = answer
+    return not family_denied and (entry if kind == "allow" else not entry)
+
+
 def family_marker(family_id: str) -> str:
     """The revocation entry that stands for a whole refresh family.
 

@@ -22,7 +22,7 @@ from gatepass.drivers.postgres import PostgresPool, PostgresStore, count
 from gatepass.drivers.registry import Schema
 from gatepass.tokens.backends.sqlite import COLUMNS, family_from_row, family_params
 from gatepass.tokens.refresh import Family, RotateOutcome, decide
-from gatepass.tokens.revocation import RevocationEntries, family_marker
+from gatepass.tokens.revocation import RevocationEntries, family_marker, good_answer
 
 _SCHEMA: Schema = (
     """
@@ -212,7 +212,10 @@ class CachingPostgresRevocationStore(PostgresRevocationStore):
     ) -> tuple[bool, bool, int]:
         load = super()._check
         result = await self._cache.read_through(
-            (kind, jti, user_id, family_id), lambda: load(kind, jti, user_id, family_id)
+            (kind, jti, user_id, family_id),
+            lambda: load(kind, jti, user_id, family_id),
+            # Only good answers: a refusal's entry has a deadline of its own.
+            lambda answer: good_answer(kind, answer),
         )
         assert result is not None  # a check always answers
         return result

@@ -3,7 +3,9 @@
 Every bearer request asks "is this jti revoked, and what is the user's
 generation?".  Over ``redis.asyncio`` that question costs more event-loop
 time than the whole request; answered from process memory it costs a dict
-lookup.  The answer is cached per (kind, jti, user, family) together with the
+lookup.  A good answer (never a refusal: its entry expires by a deadline
+Redis announces only when its expiry sampling gets to it) is cached per
+(kind, jti, user, family) together with the
 names of the Redis keys it was read from (the jti's entry, the generation
 and the family's marker); when Redis pushes that any of them changed (a
 revoke on any instance, a generation bump, an expiry), the answer is
@@ -22,6 +24,7 @@ from typing import Any
 
 from gatepass.drivers.redis_tracking import InvalidationStream
 from gatepass.tokens.backends.redis import RedisRevocationStore
+from gatepass.tokens.revocation import good_answer
 
 _Key = tuple[str, str, str, str | None]  # (kind, jti, user_id, family_id)
 
@@ -55,7 +58,11 @@ class CachingRedisRevocationStore(RedisRevocationStore):
         before = (self._stream.generation, self._local_generation)
         # The guarded read: connection errors become StoreUnavailable.
         answer = await super()._check(kind, jti, user_id, family_id)
-        if self._stream.healthy and before == (self._stream.generation, self._local_generation):
+        if (
+            good_answer(kind, answer)
+            and self._stream.healthy
+            and before == (self._stream.generation, self._local_generation)
+        ):
             if len(self._answers) >= self._max_entries:
                 self._answers.clear()
                 self._readers.clear()

@@ -18,7 +18,7 @@ from gatepass.drivers.changes import ChangeCache
 from gatepass.drivers.ids import user_id as checked
 from gatepass.drivers.sqlite import SQLiteDatabase, SQLiteStore
 from gatepass.tokens.refresh import Family, RotateOutcome, decide
-from gatepass.tokens.revocation import RevocationEntries, family_marker
+from gatepass.tokens.revocation import RevocationEntries, family_marker, good_answer
 
 COLUMNS = (
     "family_id, user_id, created_at, absolute_expires_at, current_hash, previous_hash,"
@@ -242,7 +242,10 @@ class CachingSQLiteRevocationStore(SQLiteRevocationStore):
     ) -> tuple[bool, bool, int]:
         load = super()._check
         result = await self._cache.read_through(
-            (kind, jti, user_id, family_id), lambda: load(kind, jti, user_id, family_id)
+            (kind, jti, user_id, family_id),
+            lambda: load(kind, jti, user_id, family_id),
+            # Only good answers: a refusal's entry has a deadline of its own.
+            lambda answer: good_answer(kind, answer),
         )
         assert result is not None  # a check always answers
         return result
