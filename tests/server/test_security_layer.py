@@ -69,7 +69,7 @@ def test_json_endpoints_refuse_simple_content_types(client: TestClient) -> None:
 def test_forms_embed_the_token_that_matches_the_cookie(client: TestClient) -> None:
     page = client.get("/login")
     token = client.cookies["__Host-gatepass-csrf"]
-    assert f'name=csrf_token value="{token}"' in page.text
+    assert f'name="csrf_token" value="{token}"' in page.text
 
 
 def test_pages_carry_security_headers_and_no_banner(client: TestClient) -> None:

@@ -133,13 +133,17 @@ class Provider:
         self.status = "ok"
         logger.info("OAuth provider %r: discovered %s", self.name, issuer)
 
+    def rediscovery_due(self) -> bool:
+        """Whether a failed discovery may be tried again now."""
+        return self.metadata is None and self._clock() - self._tried_at >= REDISCOVER_INTERVAL
+
     async def ready(self) -> dict[str, Any]:
         """The metadata, retrying a failed discovery now and then; else 503."""
-        if self.metadata is None and self._clock() - self._tried_at >= REDISCOVER_INTERVAL:
+        if self.rediscovery_due():
             await self.discover()
         if self.metadata is None:
             raise ProviderUnavailable(
-                f"Sign-in with {self.config.title} is unavailable ({self.status}).",
+                f"Sign-in with {self.config.title} is unavailable right now; try again shortly.",
                 provider=self.name,
             )
         return self.metadata

@@ -10,12 +10,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.templating import Jinja2Templates
 
 from gatepass.asgi.bearer import ACCESS_COOKIE, BearerResolver
 from gatepass.asgi.cors import CORSMiddleware
@@ -27,6 +29,7 @@ from gatepass.asgi.proxies import TrustedProxyMiddleware
 from gatepass.errors import GatepassError
 from gatepass.server import api, oauth_routes, openapi, pages, token_api
 from gatepass.server.components import Components, users_roles
+from gatepass.server.html_errors import HTMLErrorPages
 from gatepass.server.settings import Settings
 
 logger = logging.getLogger("gatepass.server")
@@ -42,6 +45,29 @@ async def http_error(request: Request, exc: Exception) -> Response:
     )
 
 
+#: Titles and words for the HTML error pages; the detail comes from the error.
+_ERROR_PAGES = {
+    404: ("Page not found", "There is nothing at this address."),
+    405: ("Not allowed", "This address does not answer that kind of request."),
+    503: ("Temporarily unavailable", "The service cannot reach its storage right now. "
+          "Please try again in a few moments."),
+}  # fmt: skip
+
+
+def _error_renderer(parts: Components) -> Callable[[int, str, str], bytes]:
+    template = parts.templates.get_template("error.html")
+
+    def render(status: int, code: str, detail: str) -> bytes:
+        title, words = _ERROR_PAGES.get(status, ("Something went wrong", detail))
+        links = [("/", "Home")] if status == 404 else [("/", "Try again")]
+        return template.render(
+            title=title, site_name=pages.SITE_NAME, detail=words, links=links,
+            signed_in=False, csrf_token=lambda: "", message=None, message_ok=False, narrow=True,
+        ).encode()  # fmt: skip
+
+    return render
+
+
 def build_app(parts: Components) -> Starlette:
     settings = parts.settings
     # Outermost first.  Security headers wrap everything, the limits' own
@@ -51,6 +77,8 @@ def build_app(parts: Components) -> Starlette:
     middleware = [
         Middleware(SecurityHeadersMiddleware),
         Middleware(RequestLimitsMiddleware, max_body_bytes=max(settings.max_body_bytes, 1 << 20)),
+        # Inside the security headers, so its pages get the same CSP.
+        Middleware(HTMLErrorPages, render=_error_renderer(parts)),
         Middleware(CORSMiddleware, origins=settings.cors_origins),
         Middleware(TrustedProxyMiddleware, proxies=parts.proxies),
         Middleware(
@@ -81,6 +109,10 @@ def build_app(parts: Components) -> Starlette:
         exception_handlers={HTTPException: http_error},
     )
     app.state.components = parts
+    app.state.page_templates = Jinja2Templates(env=parts.templates)
+    app.state.static = pages.static_files(settings.templates_dir)
+    #: Background rediscoveries of providers that were down (oauth_routes).
+    app.state.rediscovering = {}
     # Authorization codes and states travel in callback URLs: keep them out
     # of the access log (idempotent: the same filter object is added once).
     logging.getLogger("uvicorn.access").addFilter(oauth_routes.ACCESS_LOG_FILTER)
@@ -98,6 +130,7 @@ class Server:
 
     async def start(self) -> None:
         self.components = await Components.open(self.settings)
+        await self.components.mailer.start()
         self.app = build_app(self.components)
         self._purger = asyncio.create_task(self._purge_forever())
 
@@ -107,6 +140,8 @@ class Server:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._purger
         if self.components is not None:
+            # Before the stores close: queued mail is sent or kept in the outbox.
+            await self.components.mailer.stop()
             await self.components.close()
 
     async def _purge_forever(self) -> None:

@@ -6,6 +6,7 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 
+import jinja2
 from starlette.requests import Request
 
 from gatepass.accounts import Accounts
@@ -14,6 +15,7 @@ from gatepass.cookies import CookieSpec
 from gatepass.csrf import CSRFSigner, origin_of
 from gatepass.errors import ConfigurationError
 from gatepass.identity import RolePermissions
+from gatepass.mail import MailComposer, Mailer, Outbox, default_sender, parse_smtp_url
 from gatepass.oauth.config import load_providers
 from gatepass.oauth.identities import open_identity_store
 from gatepass.oauth.service import OAuthService
@@ -23,6 +25,7 @@ from gatepass.server.settings import Settings
 from gatepass.sessions.config import SessionConfig
 from gatepass.sessions.manager import SessionManager
 from gatepass.stores.urls import open_session_store
+from gatepass.templating import make_environment
 from gatepass.throttle import LoginThrottle
 from gatepass.throttle.quota import Quota
 from gatepass.throttle.urls import open_throttle_store
@@ -72,6 +75,11 @@ class Components:
     keys: KeyRingSource
     #: Registrations per client address (GATEPASS_REGISTRATION_LIMIT an hour).
     registrations: Quota
+    #: Renders the mails; :attr:`mailer` sends them off the request path.
+    mail: MailComposer
+    mailer: Mailer
+    #: The Jinja2 environment of the pages and the mails (overrides first).
+    templates: jinja2.Environment
     #: Social/OIDC sign-in; None when no provider is configured.
     oauth: OAuthService | None = None
 
@@ -140,8 +148,25 @@ class Components:
             # Discovery now, so a broken provider is reported at start-up;
             # it does not stop the server (password sign-in still works).
             await oauth.start()
+        templates = make_environment(settings.templates_dir)
+        smtp = (
+            parse_smtp_url(settings.smtp_url, ca_file=settings.smtp_ca_file or None)
+            if settings.smtp_url
+            else None
+        )
+        mail = MailComposer(
+            templates,
+            public_url=settings.public_url,
+            sender=settings.mail_from or default_sender(settings.public_url),
+        )
+        mailer = Mailer(
+            Outbox(settings.data_dir / "outbox"), smtp, retry_delays=settings.mail_retry_delays
+        )
         return cls(
             settings=settings,
+            mail=mail,
+            mailer=mailer,
+            templates=templates,
             accounts=Accounts(users, sessions, PasswordHasher(), throttle=throttle, tokens=tokens),
             sessions=sessions,
             cookie=cookie,

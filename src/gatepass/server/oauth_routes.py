@@ -9,8 +9,10 @@ transaction cookie, and never starts a session.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from html import escape
+from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -19,7 +21,8 @@ from starlette.routing import Route
 from gatepass.asgi.dependencies import auth_of, current_user
 from gatepass.asgi.errors import error_parts
 from gatepass.cookies import read_cookie
-from gatepass.errors import GatepassError, NotFound, OAuthFailed
+from gatepass.errors import GatepassError, NotFound, OAuthFailed, ProviderUnavailable
+from gatepass.oauth.providers import Provider
 from gatepass.oauth.service import OAuthService
 from gatepass.oauth.transaction import TRANSACTION_COOKIE, TRANSACTION_TTL
 from gatepass.redirects import safe_next
@@ -39,13 +42,18 @@ def _service(request: Request) -> OAuthService:
 
 
 async def start(request: Request) -> Response:
-    service = _service(request)
     identity = await current_user(request)
-    url, _, sealed = await service.begin(
-        request.path_params["provider"],
-        next_path=safe_next(request.query_params.get("next")),
-        link_user=identity.user_id if identity is not None else None,
-    )
+    try:
+        service = _service(request)
+        url, _, sealed = await service.begin(
+            request.path_params["provider"],
+            next_path=safe_next(request.query_params.get("next")),
+            link_user=identity.user_id if identity is not None else None,
+        )
+    except GatepassError as exc:  # e.g. the provider is unreachable: a page, not raw JSON
+        logger.warning("OAuth start via %r refused: %s", request.path_params["provider"],
+                       exc.code)  # fmt: skip
+        return _failure(request, exc)
     response = RedirectResponse(url, status_code=302, headers=NO_STORE)
     response.headers.append(
         "set-cookie", TRANSACTION_COOKIE.header(sealed, max_age=TRANSACTION_TTL)
@@ -81,13 +89,14 @@ async def callback(request: Request) -> Response:
 def _failure(request: Request, exc: GatepassError) -> Response:
     status, headers, body = error_parts(exc)
     if "text/html" in request.headers.get("accept", ""):
-        from gatepass.server.pages import page
+        from gatepass.server.pages import error_page
 
-        html = (
-            f"<p class=error role=alert>{escape(exc.detail)}</p>"
-            '<p><a href="/login">Back to sign-in</a></p>'
-        )
-        response: Response = page("Sign-in failed", html, status)
+        detail = exc.detail
+        if isinstance(exc, ProviderUnavailable):
+            title = _title(request, exc.provider)
+            detail = (f"Sign-in with {title} is unavailable right now. Try again in a few "
+                      "minutes, or sign in another way.")  # fmt: skip
+        response: Response = error_page(request, status, "Sign-in failed", detail)
     else:
         response = Response(body, status_code=status)
         for key, value in headers:
@@ -115,20 +124,72 @@ class RedactOAuthQuery(logging.Filter):
 ACCESS_LOG_FILTER = RedactOAuthQuery()
 
 
-def provider_links(request: Request, next_path: str) -> str:
-    """The login page's "Sign in with …" links ('' when no provider is configured)."""
+def _title(request: Request, name: str) -> str:
     service = components(request).oauth
-    if service is None or not service.providers:
-        return ""
-    from urllib.parse import quote
+    provider = service.providers.get(name) if service is not None else None
+    return provider.title if provider is not None else "this provider"
 
-    query = escape(quote(next_path, safe=""))
-    items = "".join(
-        f'<li><a href="/auth/oauth/{escape(p.name)}/start?next={query}">'
-        f"Sign in with {escape(p.title)}</a></li>"
-        for p in service.providers.values()
-    )
-    return f"<ul class=providers>{items}</ul>"
+
+def offered_providers(request: Request) -> list[Provider]:
+    """The providers to offer on the sign-in page: those whose discovery
+    worked.  One that is down is not offered (its button would only lead to
+    an error page); its discovery is retried in the background, so it comes
+    back by itself."""
+    service = components(request).oauth
+    if service is None:
+        return []
+    offered = []
+    for provider in service.providers.values():
+        if provider.status == "ok":
+            offered.append(provider)
+        else:
+            _rediscover(request, provider)
+    return offered
+
+
+def _rediscover(request: Request, provider: Provider) -> None:
+    """At most one background rediscovery per provider and per interval."""
+    running: dict[str, asyncio.Task[None]] = request.app.state.rediscovering
+    if provider.name in running or not provider.rediscovery_due():
+        return
+    task = asyncio.create_task(provider.discover(), name=f"rediscover:{provider.name}")
+    running[provider.name] = task
+    task.add_done_callback(lambda _: running.pop(provider.name, None))
+
+
+@dataclass(frozen=True, slots=True)
+class LinkedProvider:
+    title: str
+    issuer: str
+    subject: str
+    email: str | None
+    since: str
+
+
+async def linked_providers(
+    request: Request, user_id: str
+) -> tuple[list[LinkedProvider], list[Provider]]:
+    """The user's linked identities, and the working providers not linked yet."""
+    service = components(request).oauth
+    if service is None:
+        return [], []
+    linked = []
+    names = set()
+    for ident in await service.identities.list_user(user_id):
+        provider = service.providers.get(ident.provider)
+        names.add(ident.provider)
+        since = datetime.fromtimestamp(ident.created_at, UTC).strftime("%-d %b %Y")
+        linked.append(
+            LinkedProvider(
+                title=provider.title if provider is not None else ident.provider,
+                issuer=ident.issuer,
+                subject=ident.subject,
+                email=ident.email,
+                since=since,
+            )
+        )
+    linkable = [p for p in offered_providers(request) if p.name not in names]
+    return linked, linkable
 
 
 routes = [

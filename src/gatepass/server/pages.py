@@ -1,89 +1,126 @@
-"""The server's HTML pages: home, sign-in, account.
+"""The server's HTML pages: home, sign-in, sign-up, account.
 
-Plain strings with every value escaped; no inline script, so a strict
-Content-Security-Policy holds.  Forms post with ``application/x-www-form-urlencoded``.
+Rendered from Jinja2 templates (autoescaped; an operator's
+``GATEPASS_TEMPLATES_DIR`` overrides any of them) with no inline script or
+style, so the strict Content-Security-Policy holds.  Forms post
+``application/x-www-form-urlencoded`` and work without JavaScript; each
+carries the CSRF token.  Only pages whose endpoints exist are served.
 """
 
 from __future__ import annotations
 
-from html import escape
+from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
-from starlette.routing import Route
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.templating import Jinja2Templates
 
 from gatepass.asgi.csrf import csrf_token
 from gatepass.asgi.dependencies import auth_of, current_user
-from gatepass.asgi.middleware import client_ip
-from gatepass.errors import InvalidCredentials, InvalidRequest, NotFound, RateLimited
+from gatepass.asgi.middleware import Receive, Scope, Send, client_ip
+from gatepass.errors import (
+    InvalidCredentials,
+    InvalidRequest,
+    NotFound,
+    RateLimited,
+    UserExists,
+)
+from gatepass.identity import Identity
+from gatepass.logins import current_login_id
 from gatepass.redirects import safe_next
 from gatepass.server.bodies import bool_field, read_fields, string_field
 from gatepass.server.components import components
-from gatepass.server.oauth_routes import provider_links
+from gatepass.server.devices import present_logins
+from gatepass.server.oauth_routes import linked_providers, offered_providers
 from gatepass.server.token_api import jwt_login, jwt_logout
+from gatepass.users.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
 
-STYLE = (
-    "body{font-family:system-ui,sans-serif;max-width:40rem;margin:3rem auto;padding:0 1rem}"
-    "label{display:block;margin:.6rem 0}input{display:block;width:100%;padding:.4rem}"
-    "button{margin-top:.8rem;padding:.4rem 1rem}table{border-collapse:collapse;width:100%}"
-    "td,th{border-bottom:1px solid #ddd;padding:.3rem;text-align:left}"
-    ".error{color:#a00}form.inline{display:inline}.check input{display:inline;width:auto}"
-)
+NO_STORE = {"cache-control": "no-store"}
+SITE_NAME = "gatepass"
 
 
-def page(
-    title: str, body: str, status: int = 200, headers: dict[str, str] | None = None
-) -> HTMLResponse:
-    html = (
-        "<!doctype html><html lang=en><head><meta charset=utf-8>"
-        '<meta name=viewport content="width=device-width,initial-scale=1">'
-        f"<title>{escape(title)} · gatepass</title>"
-        '<link rel=stylesheet href="/static/gatepass.css"></head>'
-        f"<body><h1>{escape(title)}</h1>{body}</body></html>"
+def templates(request: Request) -> Jinja2Templates:
+    found: Jinja2Templates = request.app.state.page_templates
+    return found
+
+
+def render(
+    request: Request,
+    name: str,
+    title: str,
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+    **context: Any,
+) -> Response:
+    """A page; every one is ``no-store`` (they show who is signed in, and CSRF tokens)."""
+    user = request.scope.get("user")
+    values = {
+        "title": title,
+        "site_name": SITE_NAME,
+        "signed_in": isinstance(user, Identity),
+        # Called by the templates that have a form: a page without one sets
+        # no CSRF cookie.
+        "csrf_token": lambda: csrf_token(request),
+        "message": None,
+        "message_ok": False,
+        "narrow": False,
+        **context,
+    }
+    return templates(request).TemplateResponse(
+        request, name, values, status_code=status, headers={**NO_STORE, **(headers or {})}
     )
-    return HTMLResponse(
-        html, status_code=status, headers={"cache-control": "no-store", **(headers or {})}
-    )
 
 
-def token_field(request: Request) -> str:
-    return f'<input type=hidden name=csrf_token value="{escape(csrf_token(request))}">'
+def error_page(request: Request, status: int, title: str, detail: str) -> Response:
+    if status in (400, 401, 403, 409, 503):  # a failed or refused sign-in: try again
+        links = [("/login", "Back to sign-in"), ("/", "Home")]
+    else:
+        links = [("/", "Home")]
+    return render(request, "error.html", title, status, detail=detail, links=links, narrow=True)
 
 
-def login_form(request: Request, next_path: str, message: str = "") -> str:
-    error = f"<p class=error role=alert>{escape(message)}</p>" if message else ""
-    return (
-        f"{error}<form method=post action=/login>{token_field(request)}"
-        f'<input type=hidden name=next value="{escape(next_path)}">'
-        '<label>Email <input type=email name=email autocomplete=username required></label>'
-        "<label>Password <input type=password name=password "
-        "autocomplete=current-password required></label>"
-        "<label class=check><input type=checkbox name=remember value=on>"
-        " Remember me</label>"
-        "<button type=submit>Sign in</button></form>"
-        + provider_links(request, next_path)
-    )
+def _registration_open(request: Request) -> bool:
+    return components(request).settings.registration == "open"
 
 
 async def home(request: Request) -> Response:
-    user = await current_user(request)
-    if user is None:
-        body = '<p>You are not signed in. <a href="/login">Sign in</a></p>'
-    else:
-        body = '<p>You are signed in. <a href="/account">Your account</a></p>'
-    return page("gatepass", body)
+    identity = await current_user(request)
+    email = None
+    if identity is not None:
+        user = await components(request).accounts.users.get(identity.user_id)
+        email = user.email if user is not None else None
+    return render(
+        request, "home.html", "Welcome", email=email,
+        registration_open=_registration_open(request), narrow=True,
+    )  # fmt: skip
+
+
+def login_form(
+    request: Request, next_path: str, message: str = "", *, status: int = 200,
+    email: str = "", headers: dict[str, str] | None = None,
+) -> Response:  # fmt: skip
+    return render(
+        request, "login.html", "Sign in", status, headers,
+        next_path=next_path, message=message or None, email=email, narrow=True,
+        providers=offered_providers(request),
+        registration_open=_registration_open(request),
+    )  # fmt: skip
 
 
 async def login_page(request: Request) -> Response:
     next_path = safe_next(request.query_params.get("next"))
-    return page("Sign in", login_form(request, next_path))
+    return login_form(request, next_path)
 
 
 async def login_submit(request: Request) -> Response:
     parts = components(request)
     fields = await read_fields(request, parts.settings.max_body_bytes, allow_form=True)
     next_path = safe_next(fields.get("next") if isinstance(fields.get("next"), str) else None)
+    email = fields.get("email") if isinstance(fields.get("email"), str) else ""
     try:
         user = await parts.accounts.authenticate(
             string_field(fields, "email"),
@@ -92,11 +129,13 @@ async def login_submit(request: Request) -> Response:
         )
     except (InvalidCredentials, InvalidRequest):
         # One generic message whatever went wrong.
-        form = login_form(request, next_path, "Invalid email or password.")
-        return page("Sign in", form, 401)
+        return login_form(request, next_path, "Invalid email or password.", status=401,
+                          email=str(email)[:320])  # fmt: skip
     except RateLimited as exc:
-        form = login_form(request, next_path, "Too many attempts; try again in a moment.")
-        return page("Sign in", form, 429, headers={"retry-after": str(exc.retry_after)})
+        return login_form(
+            request, next_path, "Too many attempts; try again in a moment.", status=429,
+            email=str(email)[:320], headers={"retry-after": str(exc.retry_after)},
+        )  # fmt: skip
     if parts.settings.browser_mode == "jwt":
         await jwt_login(request, user)
     else:
@@ -104,48 +143,98 @@ async def login_submit(request: Request) -> Response:
     return RedirectResponse(next_path, status_code=303)
 
 
+def _register_form(
+    request: Request, message: str = "", *, status: int = 200, email: str = ""
+) -> Response:
+    return render(
+        request, "register.html", "Create an account", status,
+        message=message or None, email=email, narrow=True,
+        min_password=MIN_PASSWORD_LENGTH, max_password=MAX_PASSWORD_LENGTH,
+        providers=offered_providers(request) if components(request).settings.oauth_create_users
+        else [],
+    )  # fmt: skip
+
+
+def _registration_closed(request: Request) -> Response:
+    return error_page(
+        request, 403, "Registration is closed",
+        "New accounts are not being created here. Ask an administrator.",
+    )  # fmt: skip
+
+
+async def register_page(request: Request) -> Response:
+    if not _registration_open(request):
+        return _registration_closed(request)
+    return _register_form(request)
+
+
+async def register_submit(request: Request) -> Response:
+    parts = components(request)
+    if not _registration_open(request):
+        return _registration_closed(request)
+    fields = await read_fields(request, parts.settings.max_body_bytes, allow_form=True)
+    raw_email = fields.get("email")
+    email = raw_email[:320] if isinstance(raw_email, str) else ""
+    try:
+        user = await parts.accounts.register(
+            string_field(fields, "email"), string_field(fields, "password")
+        )
+    except UserExists:
+        # The JSON API answers 409 for this too: the page says no more than it.
+        return _register_form(
+            request, "An account with this email already exists. Sign in instead.",
+            status=409, email=email,
+        )  # fmt: skip
+    except InvalidRequest as exc:  # weak or oversize password, malformed email
+        return _register_form(request, exc.detail, status=400, email=email)
+    if parts.settings.browser_mode == "jwt":
+        await jwt_login(request, user)
+    else:
+        await auth_of(request).login(user.id, user.roles)
+    return RedirectResponse("/account", status_code=303)
+
+
 async def account(request: Request) -> Response:
     identity = await current_user(request)
     if identity is None:
         return RedirectResponse("/login?next=" + quote("/account", safe=""), status_code=303)
+    return await account_page(request, identity)
+
+
+async def account_page(
+    request: Request, identity: Identity, message: str = "", *, ok: bool = False,
+    status: int = 200,
+) -> Response:  # fmt: skip
     parts = components(request)
     user = await parts.accounts.users.get(identity.user_id)
     if user is None:
         raise NotFound("The account no longer exists.")
-    token = token_field(request)
-    rows = []
-    for record in await parts.sessions.list_user(identity.user_id):
-        current = identity.session is not None and record.key == identity.session.key
-        rows.append(
-            "<tr>"
-            f"<td>{escape(record.user_agent or 'unknown device')}</td>"
-            f"<td>{escape(record.ip or '')}</td>"
-            f"<td>{'this device' if current else ''}</td>"
-            f"<td><form class=inline method=post "
-            f'action="/account/sessions/{escape(record.public_id)}/revoke">{token}'
-            "<button type=submit>Sign out</button></form></td></tr>"
-        )
-    body = (
-        f"<p>Signed in as <strong>{escape(user.email)}</strong>"
-        f"{' (' + escape(', '.join(user.roles)) + ')' if user.roles else ''}.</p>"
-        "<h2>Your sessions</h2><table><tr><th>Device</th><th>Address</th><th></th><th></th></tr>"
-        + "".join(rows)
-        + "</table>"
-        f'<form method=post action="/account/sessions/revoke-others">{token}'
-        "<button type=submit>Sign out all other sessions</button></form>"
-        f'<form method=post action="/logout">{token}<button type=submit>Sign out</button></form>'
-    )
-    return page("Your account", body)
+    # The rows have the shape of ``GET /auth/sessions``, so the data behind
+    # them can change (sessions today, every kind of login tomorrow).
+    current = current_login_id(identity)
+    logins = present_logins(
+        [login.as_json(current=login.id == current)
+         for login in await parts.accounts.logins.list(identity.user_id)],
+        now=parts.sessions.clock(),
+    )  # fmt: skip
+    linked, linkable = await linked_providers(request, identity.user_id)
+    return render(
+        request, "account.html", "Your account", status,
+        user=user, logins=logins, message=message or None, message_ok=ok,
+        providers_enabled=parts.oauth is not None, linked=linked, linkable=linkable,
+        can_unlink=user.password_hash is not None or len(linked) > 1,
+    )  # fmt: skip
 
 
 async def account_revoke(request: Request) -> Response:
     identity = await current_user(request)
     if identity is None:
         return RedirectResponse("/login", status_code=303)
-    public_id = request.path_params["session_id"]
-    await components(request).sessions.revoke(identity.user_id, public_id)
-    if identity.session is not None and identity.session.public_id == public_id:
-        await auth_of(request).logout()
+    login_id = request.path_params["session_id"]
+    await components(request).accounts.logins.end(identity.user_id, login_id)
+    if login_id == current_login_id(identity):
+        # Ending the login this page came with is a sign-out: clear its cookies.
+        await _sign_out(request, identity)
         return RedirectResponse("/login", status_code=303)
     return RedirectResponse("/account", status_code=303)
 
@@ -154,30 +243,91 @@ async def account_revoke_others(request: Request) -> Response:
     identity = await current_user(request)
     if identity is None:
         return RedirectResponse("/login", status_code=303)
-    await components(request).sessions.revoke_all(identity.user_id, keep=identity.session)
+    await components(request).accounts.logins.end_others(
+        identity.user_id, keep=current_login_id(identity)
+    )
     return RedirectResponse("/account", status_code=303)
 
 
-async def logout_submit(request: Request) -> Response:
+async def account_unlink(request: Request) -> Response:
+    """Unlink a provider, unless it is the last way left to sign in."""
     identity = await current_user(request)
+    if identity is None:
+        return RedirectResponse("/login", status_code=303)
+    parts = components(request)
+    if parts.oauth is None:
+        raise NotFound("No sign-in providers are configured.")
+    fields = await read_fields(request, parts.settings.max_body_bytes, allow_form=True)
+    issuer, subject = string_field(fields, "issuer"), string_field(fields, "subject")
+    user = await parts.accounts.users.get(identity.user_id)
+    if user is None:
+        raise NotFound("The account no longer exists.")
+    mine = await parts.oauth.identities.list_user(user.id)
+    target = next((i for i in mine if (i.issuer, i.subject) == (issuer, subject)), None)
+    if target is None:
+        return await account_page(request, identity, "That provider is not linked.", status=404)
+    if user.password_hash is None and len(mine) <= 1:
+        return await account_page(
+            request, identity,
+            "This provider is your only way to sign in, so it cannot be unlinked.",
+            status=409,
+        )  # fmt: skip
+    await parts.oauth.identities.remove(issuer, subject, user.id)
+    title = parts.oauth.providers[target.provider].title if target.provider in \
+        parts.oauth.providers else target.provider  # fmt: skip
+    return await account_page(request, identity, f"{title} is unlinked.", ok=True)
+
+
+async def _sign_out(request: Request, identity: Identity | None) -> None:
     if identity is not None and identity.scheme != "session":
         await jwt_logout(request)
     else:
         await auth_of(request).logout()
+
+
+async def logout_submit(request: Request) -> Response:
+    await _sign_out(request, await current_user(request))
     return RedirectResponse("/login", status_code=303)
 
 
-async def stylesheet(request: Request) -> Response:
-    return Response(STYLE, media_type="text/css", headers={"cache-control": "max-age=3600"})
+class _Static(StaticFiles):
+    """The stylesheet and icon: cacheable for an hour, unlike the pages."""
+
+    def file_response(self, *args: Any, **kwargs: Any) -> Response:
+        response = super().file_response(*args, **kwargs)
+        response.headers["cache-control"] = "public, max-age=3600"
+        return response
+
+
+def static_files(override_dir: Path | None) -> StaticFiles:
+    """``/static``: ``<templates dir>/static/`` first (an operator's CSS and
+    logo), then the built-in files."""
+    override = override_dir / "static" if override_dir is not None else None
+    if override is not None and override.is_dir():
+        return _Static(directory=override, packages=[("gatepass", "static")])
+    return _Static(packages=[("gatepass", "static")])
+
+
+async def _static(scope: Scope, receive: Receive, send: Send) -> None:
+    await scope["app"].state.static(scope, receive, send)
+
+
+async def favicon(request: Request) -> Response:
+    """Browsers ask for /favicon.ico on pages without an icon link (JSON ones)."""
+    return RedirectResponse("/static/favicon.svg", status_code=301)
 
 
 routes = [
     Route("/", home, methods=["GET"]),
     Route("/login", login_page, methods=["GET"]),
     Route("/login", login_submit, methods=["POST"]),
+    Route("/register", register_page, methods=["GET"]),
+    Route("/register", register_submit, methods=["POST"]),
     Route("/logout", logout_submit, methods=["POST"]),
     Route("/account", account, methods=["GET"]),
     Route("/account/sessions/revoke-others", account_revoke_others, methods=["POST"]),
     Route("/account/sessions/{session_id}/revoke", account_revoke, methods=["POST"]),
-    Route("/static/gatepass.css", stylesheet, methods=["GET"]),
+    Route("/account/providers/unlink", account_unlink, methods=["POST"]),
+    Route("/favicon.ico", favicon, methods=["GET"]),
+    Mount("/static", app=_static, name="static"),
 ]

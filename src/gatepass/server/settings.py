@@ -76,6 +76,18 @@ class Settings:
     token_scopes: str = ""
     #: Registrations accepted per client address per hour (0: no limit).
     registration_limit: int = 20
+    #: Outgoing mail: ``smtp://``, ``smtp+starttls://`` or ``smtps://`` with
+    #: optional ``user:pass@``.  Empty: mail is written to ``<data dir>/outbox/``.
+    #: Holds a password: never shown in a repr.
+    smtp_url: str = field(default="", repr=False)
+    #: A PEM file of CAs to trust for the SMTP server, besides the system's.
+    smtp_ca_file: str = ""
+    #: The ``From`` of every mail; required with an SMTP server.
+    mail_from: str = ""
+    #: Seconds to wait before each retry of a mail the SMTP server did not take.
+    mail_retry_delays: tuple[float, ...] = (2.0, 10.0, 60.0)
+    #: A folder of template overrides (pages and mails), searched first.
+    templates_dir: Path | None = None
     #: ``GATEPASS_OAUTH_*`` variables (provider names are dynamic, so they
     #: are read by :mod:`gatepass.oauth.config`).  Holds client secrets:
     #: never shown in a repr.
@@ -116,6 +128,7 @@ class Settings:
         for name in ("session_idle_timeout", "session_absolute_timeout", "max_body_bytes"):
             if getattr(self, name) <= 0:
                 raise ConfigurationError(f"GATEPASS_{name.upper()} must be positive.")
+        _check_mail(self)
         if self.session_idle_timeout > self.session_absolute_timeout:
             raise ConfigurationError(
                 "GATEPASS_SESSION_IDLE_TIMEOUT cannot exceed GATEPASS_SESSION_ABSOLUTE_TIMEOUT."
@@ -145,6 +158,24 @@ class Settings:
             raise ConfigurationError(str(exc)) from exc
 
 
+def _check_mail(settings: Settings) -> None:
+    # Local import: the mail package is heavier than this module needs to be.
+    from gatepass.mail.config import parse_sender, parse_smtp_url
+
+    if settings.smtp_url:
+        parse_smtp_url(settings.smtp_url)  # raises ConfigurationError, never echoing the URL
+        if not settings.mail_from:
+            raise ConfigurationError("GATEPASS_MAIL_FROM is required with GATEPASS_SMTP_URL.")
+    if settings.mail_from:
+        parse_sender(settings.mail_from)
+    if len(settings.mail_retry_delays) > 10 or any(
+        not 0 <= d <= 3600 for d in settings.mail_retry_delays
+    ):
+        raise ConfigurationError(
+            "GATEPASS_MAIL_RETRY_DELAYS takes at most 10 delays of 0 to 3600 seconds."
+        )
+
+
 def _convert(name: str, raw: str) -> Any:
     if name in ("port", "session_idle_timeout", "session_absolute_timeout", "max_body_bytes",
                 "access_token_ttl", "refresh_token_ttl", "key_rotation_days",
@@ -157,8 +188,15 @@ def _convert(name: str, raw: str) -> Any:
         if raw.lower() not in ("1", "0", "true", "false", "yes", "no"):
             raise ConfigurationError(f"GATEPASS_{name.upper()} must be true or false.")
         return raw.lower() in ("1", "true", "yes")
-    if name == "data_dir":
+    if name in ("data_dir", "templates_dir"):
         return Path(raw)
+    if name == "mail_retry_delays":
+        try:
+            return tuple(float(part) for part in raw.split(",") if part.strip())
+        except ValueError:
+            raise ConfigurationError(
+                "GATEPASS_MAIL_RETRY_DELAYS must be comma-separated seconds."
+            ) from None
     if name in ("cors_origins", "trusted_proxies"):
         return tuple(part.strip() for part in raw.split(",") if part.strip())
     return raw
