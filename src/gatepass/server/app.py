@@ -27,7 +27,7 @@ from gatepass.asgi.limits import RequestLimitsMiddleware
 from gatepass.asgi.middleware import AuthMiddleware, Receive, Scope, Send
 from gatepass.asgi.proxies import TrustedProxyMiddleware
 from gatepass.errors import GatepassError
-from gatepass.server import api, oauth_routes, openapi, pages, token_api
+from gatepass.server import account_api, api, oauth_routes, openapi, pages, token_api
 from gatepass.server.components import Components, users_roles
 from gatepass.server.html_errors import HTMLErrorPages
 from gatepass.server.settings import Settings
@@ -103,7 +103,8 @@ def build_app(parts: Components) -> Starlette:
     ]
     app = Starlette(
         routes=[
-            *api.routes, *token_api.routes, *oauth_routes.routes, *openapi.routes, *pages.routes
+            *api.routes, *token_api.routes, *account_api.routes, *oauth_routes.routes,
+            *openapi.routes, *pages.routes,
         ],
         middleware=middleware,
         exception_handlers={HTTPException: http_error},

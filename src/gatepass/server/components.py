@@ -13,12 +13,14 @@ from gatepass.accounts import Accounts
 from gatepass.clientip import TrustedProxies
 from gatepass.cookies import CookieSpec
 from gatepass.csrf import CSRFSigner, origin_of
+from gatepass.drivers.opener import open_one_time_token_store
 from gatepass.errors import ConfigurationError
 from gatepass.identity import RolePermissions
 from gatepass.mail import MailComposer, Mailer, Outbox, default_sender, parse_smtp_url
 from gatepass.oauth.config import load_providers
 from gatepass.oauth.identities import open_identity_store
 from gatepass.oauth.service import OAuthService
+from gatepass.onetime import OneTimeTokens
 from gatepass.server.keys import KeyRingSource
 from gatepass.server.secret_key import load_secrets
 from gatepass.server.settings import Settings
@@ -41,6 +43,10 @@ from gatepass.users.urls import open_user_store
 DEFAULT_PERMISSIONS = RolePermissions(
     {"admin": {"users:read", "users:write", "sessions:admin"}}
 )
+
+
+#: Reset and verification mails to one address per hour (SPEC).
+MAIL_PER_EMAIL = 5
 
 
 def users_roles(users: UserStore) -> RolesLoader:
@@ -75,6 +81,12 @@ class Components:
     keys: KeyRingSource
     #: Registrations per client address (GATEPASS_REGISTRATION_LIMIT an hour).
     registrations: Quota
+    #: Reset and verification links (SPEC "Account lifecycle and mail").
+    links: OneTimeTokens
+    #: Reset and verification mails per client address (GATEPASS_MAIL_LIMIT)
+    #: and per email address (5 an hour).
+    mail_per_address: Quota
+    mail_per_email: Quota
     #: Renders the mails; :attr:`mailer` sends them off the request path.
     mail: MailComposer
     mailer: Mailer
@@ -162,12 +174,28 @@ class Components:
         mailer = Mailer(
             Outbox(settings.data_dir / "outbox"), smtp, retry_delays=settings.mail_retry_delays
         )
+        links = OneTimeTokens(
+            # Short-lived like sessions: kept where sessions are.
+            await open_one_time_token_store(settings.session_store_url),
+            reset_ttl=settings.reset_token_ttl,
+            verify_ttl=settings.verification_token_ttl,
+        )
         return cls(
             settings=settings,
+            links=links,
+            mail_per_address=Quota(throttle.store, "mail-address", settings.mail_limit),
+            mail_per_email=Quota(throttle.store, "mail-email", MAIL_PER_EMAIL),
             mail=mail,
             mailer=mailer,
             templates=templates,
-            accounts=Accounts(users, sessions, PasswordHasher(), throttle=throttle, tokens=tokens),
+            accounts=Accounts(
+                users,
+                sessions,
+                PasswordHasher(),
+                throttle=throttle,
+                tokens=tokens,
+                require_verified_email=settings.email_verification == "required",
+            ),
             sessions=sessions,
             cookie=cookie,
             permissions=DEFAULT_PERMISSIONS,
@@ -184,6 +212,7 @@ class Components:
         if self.oauth is not None:
             await self.oauth.close()
         await self.tokens.refresh_store.close()
+        await self.links.store.close()
         await self.tokens.revocation.close()
         if self.accounts.throttle is not None:
             await self.accounts.throttle.store.close()

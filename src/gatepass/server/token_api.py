@@ -54,6 +54,7 @@ async def token(request: Request) -> Response:
         kind="api",
         ip=client_ip(request.scope),
         user_agent=request.headers.get("user-agent"),
+        email_verified=user.email_verified,
     )
     return JSONResponse(pair.as_json(), headers=NO_STORE)
 
@@ -150,6 +151,7 @@ async def jwt_login(request: Request, user: User) -> None:
         kind="browser",
         ip=client_ip(request.scope),
         user_agent=request.headers.get("user-agent"),
+        email_verified=user.email_verified,
     )
     set_token_cookies(request, pair)
 

@@ -89,6 +89,7 @@ class AccessTokenCodec:
         scopes: tuple[str, ...] = (),
         fid: str | None = None,
         gen: int = 0,
+        email_verified: bool | None = None,
     ) -> tuple[str, AccessClaims]:
         if not isinstance(sub, str) or not 0 < len(sub) <= MAX_STRING_CLAIM:
             raise ValueError("sub must be a non-empty string")
@@ -109,6 +110,9 @@ class AccessTokenCodec:
         }
         if fid is not None:
             claims["fid"] = fid
+        if email_verified is not None:
+            # OIDC's claim name, so relying services read it without a mapping.
+            claims["email_verified"] = email_verified
         token = jws.encode(claims, self._ring().active, typ=ACCESS_TYP)
         return token, self._claims(claims)
 
@@ -187,6 +191,8 @@ class AccessTokenCodec:
         gen = raw.get("gen")
         if not isinstance(gen, int) or isinstance(gen, bool) or gen < 0:
             raise InvalidToken(reason="gen")
+        if "email_verified" in raw and not isinstance(raw["email_verified"], bool):
+            raise InvalidToken(reason="email_verified")
         return self._claims(raw, aud=aud)
 
     @staticmethod

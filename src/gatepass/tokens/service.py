@@ -94,6 +94,7 @@ class TokenService:
         kind: FamilyKind = "api",
         ip: str | None = None,
         user_agent: str | None = None,
+        email_verified: bool | None = None,
     ) -> TokenPair:
         """A new family (one login): an access token and the first refresh token.
 
@@ -124,6 +125,7 @@ class TokenService:
                 "kind": kind,
                 "ip": ip,
                 "ua": user_agent[:512] if user_agent else None,
+                "email_verified": email_verified,
             },
         )
         await self.refresh_store.create(family)
@@ -136,6 +138,7 @@ class TokenService:
             scopes=_strings(family.data.get("scopes")),
             fid=family.family_id,
             gen=family.generation,
+            email_verified=_flag(family.data.get("email_verified")),
         )
         if self.mode == "allowlist":
             await self.revocation.allow(claims.jti, claims.sub, until=claims.exp)
@@ -271,3 +274,7 @@ def _strings(value: object) -> tuple[str, ...]:
     if isinstance(value, list | tuple):
         return tuple(v for v in value if isinstance(v, str))
     return ()
+
+
+def _flag(value: object) -> bool | None:
+    return value if isinstance(value, bool) else None
