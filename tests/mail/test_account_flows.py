@@ -232,7 +232,7 @@ def test_forgot_is_throttled_per_email_and_per_address(tmp_path: Path, smtp_serv
     smtp = smtp_server()
     with make_client(
         tmp_path, public_url=PUBLIC, smtp_url=f"smtp://127.0.0.1:{smtp.port}",
-        mail_from="login@acme.example", mail_limit=8,
+        mail_from="login@acme.example", mail_limit=8, peer=("203.0.113.7", 50000),
     ) as client:  # fmt: skip
         for _ in range(5):
             assert forgot(client, "ada@example.com").status_code == 202
