@@ -79,6 +79,7 @@ def _parser() -> argparse.ArgumentParser:
         "email"
     )
     users.add_parser("enable", help="enable a disabled account").add_argument("email")
+    users.add_parser("verify", help="mark the account's email verified").add_argument("email")
     setpw = users.add_parser("set-password", help="set a password and end all sessions")
     setpw.add_argument("email")
     setpw.add_argument("--password-stdin", action="store_true")
@@ -149,7 +150,8 @@ async def _run_admin(args: argparse.Namespace, settings: Settings) -> None:
             _print({"id": user.id, "email": user.email, "roles": list(user.roles)})
         elif cmd == "users" and action == "list":
             _print([
-                {"id": u.id, "email": u.email, "roles": list(u.roles), "disabled": u.disabled}
+                {"id": u.id, "email": u.email, "roles": list(u.roles), "disabled": u.disabled,
+                 "email_verified": u.email_verified}
                 for u in await accounts.users.list(limit=100_000)
             ])
         elif cmd == "users" and action == "disable":
@@ -160,6 +162,10 @@ async def _run_admin(args: argparse.Namespace, settings: Settings) -> None:
             user = await accounts.get(args.email)
             await accounts.enable(user)
             print(f"{user.email}: enabled")
+        elif cmd == "users" and action == "verify":
+            user = await accounts.get(args.email)
+            await accounts.users.set_email_verified(user.id, True)
+            print(f"{user.email}: email verified")
         elif cmd == "users" and action == "set-password":
             user = await accounts.get(args.email)
             count = await accounts.set_password(user, _read_password(args.password_stdin))
