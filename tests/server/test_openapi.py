@@ -16,7 +16,7 @@ from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
 from starlette.routing import Mount, Route
 from starlette.testclient import TestClient
 
-from gatepass.server import account_api, api, oauth_routes, openapi, pages, token_api
+from gatepass.server import account_api, account_pages, api, oauth_routes, openapi, pages, token_api
 from gatepass.server.app import Server
 from tests.server.conftest import make_client
 
@@ -25,7 +25,7 @@ JSON_MODULES = {m.__name__ for m in (api, token_api, account_api, openapi)}
 #: Modules whose routes are not the JSON API: the HTML pages, and the OAuth
 #: start/callback redirects (302s a browser follows).  A route from any other
 #: module fails the test until someone decides which kind it is.
-OTHER_MODULES = {m.__name__ for m in (pages, oauth_routes)}
+OTHER_MODULES = {m.__name__ for m in (pages, account_pages, oauth_routes)}
 METHODS = {"get", "post", "put", "patch", "delete"}
 
 

@@ -27,7 +27,7 @@ from gatepass.asgi.limits import RequestLimitsMiddleware
 from gatepass.asgi.middleware import AuthMiddleware, Receive, Scope, Send
 from gatepass.asgi.proxies import TrustedProxyMiddleware
 from gatepass.errors import GatepassError
-from gatepass.server import account_api, api, oauth_routes, openapi, pages, token_api
+from gatepass.server import account_api, account_pages, api, oauth_routes, openapi, pages, token_api
 from gatepass.server.components import Components, users_roles
 from gatepass.server.html_errors import HTMLErrorPages
 from gatepass.server.settings import Settings
@@ -104,7 +104,7 @@ def build_app(parts: Components) -> Starlette:
     app = Starlette(
         routes=[
             *api.routes, *token_api.routes, *account_api.routes, *oauth_routes.routes,
-            *openapi.routes, *pages.routes,
+            *openapi.routes, *pages.routes, *account_pages.routes,
         ],
         middleware=middleware,
         exception_handlers={HTTPException: http_error},
