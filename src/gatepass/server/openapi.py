@@ -35,6 +35,15 @@ FORM = "application/x-www-form-urlencoded"
 Schema = dict[str, Any]
 
 
+#: A password being set: the policy's bounds (400 `weak_password` otherwise).
+_NEW_PASSWORD = {
+    "type": "string",
+    "minLength": 8,
+    "maxLength": 1024,
+    "description": "8 to 1024 characters (400 `weak_password` otherwise).",
+}
+
+
 def _ref(name: str) -> Schema:
     return {"$ref": f"#/components/schemas/{name}"}
 
@@ -177,7 +186,7 @@ _SCHEMAS: Schema = {
         "required": ["token", "password"],
         "properties": {
             "token": {"type": "string", "description": "From the mailed link."},
-            "password": {"type": "string", "minLength": 1},
+            "password": _NEW_PASSWORD,
         },
     },
     "ChangePasswordRequest": {
@@ -185,7 +194,7 @@ _SCHEMAS: Schema = {
         "required": ["current_password", "new_password"],
         "properties": {
             "current_password": {"type": "string", "minLength": 1},
-            "new_password": {"type": "string", "minLength": 1},
+            "new_password": _NEW_PASSWORD,
         },
     },
     "VerifyEmailRequest": {
