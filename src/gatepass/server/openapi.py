@@ -294,11 +294,12 @@ _SCHEMAS: Schema = {
     },
     "AdminUser": {
         "type": "object",
-        "required": ["id", "email", "roles", "disabled", "created_at"],
+        "required": ["id", "email", "roles", "email_verified", "disabled", "created_at"],
         "properties": {
             "id": {"type": "string"},
             "email": {"type": "string"},
             "roles": {"type": "array", "items": {"type": "string"}},
+            "email_verified": {"type": "boolean"},
             "disabled": {"type": "boolean"},
             "created_at": {"type": "string", "format": "date-time"},
         },
