@@ -418,3 +418,18 @@ def test_required_verification_refuses_login_and_tokens(
         assert parts_of(client).tokens.codec.verify(
             client.post("/auth/token", json=creds).json()["access_token"]
         ).raw["email_verified"] is True
+
+
+def test_the_claim_turns_true_at_the_next_refresh_after_verifying(
+    client: TestClient, smtp: Any
+) -> None:
+    register(client)
+    creds = {"email": "ada@example.com", "password": PASSWORD}
+    pair = client.post("/auth/token", json=creds).json()
+    codec = parts_of(client).tokens.codec
+    assert codec.verify(pair["access_token"]).raw["email_verified"] is False
+    settle(client)
+    [mail] = mails_to(smtp.handler, "ada@example.com", "confirm")
+    client.post("/auth/email/verify", json={"token": token_in(mail, "/email/verify")})
+    fresh = client.post("/auth/refresh", json={"refresh_token": pair["refresh_token"]}).json()
+    assert codec.verify(fresh["access_token"]).raw["email_verified"] is True

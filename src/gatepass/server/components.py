@@ -34,7 +34,7 @@ from gatepass.throttle.urls import open_throttle_store
 from gatepass.tokens.access import AccessTokenCodec
 from gatepass.tokens.backends.urls import open_refresh_store, open_revocation_store
 from gatepass.tokens.scopes import ScopePolicy
-from gatepass.tokens.service import RolesLoader, TokenService
+from gatepass.tokens.service import RolesLoader, TokenService, VerifiedLoader
 from gatepass.users.model import UserStore
 from gatepass.users.passwords import PasswordHasher
 from gatepass.users.urls import open_user_store
@@ -55,6 +55,16 @@ def users_roles(users: UserStore) -> RolesLoader:
     async def load(user_id: str) -> tuple[str, ...] | None:
         user = await users.get(user_id)
         return None if user is None or user.disabled else user.roles
+
+    return load
+
+
+def users_verified(users: UserStore) -> VerifiedLoader:
+    """Whether the user's email is verified now (False when gone)."""
+
+    async def load(user_id: str) -> bool:
+        user = await users.get(user_id)
+        return user is not None and user.email_verified
 
     return load
 
@@ -144,6 +154,7 @@ class Components:
             mode=settings.revocation_mode,
             scopes=ScopePolicy.parse(settings.token_scopes),
             roles_loader=users_roles(users),
+            verified_loader=users_verified(users),
         )
         oauth = None
         providers = load_providers(settings.extra, settings.oauth_config)

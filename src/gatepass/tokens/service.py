@@ -43,6 +43,8 @@ RevocationMode = Literal["denylist", "allowlist"]
 FamilyKind = Literal["browser", "api"]
 #: The user's current roles, or None when the user is gone or disabled.
 RolesLoader = Callable[[str], Awaitable[tuple[str, ...] | None]]
+#: Whether the user's email is verified now.
+VerifiedLoader = Callable[[str], Awaitable[bool]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +85,10 @@ class TokenService:
     #: a disabled account reaches the next access token (None: trust the
     #: roles recorded in the family when it was issued).
     roles_loader: RolesLoader | None = None
+    #: Asked at a refresh of a family issued to an unverified user, so the
+    #: ``email_verified`` claim turns true without a new login once the user
+    #: verifies (only ever false -> true: nothing here un-verifies a login).
+    verified_loader: VerifiedLoader | None = None
     clock: Callable[[], float] = field(default=time.time)
 
     async def issue(
@@ -189,6 +195,12 @@ class TokenService:
                     "scopes": list(self.scopes.narrow(roles, _strings(family.data.get("scopes")))),
                 },
             )
+        if (
+            family.data.get("email_verified") is False
+            and self.verified_loader is not None
+            and await self.verified_loader(family.user_id)
+        ):
+            family = replace(family, data={**family.data, "email_verified": True})
         return await self._access(family, next_token)
 
     async def verify(self, access_token: str) -> AccessClaims:
