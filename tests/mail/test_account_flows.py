@@ -433,3 +433,27 @@ def test_the_claim_turns_true_at_the_next_refresh_after_verifying(
     client.post("/auth/email/verify", json={"token": token_in(mail, "/email/verify")})
     fresh = client.post("/auth/refresh", json={"refresh_token": pair["refresh_token"]}).json()
     assert codec.verify(fresh["access_token"]).raw["email_verified"] is True
+
+
+def test_reset_ends_browser_jwt_logins_too(tmp_path: Path, smtp_server: Any) -> None:
+    smtp = smtp_server()
+    with make_client(
+        tmp_path, public_url=PUBLIC, smtp_url=f"smtp://127.0.0.1:{smtp.port}",
+        mail_from="login@acme.example", browser_mode="jwt",
+    ) as client:  # fmt: skip
+        register(client)
+        r = client.post("/auth/login", json={"email": "ada@example.com", "password": PASSWORD})
+        assert r.status_code == 200
+        jar = client.cookies
+        assert client.get("/auth/me").status_code == 200
+        client.cookies = httpx.Cookies()
+        forgot(client, "ada@example.com")
+        settle(client)
+        [mail] = mails_to(smtp.handler, "ada@example.com", "reset")
+        r = client.post("/auth/password/reset",
+                        json={"token": token_in(mail, "/password/reset"), "password": NEW_PASSWORD})
+        assert r.status_code == 204
+        client.cookies = jar  # the browser comes back with its access and refresh cookies
+        assert client.get("/auth/me").status_code == 401
+        assert client.post("/auth/refresh").status_code == 401
+        assert client.get("/auth/sessions").status_code == 401
