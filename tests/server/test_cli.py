@@ -108,7 +108,8 @@ def test_users_add_reads_the_password_from_stdin_only(app: TestClient, data_dir:
     listed = run_cli(data_dir, "users", "list")
     assert listed.returncode == 0
     users = json.loads(listed.stdout)
-    assert users == [{"id": created["id"], "email": EMAIL, "roles": [], "disabled": False}]
+    assert users == [{"id": created["id"], "email": EMAIL, "roles": [], "disabled": False,
+                      "email_verified": False}]
     assert "hash" not in listed.stdout and "argon2" not in listed.stdout
 
     # The password read from stdin (newline stripped) is the one that logs in.
