@@ -11,7 +11,7 @@ import pytest
 
 from gatepass.errors import ConfigurationError
 from gatepass.mail import MailComposer, Outbox, default_sender, parse_sender, parse_smtp_url
-from gatepass.mail.config import redact_url
+from gatepass.mail.config import _redact_url as redact_url
 from gatepass.server.settings import Settings
 from gatepass.templating import make_environment
 

@@ -6,7 +6,7 @@ anything else is said), ``smtps://…`` (port 465, TLS from the first byte).
 Certificates are always verified; ``GATEPASS_SMTP_CA_FILE`` adds a private CA.
 
 The URL holds a password, so no message, repr or log line ever shows it:
-errors name the setting, never its value, and :func:`redact_url` is the one
+errors name the setting, never its value, and :func:`_redact_url` is the one
 way the URL is displayed.
 """
 
@@ -42,10 +42,11 @@ class SmtpTarget:
     password: str | None = field(default=None, repr=False)
     #: PEM file of extra trusted CAs (a private mail relay's); None: the system's.
     ca_file: str | None = None
+    #: How the server is shown in logs: the URL through :func:`_redact_url`.
+    shown: str = "<smtp>"
 
     def __str__(self) -> str:
-        scheme = next(name for name, (sec, _) in _SCHEMES.items() if sec == self.security)
-        return f"{scheme}://{_host_port(self.host, self.port)}"
+        return self.shown
 
     def tls_context(self) -> ssl.SSLContext | None:
         if self.security == "plain":
@@ -56,11 +57,12 @@ class SmtpTarget:
             raise ConfigurationError("GATEPASS_SMTP_CA_FILE cannot be read as PEM.") from None
 
 
-def redact_url(url: str) -> str:
+def _redact_url(url: str) -> str:
     """``scheme://host:port`` and nothing else: no user, password, path or query.
 
-    Strict on purpose (a private stand-in until ``gatepass.drivers`` has the
-    shared rule): anything that does not parse shows as ``<invalid URL>``.
+    Strict on purpose, and private: a stand-in until ``gatepass.drivers``
+    has the project's one redaction rule, which should replace it.  Anything
+    that does not parse shows as ``<invalid URL>``.
     """
     try:
         parts = urlsplit(url)
@@ -106,6 +108,7 @@ def parse_smtp_url(url: str, *, ca_file: str | None = None) -> SmtpTarget:
         username=username,
         password=password,
         ca_file=ca_file,
+        shown=_redact_url(url.strip()),
     )
 
 

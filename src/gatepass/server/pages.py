@@ -15,13 +15,13 @@ from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from gatepass.asgi.csrf import csrf_token
 from gatepass.asgi.dependencies import auth_of, current_user
-from gatepass.asgi.middleware import Receive, Scope, Send, client_ip
+from gatepass.asgi.middleware import client_ip
 from gatepass.errors import (
     EmailUnverified,
     InvalidCredentials,
@@ -325,8 +325,11 @@ def static_files(override_dir: Path | None) -> StaticFiles:
     return _Static(packages=[("gatepass", "static")])
 
 
-async def _static(scope: Scope, receive: Receive, send: Send) -> None:
-    await scope["app"].state.static(scope, receive, send)
+async def static(request: Request) -> Response:
+    files: StaticFiles = request.app.state.static
+    # StaticFiles resolves the path safely (no way out of its folders) and
+    # answers 404 for anything it does not have.
+    return await files.get_response(request.path_params["path"], request.scope)
 
 
 async def favicon(request: Request) -> Response:
@@ -346,5 +349,5 @@ routes = [
     Route("/account/sessions/{session_id}/revoke", account_revoke, methods=["POST"]),
     Route("/account/providers/unlink", account_unlink, methods=["POST"]),
     Route("/favicon.ico", favicon, methods=["GET"]),
-    Mount("/static", app=_static, name="static"),
+    Route("/static/{path:path}", static, methods=["GET"]),
 ]
