@@ -10,7 +10,13 @@ from __future__ import annotations
 
 import re
 
-from gatepass.errors import InvalidCredentials, InvalidRequest, NotFound, UserExists
+from gatepass.errors import (
+    EmailUnverified,
+    InvalidCredentials,
+    InvalidRequest,
+    NotFound,
+    UserExists,
+)
 from gatepass.logins import Logins
 from gatepass.sessions.manager import SessionManager
 from gatepass.throttle import LoginThrottle
@@ -42,8 +48,12 @@ class Accounts:
         *,
         throttle: LoginThrottle | None = None,
         tokens: TokenService | None = None,
+        require_verified_email: bool = False,
     ) -> None:
         self.users = users
+        #: GATEPASS_EMAIL_VERIFICATION=required: a right password of an
+        #: unverified account gets EmailUnverified, never a session or token.
+        self.require_verified_email = require_verified_email
         self.sessions = sessions
         self.hasher = hasher
         self.throttle = throttle
@@ -85,7 +95,30 @@ class Accounts:
             raise
         if self.throttle is not None:
             await self.throttle.success(email, client_ip)
+        if self.require_verified_email and not user.email_verified:
+            raise EmailUnverified()
         return user
+
+    async def check_password(self, user: User, password: str, *, client_ip: str | None) -> None:
+        """InvalidCredentials unless ``password`` is the user's (a signed-in
+        user proving it again); throttled and counted exactly like a login."""
+        self.hasher.check_length(password)
+        if self.throttle is not None:
+            await self.throttle.check(user.email, client_ip)
+        try:
+            await self._verify(user.email, password)
+        except InvalidCredentials:
+            if self.throttle is not None:
+                await self.throttle.failure(user.email, client_ip)
+            raise
+        if self.throttle is not None:
+            await self.throttle.success(user.email, client_ip)
+
+    async def change_password(self, user: User, password: str) -> None:
+        """Store a new password without ending any login (the caller decides
+        which to keep).  WeakPassword or InvalidRequest for a bad one."""
+        self.hasher.check_policy(password)
+        await self.users.set_password_hash(user.id, await self.hasher.hash(password))
 
     async def _verify(self, email: str, password: str) -> User:
         try:

@@ -121,6 +121,7 @@ def _parser() -> argparse.ArgumentParser:
         "email"
     )
     users.add_parser("enable", help="enable a disabled account").add_argument("email")
+    users.add_parser("verify", help="mark the account's email verified").add_argument("email")
     setpw = users.add_parser("set-password", help="set a password and end all sessions")
     setpw.add_argument("email")
     setpw.add_argument("--password-stdin", action="store_true")
@@ -211,7 +212,7 @@ async def _run_admin(args: argparse.Namespace, settings: Settings) -> None:
                 factors = await parts.mfa.factors(u.id)
                 listed.append({
                     "id": u.id, "email": u.email, "roles": list(u.roles), "disabled": u.disabled,
-                    "mfa": list(factors.methods),
+                    "email_verified": u.email_verified, "mfa": list(factors.methods),
                 })  # fmt: skip
             _print(listed)
         elif cmd == "users" and action == "disable":
@@ -222,6 +223,10 @@ async def _run_admin(args: argparse.Namespace, settings: Settings) -> None:
             user = await accounts.get(args.email)
             await accounts.enable(user)
             print(f"{user.email}: enabled")
+        elif cmd == "users" and action == "verify":
+            user = await accounts.get(args.email)
+            await accounts.users.set_email_verified(user.id, True)
+            print(f"{user.email}: email verified")
         elif cmd == "users" and action == "set-password":
             user = await accounts.get(args.email)
             count = await accounts.set_password(user, _read_password(args.password_stdin))

@@ -64,6 +64,15 @@ class WeakPassword(InvalidRequest):
     default_detail = "The password does not meet the policy."
 
 
+class InvalidLinkToken(InvalidRequest):
+    """A reset or verification token that is malformed, unknown, used, voided
+    or expired: one answer for all, so a client learns nothing about which.
+    Never carries the token."""
+
+    code = "invalid_token"
+    default_detail = "This link is invalid or has expired."
+
+
 class NotAuthenticated(GatepassError):
     """No valid credentials came with the request."""
 
@@ -132,6 +141,14 @@ class InsufficientScope(PermissionDenied):
 
     code = "insufficient_scope"
     default_detail = "The access token does not grant the required scope."
+
+
+class EmailUnverified(PermissionDenied):
+    """Sign-in refused until the account's email is verified
+    (``GATEPASS_EMAIL_VERIFICATION=required``); the password was right."""
+
+    code = "email_unverified"
+    default_detail = "Confirm your email address before signing in."
 
 
 class NotFound(GatepassError):

@@ -195,8 +195,10 @@ def _cookie_pairs(header: str) -> Iterator[tuple[str, str]]:
 
 #: The tests' own HTTP client tracing the wire at DEBUG: raw request and
 #: response headers, cookies included, by design.  That is the client's
-#: transcript of traffic, not something the server logged.
-CLIENT_WIRE_LOGGERS = ("httpcore", "hpack")
+#: transcript of traffic, not something the server logged.  Likewise
+#: aiosmtpd (logger ``mail.log``), the tests' receiving SMTP server: its
+#: DEBUG transcript of DATA is the user's mailbox, where links belong.
+CLIENT_WIRE_LOGGERS = ("httpcore", "hpack", "mail")
 
 
 class _Capture(logging.Handler):

@@ -113,8 +113,9 @@ def test_users_add_reads_the_password_from_stdin_only(app: TestClient, data_dir:
     assert listed.returncode == 0
     users = json.loads(listed.stdout)
     assert users == [
-        {"id": created["id"], "email": EMAIL, "roles": [], "disabled": False, "mfa": []}
-    ]
+        {"id": created["id"], "email": EMAIL, "roles": [], "disabled": False,
+         "email_verified": False, "mfa": []}
+    ]  # fmt: skip
     assert "hash" not in listed.stdout and "argon2" not in listed.stdout
 
     # The password read from stdin (newline stripped) is the one that logs in.
@@ -318,3 +319,18 @@ def test_sessions_revoke_needs_all_or_an_id(data_dir: Path) -> None:
         result = run_cli(data_dir, *args)
         assert result.returncode == 2
         assert "Traceback" not in result.stderr
+
+
+def test_users_verify_lets_an_unverified_user_in(tmp_path: Path, data_dir: Path) -> None:
+    with make_client(tmp_path, email_verification="required") as app:
+        add_user(data_dir)
+        creds = {"email": EMAIL, "password": PASSWORD}
+        r = app.post("/auth/login", json=creds)
+        assert (r.status_code, r.json()["error"]) == (403, "email_unverified")
+        assert cli_json(data_dir, "users", "list")[0]["email_verified"] is False
+        result = run_cli(data_dir, "users", "verify", EMAIL)
+        assert (result.returncode, result.stdout) == (0, f"{EMAIL}: email verified\n")
+        assert app.post("/auth/login", json=creds).status_code == 200
+        assert app.get("/auth/me").json()["email_verified"] is True
+        assert cli_json(data_dir, "users", "list")[0]["email_verified"] is True
+    assert_clean_failure(run_cli(data_dir, "users", "verify", "nobody@example.com"), "No such")

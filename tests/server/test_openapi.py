@@ -17,15 +17,27 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from gatepass.server import api, forward_auth, mfa_routes, oauth_routes, openapi, pages, token_api
+from gatepass.server import (
+    account_api,
+    account_pages,
+    api,
+    forward_auth,
+    mfa_routes,
+    oauth_routes,
+    openapi,
+    pages,
+    token_api,
+)
 from tests.server.conftest import make_client
 
 #: Modules whose routes answer JSON: each must be in the document.
-JSON_MODULES = {m.__name__ for m in (api, token_api, forward_auth, mfa_routes, openapi)}
+JSON_MODULES = {
+    m.__name__ for m in (api, token_api, forward_auth, mfa_routes, account_api, openapi)
+}
 #: Modules whose routes are not the JSON API: the HTML pages, and the OAuth
 #: start/callback redirects (302s a browser follows).  A route from any other
 #: module fails the test until someone decides which kind it is.
-OTHER_MODULES = {m.__name__ for m in (pages, oauth_routes)}
+OTHER_MODULES = {m.__name__ for m in (pages, account_pages, oauth_routes)}
 METHODS = {"get", "post", "put", "patch", "delete"}
 
 

@@ -203,7 +203,7 @@ def private_postgres() -> Iterator[PostgresServer]:
 
 def test_postgres_outage_and_recovery(tmp_path: Path, private_postgres: PostgresServer) -> None:
     url = private_postgres.url
-    with make_client(tmp_path, session_store_url=url) as client:  # users: SQLite
+    with make_client(tmp_path, database_url=url, session_store_url=url) as client:
         register(client)
         token = session_of(login(client))
         assert as_token(client, "GET", "/auth/me", token).status_code == 200

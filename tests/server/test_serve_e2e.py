@@ -178,7 +178,7 @@ def test_acceptance_flow(tmp_path: Path, store_settings: dict[str, str]) -> None
 
         me = server.request("GET", "/auth/me", token)
         assert me.status_code == 200
-        assert me.json() == {"id": user_id, "email": EMAIL, "roles": []}
+        assert me.json() == {"id": user_id, "email": EMAIL, "roles": [], "email_verified": False}
 
         sessions = server.request("GET", "/auth/sessions", token)
         assert sessions.status_code == 200

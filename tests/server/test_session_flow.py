@@ -12,7 +12,9 @@ def test_register_login_me_sessions_logout(client: TestClient) -> None:
     user_id = register(client)
     r = client.post("/auth/login", json={"email": "Ada@Example.com", "password": PASSWORD})
     assert r.status_code == 200
-    assert r.json()["user"] == {"id": user_id, "email": "ada@example.com", "roles": []}
+    assert r.json()["user"] == {
+        "id": user_id, "email": "ada@example.com", "roles": [], "email_verified": False
+    }
     set_cookie = session_cookie(r)
     assert set_cookie.startswith("__Host-gatepass=")
     assert "; Path=/; Secure; HttpOnly; SameSite=Lax" in set_cookie
@@ -22,7 +24,9 @@ def test_register_login_me_sessions_logout(client: TestClient) -> None:
 
     me = client.get("/auth/me")
     assert me.status_code == 200
-    assert me.json() == {"id": user_id, "email": "ada@example.com", "roles": []}
+    assert me.json() == {
+        "id": user_id, "email": "ada@example.com", "roles": [], "email_verified": False
+    }
 
     sessions = client.get("/auth/sessions").json()
     assert len(sessions) == 1

@@ -364,3 +364,88 @@ async def test_user_ids_are_strings(store: UserStore) -> None:
     # Ids are compared exactly: no padding, no case folding, no number parsing.
     assert await store.get("0" + user.id) is None
     assert await store.get(user.id.upper()) is None
+
+
+# email_verified ---------------------------------------------------------------
+
+
+async def test_email_verified_starts_false_and_is_set_both_ways(store: UserStore) -> None:
+    user = await store.create("v@example.com", ARGON, ("admin",))
+    assert user.email_verified is False
+    assert (await store.get(user.id)).email_verified is False  # type: ignore[union-attr]
+    await store.set_email_verified(user.id, True)
+    got = await store.get(user.id)
+    assert got is not None and got.email_verified is True
+    # Nothing else moved.
+    assert (got.email, got.password_hash, got.roles, got.disabled) == (
+        "v@example.com", ARGON, ("admin",), False,
+    )  # fmt: skip
+    by_email = await store.get_by_email("v@example.com")
+    assert by_email is not None and by_email.email_verified is True
+    assert [u.email_verified for u in await store.list()] == [True]
+    await store.set_email_verified(user.id, False)
+    assert (await store.get(user.id)).email_verified is False  # type: ignore[union-attr]
+
+
+#: The table as the first release created it: no email_verified column.
+_OLD_SQLITE = """
+CREATE TABLE gatepass_users (
+    id TEXT PRIMARY KEY, email TEXT NOT NULL UNIQUE, password_hash TEXT,
+    roles TEXT NOT NULL DEFAULT '[]', disabled INTEGER NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL)
+"""
+
+
+async def test_sqlite_database_from_before_email_verified_is_upgraded(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute(_OLD_SQLITE)
+        conn.execute(
+            "INSERT INTO gatepass_users VALUES ('u1', 'old@example.com', NULL, '[]', 0, 1.0)"
+        )
+    conn.close()
+    store = SQLiteUserStore(SQLiteDatabase(path))
+    try:
+        old = await store.get("u1")
+        assert old is not None and old.email == "old@example.com" and not old.email_verified
+        await store.set_email_verified("u1", True)
+        assert (await store.get("u1")).email_verified is True  # type: ignore[union-attr]
+    finally:
+        await store.close()
+    # Opening the upgraded file again runs no second ALTER (it would fail).
+    again = SQLiteUserStore(SQLiteDatabase(path))
+    try:
+        assert (await again.get("u1")).email_verified is True  # type: ignore[union-attr]
+    finally:
+        await again.close()
+
+
+@pytest.mark.postgres
+async def test_postgres_database_from_before_email_verified_is_upgraded(
+    postgres_url: str,
+) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(postgres_url)
+    try:
+        await conn.execute(
+            "CREATE TABLE gatepass_users (id text PRIMARY KEY, email text NOT NULL UNIQUE,"
+            " password_hash text, roles text[] NOT NULL DEFAULT '{}',"
+            " disabled boolean NOT NULL DEFAULT false, created_at double precision NOT NULL)"
+        )
+        await conn.execute(
+            "INSERT INTO gatepass_users VALUES ('u1', 'old@example.com', NULL, '{}', false, 1.0)"
+        )
+    finally:
+        await conn.close()
+    stores = [PostgresUserStore(PostgresPool(postgres_url)) for _ in range(2)]
+    try:
+        old = await stores[0].get("u1")
+        assert old is not None and not old.email_verified
+        await stores[0].set_email_verified("u1", True)
+        assert (await stores[1].get("u1")).email_verified is True  # type: ignore[union-attr]
+    finally:
+        for s in stores:
+            await s.close()

@@ -11,6 +11,7 @@ import json
 
 from gatepass.errors import (
     Conflict,
+    EmailUnverified,
     GatepassError,
     InsufficientScope,
     InvalidRequest,
@@ -27,6 +28,7 @@ from gatepass.errors import (
 #: Most specific class first; the first isinstance match wins.
 _STATUS: tuple[tuple[type[GatepassError], int], ...] = (
     (PayloadTooLarge, 413),
+    (EmailUnverified, 403),
     (InvalidRequest, 400),
     (NotAuthenticated, 401),
     (PermissionDenied, 403),

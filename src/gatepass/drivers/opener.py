@@ -24,6 +24,7 @@ from gatepass.errors import ConfigurationError
 if TYPE_CHECKING:
     from gatepass.mfa.store import FactorStore
     from gatepass.oauth.identities import IdentityStore
+    from gatepass.onetime.store import OneTimeTokenStore
     from gatepass.sessions.store import SessionStore
     from gatepass.throttle.store import ThrottleStore
     from gatepass.tokens.refresh import RefreshStore
@@ -67,6 +68,12 @@ STORES: dict[str, dict[Backend, str]] = {
         "sqlite": "gatepass.users.sqlite:SQLiteUserStore",
         "postgres": "gatepass.users.postgres:PostgresUserStore",
         "mongodb": "gatepass.users.mongodb:MongoUserStore",
+    },
+    "one-time token store": {
+        "memory": "gatepass.onetime.memory:MemoryOneTimeTokenStore",
+        "sqlite": "gatepass.onetime.sqlite:SQLiteOneTimeTokenStore",
+        "redis": "gatepass.onetime.redis:RedisOneTimeTokenStore",
+        "postgres": "gatepass.onetime.postgres:PostgresOneTimeTokenStore",
     },
     "identity store": {
         "memory": "gatepass.oauth.identities:MemoryIdentityStore",
@@ -151,7 +158,7 @@ def _opener(kind: str) -> Callable[[str], Awaitable[Any]]:
     async def open_kind(url: str) -> Any:
         return await open_store(kind, url)
 
-    open_kind.__name__ = open_kind.__qualname__ = f"open_{kind.split()[0]}_store"
+    open_kind.__name__ = open_kind.__qualname__ = f"open_{kind.split()[0].replace('-', '_')}_store"
     open_kind.__doc__ = f"The {kind} that ``url`` names (see :func:`open_store`)."
     return open_kind
 
@@ -162,5 +169,8 @@ open_refresh_store: Callable[[str], Awaitable[RefreshStore]] = _opener("refresh 
 open_revocation_store: Callable[[str], Awaitable[RevocationStore]] = _opener("revocation store")
 open_throttle_store: Callable[[str], Awaitable[ThrottleStore]] = _opener("throttle store")
 open_user_store: Callable[[str], Awaitable[UserStore]] = _opener("user store")
+open_one_time_token_store: Callable[[str], Awaitable[OneTimeTokenStore]] = _opener(
+    "one-time token store"
+)
 open_identity_store: Callable[[str], Awaitable[IdentityStore]] = _opener("identity store")
 open_factor_store: Callable[[str], Awaitable[FactorStore]] = _opener("factor store")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -95,7 +96,8 @@ class SQLiteDatabase(SQLConnection):
         def create(conn: sqlite3.Connection) -> None:
             for schema in schemas:
                 for statement in schema:
-                    conn.execute(statement)
+                    if not _column_present(conn, statement):
+                        conn.execute(statement)
 
         await self._submit(lambda: self._in_transaction(create))
 
@@ -132,6 +134,20 @@ class SQLiteDatabase(SQLConnection):
         await asyncio.get_running_loop().run_in_executor(self._executor, shut)
         self._executor.shutdown(wait=True)
         self.changes.close()
+
+
+#: SQLite has no ``ADD COLUMN IF NOT EXISTS``: a schema upgrade written as
+#: ``ALTER TABLE t ADD COLUMN c …`` runs only when ``t`` lacks ``c``.
+_ADD_COLUMN = re.compile(r"\s*ALTER TABLE (\w+) ADD COLUMN (\w+)", re.IGNORECASE)
+
+
+def _column_present(conn: sqlite3.Connection, statement: str) -> bool:
+    match = _ADD_COLUMN.match(statement)
+    if match is None:
+        return False
+    table, column = match.groups()
+    rows = conn.execute(f"PRAGMA table_info({table})").fetchall()
+    return any(row[1] == column for row in rows)
 
 
 def open_database(path: str) -> SQLiteDatabase:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 from gatepass.errors import Conflict, InvalidRequest, PermissionDenied, UserExists
 from gatepass.oauth.config import ProviderConfig
@@ -49,6 +50,17 @@ class AccountLinker:
         self._clock = clock
 
     async def resolve(
+        self, config: ProviderConfig, profile: Profile, *, link_user: str | None
+    ) -> User:
+        user = await self._resolve(config, profile, link_user=link_user)
+        # A provider that asserts it verified the account's very address
+        # counts as a verification (SPEC "Account lifecycle").
+        if not user.email_verified and _verified_email(profile) == user.email:
+            await self.users.set_email_verified(user.id, True)
+            user = replace(user, email_verified=True)
+        return user
+
+    async def _resolve(
         self, config: ProviderConfig, profile: Profile, *, link_user: str | None
     ) -> User:
         known = await self.identities.get(profile.issuer, profile.subject)

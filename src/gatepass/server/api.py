@@ -18,6 +18,7 @@ from gatepass.asgi.middleware import client_ip
 from gatepass.errors import GatepassError, NotFound, PermissionDenied, StoreUnavailable
 from gatepass.logins import current_login_id, iso
 from gatepass.mfa.service import AMR_PASSWORD
+from gatepass.server.account_api import send_verification
 from gatepass.server.bodies import bool_field, read_fields, string_field
 from gatepass.server.components import components
 from gatepass.server.second_step import second_step_needed
@@ -26,7 +27,12 @@ from gatepass.users.model import User
 
 
 def user_json(user: User) -> dict[str, Any]:
-    return {"id": user.id, "email": user.email, "roles": list(user.roles)}
+    return {
+        "id": user.id,
+        "email": user.email,
+        "roles": list(user.roles),
+        "email_verified": user.email_verified,
+    }
 
 
 #: Personal or credential-bearing answers are never stored by a browser or
@@ -45,6 +51,7 @@ async def register(request: Request) -> Response:
     user = await parts.accounts.register(
         string_field(fields, "email"), string_field(fields, "password")
     )
+    await send_verification(parts, user)
     return JSONResponse({"id": user.id, "email": user.email}, status_code=201)
 
 

@@ -12,6 +12,8 @@ from starlette.responses import JSONResponse, Response
 from gatepass.asgi.stack import Layers
 from gatepass.integration import Gatepass
 from gatepass.server import (
+    account_api,
+    account_pages,
     api,
     forward_auth,
     mfa_routes,
@@ -65,7 +67,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         routes=[
             *api.routes, *token_api.routes, *mfa_routes.routes, *forward_auth.routes,
             *oauth_routes.routes,
-            *openapi.routes, *pages.routes,
+            *account_api.routes, *openapi.routes, *pages.routes, *account_pages.routes,
         ],
         exception_handlers={HTTPException: http_error},
     )

@@ -16,7 +16,7 @@ from gatepass.asgi.csrf import CSRF_COOKIE
 from gatepass.clientip import TrustedProxies
 from gatepass.cookies import CookieSpec
 from gatepass.csrf import CSRFSigner, origin_of
-from gatepass.drivers.opener import open_factor_store
+from gatepass.drivers.opener import open_factor_store, open_one_time_token_store
 from gatepass.errors import ConfigurationError
 from gatepass.forward_auth.source import RulesSource
 from gatepass.identity import RolePermissions
@@ -26,6 +26,7 @@ from gatepass.mfa.service import MFAService
 from gatepass.oauth import service_class
 from gatepass.oauth.config import load_providers
 from gatepass.oauth.identities import open_identity_store
+from gatepass.onetime import OneTimeTokens
 from gatepass.redirects import safe_next_url
 from gatepass.server.keys import KeyRingSource
 from gatepass.server.secret_key import load_secrets
@@ -40,7 +41,7 @@ from gatepass.throttle.urls import open_throttle_store
 from gatepass.tokens.access import AccessTokenCodec
 from gatepass.tokens.backends.urls import open_refresh_store, open_revocation_store
 from gatepass.tokens.scopes import ScopePolicy
-from gatepass.tokens.service import RolesLoader, TokenService
+from gatepass.tokens.service import RolesLoader, TokenService, VerifiedLoader
 from gatepass.users.model import UserStore
 from gatepass.users.passwords import PasswordHasher
 from gatepass.users.urls import open_user_store
@@ -54,12 +55,26 @@ DEFAULT_PERMISSIONS = RolePermissions(
 )
 
 
+#: Reset and verification mails to one address per hour (SPEC).
+MAIL_PER_EMAIL = 5
+
+
 def users_roles(users: UserStore) -> RolesLoader:
     """A user's current roles from the store; None when gone or disabled."""
 
     async def load(user_id: str) -> tuple[str, ...] | None:
         user = await users.get(user_id)
         return None if user is None or user.disabled else user.roles
+
+    return load
+
+
+def users_verified(users: UserStore) -> VerifiedLoader:
+    """Whether the user's email is verified now (False when gone)."""
+
+    async def load(user_id: str) -> bool:
+        user = await users.get(user_id)
+        return user is not None and user.email_verified
 
     return load
 
@@ -86,6 +101,12 @@ class Components:
     keys: KeyRingSource
     #: Registrations per client address (GATEPASS_REGISTRATION_LIMIT an hour).
     registrations: Quota
+    #: Reset and verification links (SPEC "Account lifecycle and mail").
+    links: OneTimeTokens
+    #: Reset and verification mails per client address (GATEPASS_MAIL_LIMIT)
+    #: and per email address (5 an hour).
+    mail_per_address: Quota
+    mail_per_email: Quota
     #: Renders the mails; :attr:`mailer` sends them off the request path.
     mail: MailComposer
     mailer: Mailer
@@ -164,6 +185,7 @@ class Components:
             mode=settings.revocation_mode,
             scopes=ScopePolicy.parse(settings.token_scopes),
             roles_loader=users_roles(users),
+            verified_loader=users_verified(users),
         )
         mfa = MFAService(
             # Factors are account data: they live beside the users.
@@ -204,13 +226,30 @@ class Components:
         mailer = Mailer(
             Outbox(settings.data_dir / "outbox"), smtp, retry_delays=settings.mail_retry_delays
         )
+        links = OneTimeTokens(
+            # Account data, beside the users and their second factors (the
+            # database URL: MongoDB has no one-time token store yet).
+            await open_one_time_token_store(settings.database_url),
+            reset_ttl=settings.reset_token_ttl,
+            verify_ttl=settings.verification_token_ttl,
+        )
         return cls(
             settings=settings,
+            links=links,
+            mail_per_address=Quota(throttle.store, "mail-address", settings.mail_limit),
+            mail_per_email=Quota(throttle.store, "mail-email", MAIL_PER_EMAIL),
             mail=mail,
             mailer=mailer,
             templates=templates,
             page_templates=Jinja2Templates(env=templates),
-            accounts=Accounts(users, sessions, PasswordHasher(), throttle=throttle, tokens=tokens),
+            accounts=Accounts(
+                users,
+                sessions,
+                PasswordHasher(),
+                throttle=throttle,
+                tokens=tokens,
+                require_verified_email=settings.email_verification == "required",
+            ),
             sessions=sessions,
             cookie=cookie,
             permissions=DEFAULT_PERMISSIONS,
@@ -230,6 +269,7 @@ class Components:
         if self.oauth is not None:
             await self.oauth.close()
         await self.tokens.refresh_store.close()
+        await self.links.store.close()
         await self.tokens.revocation.close()
         if self.accounts.throttle is not None:
             await self.accounts.throttle.store.close()

@@ -119,18 +119,24 @@ def _failure(request: Request, exc: GatepassError) -> Response:
     return response
 
 
-class RedactOAuthQuery(logging.Filter):
-    """Strips the query from access-log lines of ``/auth/oauth/`` requests.
+#: Paths whose query carries a secret: the OAuth callback's code and state,
+#: the reset and verification links' tokens.
+SECRET_QUERY_PATHS = ("/auth/oauth/", "/password/reset", "/email/verify")
 
-    The callback's query holds the authorization code and the state, which
-    must never reach a log; uvicorn's access log prints the full path.
+
+class RedactOAuthQuery(logging.Filter):
+    """Strips the query from access-log lines of :data:`SECRET_QUERY_PATHS`.
+
+    The OAuth callback's query holds the authorization code and the state,
+    a reset or verification link's holds its token; none may reach a log,
+    and uvicorn's access log prints the full path.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
         args = record.args
         if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str):
             path = args[2]
-            if path.startswith("/auth/oauth/") and "?" in path:
+            if path.startswith(SECRET_QUERY_PATHS) and "?" in path:
                 record.args = (*args[:2], path.split("?", 1)[0] + "?…", *args[3:])
         return True
 

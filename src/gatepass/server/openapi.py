@@ -36,6 +36,15 @@ FORM = "application/x-www-form-urlencoded"
 Schema = dict[str, Any]
 
 
+#: A password being set: the policy's bounds (400 `weak_password` otherwise).
+_NEW_PASSWORD = {
+    "type": "string",
+    "minLength": 8,
+    "maxLength": 1024,
+    "description": "8 to 1024 characters (400 `weak_password` otherwise).",
+}
+
+
 def _ref(name: str) -> Schema:
     return {"$ref": f"#/components/schemas/{name}"}
 
@@ -229,13 +238,41 @@ _SCHEMAS: Schema = {
     },
     "User": {
         "type": "object",
-        "required": ["id", "email", "roles"],
+        "required": ["id", "email", "roles", "email_verified"],
         "properties": {
             "id": {"type": "string"},
             "email": {"type": "string"},
             "roles": {"type": "array", "items": {"type": "string"}},
+            "email_verified": {"type": "boolean"},
         },
         "additionalProperties": False,
+    },
+    "Empty": {"type": "object", "maxProperties": 0},
+    "ForgotRequest": {
+        "type": "object",
+        "required": ["email"],
+        "properties": {"email": {"type": "string", "minLength": 1, "maxLength": 1024}},
+    },
+    "ResetRequest": {
+        "type": "object",
+        "required": ["token", "password"],
+        "properties": {
+            "token": {"type": "string", "description": "From the mailed link."},
+            "password": _NEW_PASSWORD,
+        },
+    },
+    "ChangePasswordRequest": {
+        "type": "object",
+        "required": ["current_password", "new_password"],
+        "properties": {
+            "current_password": {"type": "string", "minLength": 1},
+            "new_password": _NEW_PASSWORD,
+        },
+    },
+    "VerifyEmailRequest": {
+        "type": "object",
+        "required": ["token"],
+        "properties": {"token": {"type": "string", "description": "From the mailed link."}},
     },
     "Registered": {
         "type": "object",
@@ -329,11 +366,12 @@ _SCHEMAS: Schema = {
     },
     "AdminUser": {
         "type": "object",
-        "required": ["id", "email", "roles", "disabled", "created_at"],
+        "required": ["id", "email", "roles", "email_verified", "disabled", "created_at"],
         "properties": {
             "id": {"type": "string"},
             "email": {"type": "string"},
             "roles": {"type": "array", "items": {"type": "string"}},
+            "email_verified": {"type": "boolean"},
             "disabled": {"type": "boolean"},
             "created_at": {"type": "string", "format": "date-time"},
         },
@@ -492,6 +530,10 @@ def _paths() -> Schema:
                         headers=_WWW_AUTHENTICATE,
                     ),
                     "429": _error("Throttled (`rate_limited`).", headers=_RETRY_AFTER),
+                    "403": _error(
+                        "The CSRF checks failed, or `email_unverified`: the password is right "
+                        "but the email is not verified (GATEPASS_EMAIL_VERIFICATION=required)."
+                    ),
                 },
                 security=_ANONYMOUS_UNSAFE,
                 body=_body(_ref("Login"), form=True),
@@ -561,6 +603,7 @@ def _paths() -> Schema:
                 ],
             )
         },
+        **_account_paths(),
         "/auth/token": {
             "post": _operation(
                 "Password grant for API clients: an access token and a refresh token.",
@@ -576,6 +619,10 @@ def _paths() -> Schema:
                         headers=_WWW_AUTHENTICATE,
                     ),
                     "400": _error("Malformed request, or an unknown scope (`invalid_scope`)."),
+                    "403": _error(
+                        "`email_unverified`: the password is right but the email is not "
+                        "verified yet (GATEPASS_EMAIL_VERIFICATION=required)."
+                    ),
                     "429": _error("Throttled (`rate_limited`).", headers=_RETRY_AFTER),
                 },
                 security=_PUBLIC,
@@ -856,6 +903,84 @@ def _mfa_paths() -> Schema:
 
 
 @functools.cache
+def _account_paths() -> Schema:
+    """SPEC "Account lifecycle and mail"."""
+    empty = {"description": "Done (no body).", "headers": _NO_STORE}
+    accepted = {"description": "Accepted.", "headers": _NO_STORE, **_json(_ref("Empty"))}
+    quota = _error(
+        "Too many mails for this address or from this client (`rate_limited`; 5 an hour per "
+        "email, GATEPASS_MAIL_LIMIT per client address).",
+        headers=_RETRY_AFTER,
+    )
+    bad_token = _error(
+        "`invalid_token`: unknown, used, voided or expired (one answer for all); or malformed."
+    )
+    return {
+        "/auth/password/forgot": {
+            "post": _operation(
+                "Mail a reset link to the address if it has an account. The same answer, "
+                "and similar timing, whether or not it has one.",
+                {"202": accepted, "429": quota},
+                security=_ANONYMOUS_UNSAFE,
+                body=_body(_ref("ForgotRequest")),
+                unsafe=True,
+            )
+        },
+        "/auth/password/reset": {
+            "post": _operation(
+                "Set a new password with a mailed token; every login of the user ends.",
+                {
+                    "204": empty,
+                    "400": _error(
+                        "`invalid_token` (unknown, used, voided or expired), or a weak "
+                        "password (`weak_password`; the token stays usable)."
+                    ),
+                },
+                security=_ANONYMOUS_UNSAFE,
+                body=_body(_ref("ResetRequest")),
+                unsafe=True,
+            )
+        },
+        "/auth/password/change": {
+            "post": _operation(
+                "Change my password: this login stays with a fresh id, the others end.",
+                {
+                    "204": empty,
+                    "400": _error("Malformed request, or a weak new password."),
+                    "401": _error(
+                        "Not signed in, or `invalid_credentials`: the current password is wrong.",
+                        headers=_WWW_AUTHENTICATE,
+                    ),
+                    "404": _error("The account no longer exists."),
+                    "429": _error("Throttled like logins (`rate_limited`).",
+                                  headers=_RETRY_AFTER),
+                },
+                security=_USER_UNSAFE,
+                body=_body(_ref("ChangePasswordRequest")),
+                unsafe=True,
+            )
+        },
+        "/auth/email/verify": {
+            "post": _operation(
+                "Mark the email verified with the token mailed to it.",
+                {"204": empty, "400": bad_token},
+                security=_ANONYMOUS_UNSAFE,
+                body=_body(_ref("VerifyEmailRequest")),
+                unsafe=True,
+            )
+        },
+        "/auth/email/resend": {
+            "post": _operation(
+                "Mail me a fresh verification link (nothing is sent when already verified "
+                "or GATEPASS_EMAIL_VERIFICATION=off).",
+                {"202": accepted, "404": _error("The account no longer exists."), "429": quota},
+                security=_USER_UNSAFE,
+                unsafe=True,
+            )
+        },
+    }
+
+
 def _document() -> Schema:
     return {
         "openapi": "3.1.0",

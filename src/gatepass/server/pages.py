@@ -22,6 +22,7 @@ from gatepass.asgi.dependencies import auth_of, current_user
 from gatepass.asgi.headers import csp_with_form_target
 from gatepass.asgi.middleware import client_ip
 from gatepass.errors import (
+    EmailUnverified,
     InvalidCredentials,
     InvalidRequest,
     NotFound,
@@ -30,6 +31,7 @@ from gatepass.errors import (
 )
 from gatepass.identity import Identity
 from gatepass.logins import current_login_id
+from gatepass.server.account_api import send_verification
 from gatepass.server.bodies import bool_field, read_fields, string_field
 from gatepass.server.components import components
 from gatepass.server.devices import present_logins
@@ -89,6 +91,12 @@ async def login_submit(request: Request) -> Response:
         return login_form(request, next_path, "Invalid email or password.", status=401,
                           email=str(email)[:320],
                           headers=csp_with_form_target(next_path))  # fmt: skip
+    except EmailUnverified:
+        return login_form(
+            request, next_path,
+            "Confirm your email address first: open the link we mailed you.",
+            status=403, email=str(email)[:320], headers=csp_with_form_target(next_path),
+        )  # fmt: skip
     except RateLimited as exc:
         return login_form(
             request, next_path, "Too many attempts; try again in a moment.", status=429,
@@ -165,6 +173,13 @@ async def register_submit(request: Request) -> Response:
         )  # fmt: skip
     except InvalidRequest as exc:  # weak or oversize password, malformed email
         return _register_form(request, exc.detail, status=400, email=email)
+    await send_verification(parts, user)
+    if parts.settings.email_verification == "required":
+        return render(
+            request, "done.html", "Check your mail", narrow=True, links=[("/login", "Sign in")],
+            detail=f"We mailed a link to {user.email}. Open it to confirm the address, "
+            "then sign in.",
+        )  # fmt: skip
     if parts.settings.browser_mode == "jwt":
         await jwt_login(request, user, amr=("pwd",))
     else:
@@ -200,6 +215,8 @@ async def account_page(
         user=user, logins=logins, message=message or None, message_ok=ok,
         providers_enabled=parts.oauth is not None, linked=linked, linkable=linkable,
         can_unlink=user.password_hash is not None or len(linked) > 1,
+        verification_on=parts.settings.email_verification != "off",
+        min_password=MIN_PASSWORD_LENGTH, max_password=MAX_PASSWORD_LENGTH,
     )  # fmt: skip
 
 

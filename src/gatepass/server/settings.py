@@ -19,6 +19,7 @@ from gatepass.tokens.scopes import ScopePolicy
 
 BrowserMode = Literal["session", "jwt"]
 Registration = Literal["open", "closed"]
+EmailVerification = Literal["off", "optional", "required"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +92,16 @@ class Settings:
     mail_from: str = ""
     #: Seconds to wait before each retry of a mail the SMTP server did not take.
     mail_retry_delays: tuple[float, ...] = (2.0, 10.0, 60.0)
+    #: ``off``: no verification mail; ``optional``: mailed, sign-in allowed;
+    #: ``required``: sign-in and tokens refused (403) until verified.
+    email_verification: EmailVerification = "optional"
+    #: Reset and verification mails per client address per hour (0: no
+    #: limit); per email address it is always 5 an hour.
+    mail_limit: int = 20
+    #: Seconds a password-reset link works.
+    reset_token_ttl: int = 30 * 60
+    #: Seconds an email-verification link works.
+    verification_token_ttl: int = 48 * 60 * 60
     #: A folder of template overrides (pages and mails), searched first.
     templates_dir: Path | None = None
     #: ``GATEPASS_OAUTH_*`` variables (provider names are dynamic, so they
@@ -157,6 +168,16 @@ class Settings:
             if getattr(self, name) <= 0:
                 raise ConfigurationError(f"GATEPASS_{name.upper()} must be positive.")
         _check_mail(self)
+        if self.email_verification not in ("off", "optional", "required"):
+            raise ConfigurationError(
+                "GATEPASS_EMAIL_VERIFICATION must be 'off', 'optional' or 'required'."
+            )
+        if self.mail_limit < 0:
+            raise ConfigurationError("GATEPASS_MAIL_LIMIT must be 0 or more.")
+        if not 60 <= self.reset_token_ttl <= 24 * 3600:
+            raise ConfigurationError("GATEPASS_RESET_TOKEN_TTL must be 60 s to 24 hours.")
+        if not 60 <= self.verification_token_ttl <= 30 * 24 * 3600:
+            raise ConfigurationError("GATEPASS_VERIFICATION_TOKEN_TTL must be 60 s to 30 days.")
         if self.session_idle_timeout > self.session_absolute_timeout:
             raise ConfigurationError(
                 "GATEPASS_SESSION_IDLE_TIMEOUT cannot exceed GATEPASS_SESSION_ABSOLUTE_TIMEOUT."
@@ -226,7 +247,8 @@ def _check_mail(settings: Settings) -> None:
 def _convert(name: str, raw: str) -> Any:
     if name in ("port", "session_idle_timeout", "session_absolute_timeout", "max_body_bytes",
                 "access_token_ttl", "refresh_token_ttl", "key_rotation_days",
-                "refresh_grace", "registration_limit", "forward_auth_cache"):  # fmt: skip
+                "refresh_grace", "registration_limit", "forward_auth_cache", "mail_limit",
+                "reset_token_ttl", "verification_token_ttl"):  # fmt: skip
         try:
             return int(raw)
         except ValueError:

@@ -61,6 +61,7 @@ async def token(request: Request) -> Response:
         amr=("pwd",),
         ip=client_ip(request.scope),
         user_agent=request.headers.get("user-agent"),
+        email_verified=user.email_verified,
     )
     return JSONResponse(pair.as_json(), headers=NO_STORE)
 
@@ -138,6 +139,7 @@ async def jwt_login(request: Request, user: User, *, amr: tuple[str, ...] = ()) 
         kind="browser",
         ip=client_ip(request.scope),
         user_agent=request.headers.get("user-agent"),
+        email_verified=user.email_verified,
     )
     set_token_cookies(request, pair)
 

@@ -94,6 +94,7 @@ class AccessTokenCodec:
         gen: int = 0,
         amr: tuple[str, ...] = (),
         auth_time: float | None = None,
+        email_verified: bool | None = None,
     ) -> tuple[str, AccessClaims]:
         if not isinstance(sub, str) or not 0 < len(sub) <= MAX_STRING_CLAIM:
             raise ValueError("sub must be a non-empty string")
@@ -118,6 +119,9 @@ class AccessTokenCodec:
             claims["amr"] = list(amr)
         if auth_time is not None:
             claims["auth_time"] = int(auth_time)
+        if email_verified is not None:
+            # OIDC's claim name, so relying services read it without a mapping.
+            claims["email_verified"] = email_verified
         token = jws.encode(claims, self._ring().active, typ=ACCESS_TYP)
         return token, self._claims(claims)
 
@@ -204,6 +208,8 @@ class AccessTokenCodec:
             auth_time = _timestamp(raw, "auth_time")
             if auth_time > now + self.leeway:
                 raise InvalidToken(reason="auth_time")
+        if "email_verified" in raw and not isinstance(raw["email_verified"], bool):
+            raise InvalidToken(reason="email_verified")
         return self._claims(raw, aud=aud)
 
     @staticmethod

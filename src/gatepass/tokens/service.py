@@ -43,6 +43,8 @@ RevocationMode = Literal["denylist", "allowlist"]
 FamilyKind = Literal["browser", "api"]
 #: The user's current roles, or None when the user is gone or disabled.
 RolesLoader = Callable[[str], Awaitable[tuple[str, ...] | None]]
+#: Whether the user's email is verified now.
+VerifiedLoader = Callable[[str], Awaitable[bool]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +85,10 @@ class TokenService:
     #: a disabled account reaches the next access token (None: trust the
     #: roles recorded in the family when it was issued).
     roles_loader: RolesLoader | None = None
+    #: Asked at a refresh of a family issued to an unverified user, so the
+    #: ``email_verified`` claim turns true without a new login once the user
+    #: verifies (only ever false -> true: nothing here un-verifies a login).
+    verified_loader: VerifiedLoader | None = None
     clock: Callable[[], float] = field(default=time.time)
 
     async def issue(
@@ -96,6 +102,7 @@ class TokenService:
         user_agent: str | None = None,
         amr: tuple[str, ...] = (),
         auth_time: float | None = None,
+        email_verified: bool | None = None,
     ) -> TokenPair:
         """A new family (one login): an access token and the first refresh token.
 
@@ -132,6 +139,7 @@ class TokenService:
                 "ua": user_agent[:512] if user_agent else None,
                 "amr": list(amr),
                 "auth_time": now if auth_time is None else auth_time,
+                "email_verified": email_verified,
             },
         )
         await self.refresh_store.create(family)
@@ -146,6 +154,7 @@ class TokenService:
             gen=family.generation,
             amr=_strings(family.data.get("amr")),
             auth_time=_number(family.data.get("auth_time")),
+            email_verified=_flag(family.data.get("email_verified")),
         )
         if self.mode == "allowlist":
             await self.revocation.allow(claims.jti, claims.sub, until=claims.exp)
@@ -196,6 +205,12 @@ class TokenService:
                     "scopes": list(self.scopes.narrow(roles, _strings(family.data.get("scopes")))),
                 },
             )
+        if (
+            family.data.get("email_verified") is False
+            and self.verified_loader is not None
+            and await self.verified_loader(family.user_id)
+        ):
+            family = replace(family, data={**family.data, "email_verified": True})
         return await self._access(family, next_token)
 
     async def verify(self, access_token: str) -> AccessClaims:
@@ -287,3 +302,5 @@ def _number(value: object) -> float | None:
     if isinstance(value, int | float) and not isinstance(value, bool):
         return float(value)
     return None
+def _flag(value: object) -> bool | None:
+    return value if isinstance(value, bool) else None

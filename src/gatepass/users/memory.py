@@ -62,6 +62,9 @@ class MemoryUserStore:
     async def set_roles(self, user_id: str, roles: tuple[str, ...]) -> None:
         self._update(user_id, lambda u: replace(u, roles=tuple(roles)))
 
+    async def set_email_verified(self, user_id: str, verified: bool) -> None:
+        self._update(user_id, lambda u: replace(u, email_verified=verified))
+
     async def ping(self) -> None:
         return None
 

@@ -17,6 +17,9 @@ class User:
     roles: tuple[str, ...] = ()
     disabled: bool = False
     created_at: float = 0.0
+    #: The owner proved they read mail at ``email`` (a verification link, a
+    #: provider that asserts it, or an admin).
+    email_verified: bool = False
 
 
 class UserStore(Protocol):
@@ -43,6 +46,8 @@ class UserStore(Protocol):
     async def set_disabled(self, user_id: str, disabled: bool) -> None: ...
 
     async def set_roles(self, user_id: str, roles: tuple[str, ...]) -> None: ...
+
+    async def set_email_verified(self, user_id: str, verified: bool) -> None: ...
 
     async def ping(self) -> None: ...
 

@@ -32,6 +32,8 @@ def _user(doc: Document | None) -> User | None:
         roles=tuple(doc["roles"]),
         disabled=bool(doc["disabled"]),
         created_at=doc["created_at"],
+        # Documents written before verification existed have no field: False.
+        email_verified=bool(doc.get("email_verified", False)),
     )
 
 
@@ -106,3 +108,7 @@ class MongoUserStore(MongoStore):
     @guarded
     async def set_roles(self, user_id: str, roles: tuple[str, ...]) -> None:
         await self._set(user_id, {"roles": list(roles)})
+
+    @guarded
+    async def set_email_verified(self, user_id: str, verified: bool) -> None:
+        await self._set(user_id, {"email_verified": verified})

@@ -32,9 +32,12 @@ CREATE TABLE IF NOT EXISTS gatepass_users (
 )
 """,
     "CREATE INDEX IF NOT EXISTS gatepass_users_created ON gatepass_users (created_at, id)",
+    # Added after the first release: databases from before get the column.
+    "ALTER TABLE gatepass_users ADD COLUMN IF NOT EXISTS email_verified boolean NOT NULL"
+    " DEFAULT false",
 )
 
-_COLUMNS = "id, email, password_hash, roles, disabled, created_at"
+_COLUMNS = "id, email, password_hash, roles, disabled, created_at, email_verified"
 
 
 def _user(row: Any) -> User:
@@ -45,6 +48,7 @@ def _user(row: Any) -> User:
         roles=tuple(row["roles"]),
         disabled=row["disabled"],
         created_at=row["created_at"],
+        email_verified=row["email_verified"],
     )
 
 
@@ -79,7 +83,8 @@ class PostgresUserStore(PostgresStore):
         async with self._connection() as conn:
             try:
                 await conn.execute(
-                    f"INSERT INTO gatepass_users ({_COLUMNS}) VALUES ($1, $2, $3, $4, false, $5)",  # noqa: S608
+                    f"INSERT INTO gatepass_users ({_COLUMNS})"  # noqa: S608
+                    " VALUES ($1, $2, $3, $4, false, $5, false)",
                     user.id,
                     email,
                     password_hash,
@@ -131,4 +136,11 @@ class PostgresUserStore(PostgresStore):
     async def set_roles(self, user_id: str, roles: tuple[str, ...]) -> None:
         await self._execute(
             "UPDATE gatepass_users SET roles = $2 WHERE id = $1", checked(user_id), list(roles)
+        )
+
+    async def set_email_verified(self, user_id: str, verified: bool) -> None:
+        await self._execute(
+            "UPDATE gatepass_users SET email_verified = $2 WHERE id = $1",
+            checked(user_id),
+            verified,
         )

@@ -30,13 +30,16 @@ CREATE TABLE IF NOT EXISTS gatepass_users (
 )
 """,
     "CREATE INDEX IF NOT EXISTS gatepass_users_created ON gatepass_users (created_at, id)",
+    # Added after the first release: databases from before get the column
+    # (every existing account unverified).  Run only when it is missing.
+    "ALTER TABLE gatepass_users ADD COLUMN email_verified INTEGER NOT NULL DEFAULT 0",
 )
 
-_COLUMNS = "id, email, password_hash, roles, disabled, created_at"
+_COLUMNS = "id, email, password_hash, roles, disabled, created_at, email_verified"
 
 
 def _user(row: tuple[object, ...]) -> User:
-    user_id, email, password_hash, roles, disabled, created_at = row
+    user_id, email, password_hash, roles, disabled, created_at, verified = row
     assert isinstance(user_id, str) and isinstance(email, str)
     assert password_hash is None or isinstance(password_hash, str)
     assert isinstance(roles, str) and isinstance(created_at, float | int)
@@ -47,6 +50,7 @@ def _user(row: tuple[object, ...]) -> User:
         roles=tuple(json.loads(roles)),
         disabled=bool(disabled),
         created_at=float(created_at),
+        email_verified=bool(verified),
     )
 
 
@@ -70,7 +74,7 @@ class SQLiteUserStore(SQLiteStore):
 
         def insert(conn: sqlite3.Connection) -> None:
             conn.execute(
-                f"INSERT INTO gatepass_users ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",  # noqa: S608
+                f"INSERT INTO gatepass_users ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, 0)",  # noqa: S608
                 (user.id, email, password_hash, json.dumps(list(user.roles)), 0, user.created_at),
             )
 
@@ -111,6 +115,9 @@ class SQLiteUserStore(SQLiteStore):
 
     async def set_roles(self, user_id: str, roles: tuple[str, ...]) -> None:
         await self._update("roles", json.dumps(list(roles)), user_id)
+
+    async def set_email_verified(self, user_id: str, verified: bool) -> None:
+        await self._update("email_verified", int(verified), user_id)
 
     async def _update(self, column: str, value: object, user_id: str) -> None:
         sql = f"UPDATE gatepass_users SET {column} = ? WHERE id = ?"  # noqa: S608

@@ -1,0 +1,213 @@
+"""Account lifecycle: forgot and reset password, change password, verify email.
+
+SPEC "Account lifecycle and mail"; SECURITY 40-42.  Handlers raise gatepass
+errors and let the middleware answer them.  Mail is composed here but sent
+off the request path (:meth:`gatepass.mail.Mailer.send` only queues), and
+every link is built on ``GATEPASS_PUBLIC_URL`` by the composer, never on the
+request's Host.  The flows are plain functions of the server's parts so the
+HTML pages run exactly the same code as the JSON API.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from gatepass.asgi.dependencies import auth_of, require_user
+from gatepass.asgi.middleware import client_ip
+from gatepass.errors import InvalidLinkToken, InvalidRequest, NotFound
+from gatepass.identity import Identity
+from gatepass.logins import current_login_id
+from gatepass.server.bodies import read_fields, string_field
+from gatepass.server.components import Components, components
+from gatepass.server.token_api import jwt_login
+from gatepass.users.emails import normalize_email
+from gatepass.users.model import User
+
+logger = logging.getLogger("gatepass.account")
+
+NO_STORE = {"cache-control": "no-store"}
+
+
+# -- the flows (shared with the pages) -------------------------------------
+
+
+async def request_reset(parts: Components, raw_email: str, ip: str | None) -> None:
+    """Mail a reset link if the account exists; the caller answers the same either way.
+
+    Both paths do the same work in the request (quota, lookup, one store
+    round trip, rendering a mail); only the known one queues the mail, and
+    queueing returns at once.  So neither the answer nor its timing tells
+    whether the address has an account (SECURITY 40).
+    """
+    try:
+        email = normalize_email(raw_email)
+    except InvalidRequest:
+        email = raw_email.strip().lower()[:320]
+    # Counted before the lookup, unknown addresses too: the quota says
+    # nothing about existence and an attacker cannot mail-bomb a victim.
+    await parts.mail_per_address.spend_address(ip)
+    await parts.mail_per_email.spend("email", email)
+    user = await parts.accounts.users.get_by_email(email)
+    if user is not None and not user.disabled:
+        token = await parts.links.issue("reset", user.id)
+        mail = parts.mail.password_reset(
+            user.email, token, ttl_seconds=int(parts.links.reset_ttl)
+        )
+        parts.mailer.send(mail)
+        logger.info("password reset requested (user %s)", user.id)
+    else:
+        # The same store round trip and rendering as the known path, with
+        # nothing kept and nothing sent.
+        dummy = secrets.token_urlsafe(32)
+        await parts.links.store.take(
+            hashlib.sha256(dummy.encode()).hexdigest(), purpose="reset", now=parts.links.clock()
+        )
+        parts.mail.password_reset("nobody@invalid.invalid", dummy)
+
+
+async def reset_password(parts: Components, token: object, password: str, ip: str | None) -> User:
+    """Set a new password with a reset token; every login of the user ends.
+
+    A weak password is refused before the token is used, so the user can
+    try again with the same link.
+    """
+    parts.accounts.hasher.check_policy(password)
+    grant = await parts.links.redeem("reset", token)
+    user = await parts.accounts.users.get(grant.user_id)
+    if user is None or user.disabled:
+        raise InvalidLinkToken()
+    await parts.accounts.set_password(user, password)  # ends every login
+    await parts.links.void("reset", user.id)  # any other link mailed before
+    if not user.email_verified:
+        # The link reached this address: that proves it as well as a
+        # verification link would.
+        await parts.accounts.users.set_email_verified(user.id, True)
+    parts.mailer.send(parts.mail.password_changed(user.email, ip=ip))
+    logger.info("password reset (user %s); every login ended", user.id)
+    return user
+
+
+async def change_password(
+    request: Request, identity: Identity, current: str, new: str
+) -> None:
+    """Change the signed-in user's password: this login stays with a fresh
+    id, every other one ends (SECURITY 42: the current password is needed)."""
+    parts = components(request)
+    user = await _user_of(parts, identity)
+    ip = client_ip(request.scope)
+    await parts.accounts.check_password(user, current, client_ip=ip)
+    await parts.accounts.change_password(user, new)
+    keep: str | None
+    if identity.session is not None:
+        issued = await auth_of(request).rotate()
+        keep = issued.record.public_id if issued is not None else None
+    elif identity.scheme == "jwt-cookie":
+        # A browser-JWT login: a new family replaces the old one, which ends
+        # below with the others (its cookies are overwritten here).
+        await jwt_login(request, user)
+        keep = current_login_id(request.scope.get("user"))
+    else:
+        # A Bearer client cannot be handed new tokens by a 204: its login stays.
+        keep = current_login_id(identity)
+    await parts.accounts.logins.end_others(user.id, keep=keep)
+    await parts.links.void("reset", user.id)
+    parts.mailer.send(parts.mail.password_changed(user.email, ip=ip))
+    logger.info("password changed (user %s); other logins ended", user.id)
+
+
+async def send_verification(parts: Components, user: User) -> None:
+    """Mail a fresh verification link for the user's current address."""
+    if parts.settings.email_verification == "off" or user.email_verified:
+        return
+    token = await parts.links.issue("verify", user.id, user.email)
+    parts.mailer.send(
+        parts.mail.email_verification(
+            user.email, token, ttl_seconds=int(parts.links.verify_ttl)
+        )
+    )
+
+
+async def verify_email(parts: Components, token: object) -> User:
+    grant = await parts.links.redeem("verify", token)
+    user = await parts.accounts.users.get(grant.user_id)
+    # The link proves the address it was mailed to, and only that one.
+    if user is None or user.disabled or user.email != grant.data:
+        raise InvalidLinkToken()
+    await parts.accounts.users.set_email_verified(user.id, True)
+    logger.info("email verified (user %s)", user.id)
+    return user
+
+
+async def _user_of(parts: Components, identity: Identity) -> User:
+    user = await parts.accounts.users.get(identity.user_id)
+    if user is None:
+        raise NotFound("The account no longer exists.")
+    return user
+
+
+# -- the JSON API ----------------------------------------------------------
+
+
+async def forgot(request: Request) -> Response:
+    parts = components(request)
+    fields = await read_fields(request, parts.settings.max_body_bytes)
+    email = string_field(fields, "email")
+    if len(email) > 1024:
+        raise InvalidRequest("email is too long.")
+    await request_reset(parts, email, client_ip(request.scope))
+    return JSONResponse({}, status_code=202, headers=NO_STORE)
+
+
+async def reset(request: Request) -> Response:
+    parts = components(request)
+    fields = await read_fields(request, parts.settings.max_body_bytes)
+    password = string_field(fields, "password")
+    await reset_password(parts, fields.get("token"), password, client_ip(request.scope))
+    if auth_of(request).token is not None:
+        # The caller's own session ended with the others: clear its cookie.
+        await auth_of(request).logout()
+    return Response(status_code=204, headers=NO_STORE)
+
+
+async def change(request: Request) -> Response:
+    identity = await require_user(request)
+    fields = await read_fields(request, components(request).settings.max_body_bytes)
+    await change_password(
+        request,
+        identity,
+        string_field(fields, "current_password"),
+        string_field(fields, "new_password"),
+    )
+    return Response(status_code=204, headers=NO_STORE)
+
+
+async def verify(request: Request) -> Response:
+    parts = components(request)
+    fields = await read_fields(request, parts.settings.max_body_bytes)
+    await verify_email(parts, fields.get("token"))
+    return Response(status_code=204, headers=NO_STORE)
+
+
+async def resend(request: Request) -> Response:
+    identity = await require_user(request)
+    parts = components(request)
+    user = await _user_of(parts, identity)
+    await parts.mail_per_address.spend_address(client_ip(request.scope))
+    await parts.mail_per_email.spend("email", user.email)
+    await send_verification(parts, user)
+    return JSONResponse({}, status_code=202, headers=NO_STORE)
+
+
+routes = [
+    Route("/auth/password/forgot", forgot, methods=["POST"]),
+    Route("/auth/password/reset", reset, methods=["POST"]),
+    Route("/auth/password/change", change, methods=["POST"]),
+    Route("/auth/email/verify", verify, methods=["POST"]),
+    Route("/auth/email/resend", resend, methods=["POST"]),
+]
