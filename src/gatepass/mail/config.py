@@ -6,7 +6,7 @@ anything else is said), ``smtps://…`` (port 465, TLS from the first byte).
 Certificates are always verified; ``GATEPASS_SMTP_CA_FILE`` adds a private CA.
 
 The URL holds a password, so no message, repr or log line ever shows it:
-errors name the setting, never its value, and :func:`_redact_url` is the one
+errors name the setting, never its value, and :func:`gatepass.drivers.redact.redact` is the one
 way the URL is displayed.
 """
 
@@ -20,6 +20,7 @@ from email.utils import parseaddr
 from typing import Literal
 from urllib.parse import SplitResult, unquote, urlsplit
 
+from gatepass.drivers.redact import redact
 from gatepass.errors import ConfigurationError
 
 Security = Literal["plain", "starttls", "tls"]
@@ -42,7 +43,7 @@ class SmtpTarget:
     password: str | None = field(default=None, repr=False)
     #: PEM file of extra trusted CAs (a private mail relay's); None: the system's.
     ca_file: str | None = None
-    #: How the server is shown in logs: the URL through :func:`_redact_url`.
+    #: How the server is shown in logs: the URL through :func:`gatepass.drivers.redact.redact`.
     shown: str = "<smtp>"
 
     def __str__(self) -> str:
@@ -55,23 +56,6 @@ class SmtpTarget:
             return ssl.create_default_context(cafile=self.ca_file)
         except (OSError, ssl.SSLError):
             raise ConfigurationError("GATEPASS_SMTP_CA_FILE cannot be read as PEM.") from None
-
-
-def _redact_url(url: str) -> str:
-    """``scheme://host:port`` and nothing else: no user, password, path or query.
-
-    Strict on purpose, and private: a stand-in until ``gatepass.drivers``
-    has the project's one redaction rule, which should replace it.  Anything
-    that does not parse shows as ``<invalid URL>``.
-    """
-    try:
-        parts = urlsplit(url)
-        host, port = parts.hostname, parts.port
-    except ValueError:
-        return "<invalid URL>"
-    if not parts.scheme or not host:
-        return "<invalid URL>"
-    return f"{parts.scheme}://{_host_port(host, port)}" if port else f"{parts.scheme}://{host}"
 
 
 def parse_smtp_url(url: str, *, ca_file: str | None = None) -> SmtpTarget:
@@ -108,7 +92,7 @@ def parse_smtp_url(url: str, *, ca_file: str | None = None) -> SmtpTarget:
         username=username,
         password=password,
         ca_file=ca_file,
-        shown=_redact_url(url.strip()),
+        shown=redact(url.strip()),
     )
 
 
