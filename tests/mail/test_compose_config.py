@@ -18,9 +18,9 @@ from gatepass.templating import make_environment
 TOKEN = "tok_" + "A" * 40
 
 
-def composer(tmp_path: Path | None = None, public_url: str = "https://id.example.com") -> (
-    MailComposer
-):
+def composer(
+    tmp_path: Path | None = None, public_url: str = "https://id.example.com"
+) -> MailComposer:
     return MailComposer(
         make_environment(tmp_path),
         public_url=public_url,

@@ -112,6 +112,11 @@ class Mailer:
         except asyncio.QueueFull:
             self._spawn(self._keep(job, "the mail queue is full"))
 
+    @property
+    def in_flight(self) -> int:
+        """Mails accepted by :meth:`send` and not yet sent or kept."""
+        return self._in_flight
+
     async def wait_idle(self) -> None:
         """Until nothing is queued, retrying or being written (for tests and tools)."""
         await self._idle.wait()

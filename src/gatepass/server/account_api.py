@@ -56,9 +56,7 @@ async def request_reset(parts: Components, raw_email: str, ip: str | None) -> No
     user = await parts.accounts.users.get_by_email(email)
     if user is not None and not user.disabled:
         token = await parts.links.issue("reset", user.id)
-        mail = parts.mail.password_reset(
-            user.email, token, ttl_seconds=int(parts.links.reset_ttl)
-        )
+        mail = parts.mail.password_reset(user.email, token, ttl_seconds=int(parts.links.reset_ttl))
         parts.mailer.send(mail)
         logger.info("password reset requested (user %s)", user.id)
     else:
@@ -93,9 +91,7 @@ async def reset_password(parts: Components, token: object, password: str, ip: st
     return user
 
 
-async def change_password(
-    request: Request, identity: Identity, current: str, new: str
-) -> None:
+async def change_password(request: Request, identity: Identity, current: str, new: str) -> None:
     """Change the signed-in user's password: this login stays with a fresh
     id, every other one ends (SECURITY 42: the current password is needed)."""
     parts = components(request)
@@ -110,7 +106,7 @@ async def change_password(
     elif identity.scheme == "jwt-cookie":
         # A browser-JWT login: a new family replaces the old one, which ends
         # below with the others (its cookies are overwritten here).
-        await jwt_login(request, user)
+        await jwt_login(request, user, amr=identity.amr)
         keep = current_login_id(request.scope.get("user"))
     else:
         # A Bearer client cannot be handed new tokens by a 204: its login stays.
@@ -127,9 +123,7 @@ async def send_verification(parts: Components, user: User) -> None:
         return
     token = await parts.links.issue("verify", user.id, user.email)
     parts.mailer.send(
-        parts.mail.email_verification(
-            user.email, token, ttl_seconds=int(parts.links.verify_ttl)
-        )
+        parts.mail.email_verification(user.email, token, ttl_seconds=int(parts.links.verify_ttl))
     )
 
 

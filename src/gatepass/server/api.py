@@ -13,7 +13,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from gatepass.asgi.csrf import csrf_token
-from gatepass.asgi.dependencies import RequirePermissions, auth_of, current_user, require_user
+from gatepass.asgi.dependencies import RequirePermissions, current_user, require_user
 from gatepass.asgi.middleware import client_ip
 from gatepass.errors import GatepassError, NotFound, PermissionDenied, StoreUnavailable
 from gatepass.logins import current_login_id, iso
@@ -22,7 +22,7 @@ from gatepass.server.account_api import send_verification
 from gatepass.server.bodies import bool_field, read_fields, string_field
 from gatepass.server.components import components
 from gatepass.server.second_step import second_step_needed
-from gatepass.server.token_api import jwt_login, sign_out
+from gatepass.server.signin import sign_in, sign_out
 from gatepass.users.model import User
 
 
@@ -65,10 +65,7 @@ async def login(request: Request) -> Response:
     )
     remember = bool_field(fields, "remember")
     await second_step_needed(request, user, kind="login", data={"remember": remember})
-    if parts.settings.browser_mode == "jwt":
-        await jwt_login(request, user, amr=(AMR_PASSWORD,))
-    else:
-        await auth_of(request).login(user.id, user.roles, remember=remember, amr=(AMR_PASSWORD,))
+    await sign_in(request, user, amr=(AMR_PASSWORD,), remember=remember)
     return JSONResponse({"user": user_json(user)}, headers=NO_STORE)
 
 

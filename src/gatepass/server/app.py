@@ -65,9 +65,15 @@ def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings.load()
     app = Starlette(
         routes=[
-            *api.routes, *token_api.routes, *mfa_routes.routes, *forward_auth.routes,
+            *api.routes,
+            *token_api.routes,
+            *mfa_routes.routes,
+            *forward_auth.routes,
             *oauth_routes.routes,
-            *account_api.routes, *openapi.routes, *pages.routes, *account_pages.routes,
+            *account_api.routes,
+            *openapi.routes,
+            *pages.routes,
+            *account_pages.routes,
         ],
         exception_handlers={HTTPException: http_error},
     )

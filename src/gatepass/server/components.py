@@ -50,9 +50,7 @@ if TYPE_CHECKING:
     from gatepass.oauth.service import OAuthService
 
 #: What each built-in role may do.  Apps built on the library pass their own.
-DEFAULT_PERMISSIONS = RolePermissions(
-    {"admin": {"users:read", "users:write", "sessions:admin"}}
-)
+DEFAULT_PERMISSIONS = RolePermissions({"admin": {"users:read", "users:write", "sessions:admin"}})
 
 
 #: Reset and verification mails to one address per hour (SPEC).

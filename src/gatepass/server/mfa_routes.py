@@ -24,7 +24,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from gatepass.asgi.csrf import enforce_csrf
-from gatepass.asgi.dependencies import RequireRecentAuth, auth_of, require_user
+from gatepass.asgi.dependencies import RequireRecentAuth, require_user
 from gatepass.asgi.middleware import client_ip
 from gatepass.errors import InvalidCredentials, InvalidMFAToken, NotFound
 from gatepass.identity import Identity
@@ -32,7 +32,7 @@ from gatepass.server.api import user_json
 from gatepass.server.bodies import bool_field, read_fields, string_field
 from gatepass.server.components import components
 from gatepass.server.second_step import client_of
-from gatepass.server.token_api import jwt_login
+from gatepass.server.signin import sign_in
 from gatepass.users.model import User
 
 NO_STORE = {"cache-control": "no-store", "pragma": "no-cache"}
@@ -160,11 +160,7 @@ async def verify(request: Request) -> Response:
             auth_time=now,
         )
         return JSONResponse(pair.as_json(), headers=NO_STORE)
-    if parts.settings.browser_mode == "jwt":
-        await jwt_login(request, user, amr=passed.amr)
-    else:
-        remember = bool_field(challenge.data, "remember")
-        await auth_of(request).login(user.id, user.roles, remember=remember, amr=passed.amr)
+    await sign_in(request, user, amr=passed.amr, remember=bool_field(challenge.data, "remember"))
     return JSONResponse({"user": user_json(user)}, headers=NO_STORE)
 
 

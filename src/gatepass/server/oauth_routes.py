@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from gatepass.asgi.dependencies import auth_of, current_user
+from gatepass.asgi.dependencies import current_user
 from gatepass.asgi.errors import error_parts
 from gatepass.cookies import read_cookie
 from gatepass.errors import (
@@ -32,7 +32,7 @@ from gatepass.errors import (
 from gatepass.oauth.transaction import TRANSACTION_COOKIE, TRANSACTION_TTL
 from gatepass.server.components import components
 from gatepass.server.rendering import error_page
-from gatepass.server.token_api import jwt_login
+from gatepass.server.signin import sign_in
 
 if TYPE_CHECKING:  # the OAuth libraries are the optional extra gatepass[oauth]
     from gatepass.oauth.providers import Provider
@@ -89,10 +89,7 @@ async def callback(request: Request) -> Response:
             # yet (issue 12, next round): fail closed rather than skip it.
             # (Linking a provider while signed in is not a sign-in.)
             raise PermissionDenied("This account needs its second factor to sign in.")
-        if parts.settings.browser_mode == "jwt":
-            await jwt_login(request, user)
-        else:
-            await auth_of(request).login(user.id, user.roles)
+        await sign_in(request, user)
     except GatepassError as exc:
         reason = exc.reason if isinstance(exc, OAuthFailed) else exc.code
         logger.warning("OAuth callback via %r refused: %s", name, reason)

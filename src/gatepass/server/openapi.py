@@ -85,10 +85,21 @@ _SCHEMAS: Schema = {
             "error": {
                 "type": "string",
                 "examples": [
-                    "invalid_request", "invalid_credentials", "invalid_token", "invalid_grant",
-                    "not_authenticated", "csrf_failed", "forbidden", "not_found", "user_exists",
-                    "weak_password", "payload_too_large", "rate_limited", "store_unavailable",
-                    "request_header_fields_too_large", "invalid_scope",
+                    "invalid_request",
+                    "invalid_credentials",
+                    "invalid_token",
+                    "invalid_grant",
+                    "not_authenticated",
+                    "csrf_failed",
+                    "forbidden",
+                    "not_found",
+                    "user_exists",
+                    "weak_password",
+                    "payload_too_large",
+                    "rate_limited",
+                    "store_unavailable",
+                    "request_header_fields_too_large",
+                    "invalid_scope",
                 ],
             },
             "detail": {"type": "string"},
@@ -567,8 +578,7 @@ def _paths() -> Schema:
         },
         "/auth/sessions": {
             "get": _operation(
-                "My live logins, whatever their kind (sessions, browser-JWT logins, API "
-                "tokens).",
+                "My live logins, whatever their kind (sessions, browser-JWT logins, API tokens).",
                 {
                     "200": {
                         "description": ok,
@@ -633,8 +643,7 @@ def _paths() -> Schema:
         },
         "/auth/refresh": {
             "post": _operation(
-                "Rotate a refresh token: a new pair.  Reuse of a rotated token revokes its "
-                "family.",
+                "Rotate a refresh token: a new pair.  Reuse of a rotated token revokes its family.",
                 {
                     "200": {
                         "description": ok,
@@ -800,8 +809,7 @@ def _mfa_paths() -> Schema:
             "post": _operation(
                 "Start TOTP enrolment: a new secret (replacing an unconfirmed one).",
                 {
-                    "200": {"description": "OK", "headers": _NO_STORE,
-                            **_json(_ref("TotpSetup"))},
+                    "200": {"description": "OK", "headers": _NO_STORE, **_json(_ref("TotpSetup"))},
                     "404": _error("The account no longer exists."),
                     "409": _error("TOTP is already on (`conflict`)."),
                 },
@@ -828,8 +836,7 @@ def _mfa_paths() -> Schema:
                 {
                     "200": codes,
                     "409": _error("No enrolment in progress (`conflict`)."),
-                    "401": _error("`invalid_code`, or not signed in.",
-                                  headers=_WWW_AUTHENTICATE),
+                    "401": _error("`invalid_code`, or not signed in.", headers=_WWW_AUTHENTICATE),
                     "429": throttled,
                 },
                 security=_USER_UNSAFE,
@@ -842,11 +849,15 @@ def _mfa_paths() -> Schema:
                 "Turn TOTP off (and void the recovery codes).",
                 {
                     "204": {"description": "Done (no body)."},
-                    "401": _error("`invalid_credentials` or `invalid_code`, or not signed in.",
-                                  headers=_WWW_AUTHENTICATE),
-                    "403": _error("The CSRF checks failed, or no password or code was sent "
-                                  "and the sign-in is older than 5 minutes "
-                                  "(`insufficient_user_authentication`)."),
+                    "401": _error(
+                        "`invalid_credentials` or `invalid_code`, or not signed in.",
+                        headers=_WWW_AUTHENTICATE,
+                    ),
+                    "403": _error(
+                        "The CSRF checks failed, or no password or code was sent "
+                        "and the sign-in is older than 5 minutes "
+                        "(`insufficient_user_authentication`)."
+                    ),
                     "404": _error("TOTP is not on."),
                     "429": throttled,
                 },
@@ -861,11 +872,15 @@ def _mfa_paths() -> Schema:
                 {
                     "200": codes,
                     "409": _error("TOTP is off: no recovery codes without it (`conflict`)."),
-                    "401": _error("`invalid_credentials` or `invalid_code`, or not signed in.",
-                                  headers=_WWW_AUTHENTICATE),
-                    "403": _error("The CSRF checks failed, or no password or code was sent "
-                                  "and the sign-in is older than 5 minutes "
-                                  "(`insufficient_user_authentication`)."),
+                    "401": _error(
+                        "`invalid_credentials` or `invalid_code`, or not signed in.",
+                        headers=_WWW_AUTHENTICATE,
+                    ),
+                    "403": _error(
+                        "The CSRF checks failed, or no password or code was sent "
+                        "and the sign-in is older than 5 minutes "
+                        "(`insufficient_user_authentication`)."
+                    ),
                     "404": _error("The account no longer exists."),
                     "429": throttled,
                 },
@@ -890,8 +905,7 @@ def _mfa_paths() -> Schema:
                         "another client: sign in again).",
                         headers=_WWW_AUTHENTICATE,
                     ),
-                    "403": _error("The first step was `/auth/login` and the CSRF checks "
-                                  "failed."),
+                    "403": _error("The first step was `/auth/login` and the CSRF checks failed."),
                     "429": throttled,
                 },
                 security=[{}, {"csrfHeader": [], "csrfCookie": []}],
@@ -952,8 +966,7 @@ def _account_paths() -> Schema:
                         headers=_WWW_AUTHENTICATE,
                     ),
                     "404": _error("The account no longer exists."),
-                    "429": _error("Throttled like logins (`rate_limited`).",
-                                  headers=_RETRY_AFTER),
+                    "429": _error("Throttled like logins (`rate_limited`).", headers=_RETRY_AFTER),
                 },
                 security=_USER_UNSAFE,
                 body=_body(_ref("ChangePasswordRequest")),
@@ -988,7 +1001,7 @@ def _document() -> Schema:
             "title": "gatepass",
             "version": gatepass.__version__,
             "description": "Sessions, tokens and login: the JSON API of `gatepass serve`.  "
-            "Errors are `{\"error\": \"<code>\", \"detail\": \"<human text>\"}`.",
+            'Errors are `{"error": "<code>", "detail": "<human text>"}`.',
         },
         "paths": _paths(),
         "components": {"schemas": _SCHEMAS, "securitySchemes": _SECURITY_SCHEMES},

@@ -18,7 +18,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 from starlette.staticfiles import StaticFiles
 
-from gatepass.asgi.dependencies import auth_of, current_user
+from gatepass.asgi.dependencies import current_user
 from gatepass.asgi.headers import csp_with_form_target
 from gatepass.asgi.middleware import client_ip
 from gatepass.errors import (
@@ -31,13 +31,14 @@ from gatepass.errors import (
 )
 from gatepass.identity import Identity
 from gatepass.logins import current_login_id
+from gatepass.mfa.service import AMR_PASSWORD
 from gatepass.server.account_api import send_verification
 from gatepass.server.bodies import bool_field, read_fields, string_field
 from gatepass.server.components import components
 from gatepass.server.devices import present_logins
 from gatepass.server.oauth_routes import linked_providers, offered_providers
 from gatepass.server.rendering import error_page, render
-from gatepass.server.token_api import jwt_login, sign_out
+from gatepass.server.signin import sign_in, sign_out
 from gatepass.users.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
 
 
@@ -111,12 +112,7 @@ async def login_submit(request: Request) -> Response:
             "This account needs its second factor; sign in through the API.",
             status=403, email=str(email)[:320], headers=csp_with_form_target(next_path),
         )  # fmt: skip
-    if parts.settings.browser_mode == "jwt":
-        await jwt_login(request, user, amr=("pwd",))
-    else:
-        await auth_of(request).login(
-            user.id, user.roles, remember=bool_field(fields, "remember"), amr=("pwd",)
-        )
+    await sign_in(request, user, amr=(AMR_PASSWORD,), remember=bool_field(fields, "remember"))
     return RedirectResponse(next_path, status_code=303)
 
 
@@ -180,10 +176,7 @@ async def register_submit(request: Request) -> Response:
             detail=f"We mailed a link to {user.email}. Open it to confirm the address, "
             "then sign in.",
         )  # fmt: skip
-    if parts.settings.browser_mode == "jwt":
-        await jwt_login(request, user, amr=("pwd",))
-    else:
-        await auth_of(request).login(user.id, user.roles, amr=("pwd",))
+    await sign_in(request, user, amr=(AMR_PASSWORD,))
     return RedirectResponse("/account", status_code=303)
 
 

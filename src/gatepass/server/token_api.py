@@ -19,7 +19,6 @@ from gatepass.asgi.dependencies import auth_of
 from gatepass.asgi.middleware import client_ip
 from gatepass.cookies import CookieSpec, read_cookie
 from gatepass.errors import InvalidGrant, InvalidRequest, InvalidToken
-from gatepass.identity import Identity
 from gatepass.server.bodies import read_fields, string_field
 from gatepass.server.components import components
 from gatepass.server.second_step import second_step_needed
@@ -166,15 +165,6 @@ async def jwt_logout(request: Request) -> None:
     auth = auth_of(request)
     auth.set_cookies.extend(_cleared())
     auth.clear_site_data = True
-
-
-async def sign_out(request: Request, identity: Identity | None) -> None:
-    """End whatever authenticated this request, in either browser mode: the
-    session, or the access token and its refresh family (and their cookies)."""
-    if identity is not None and identity.scheme != "session":
-        await jwt_logout(request)
-    else:
-        await auth_of(request).logout()
 
 
 routes = [
