@@ -23,6 +23,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -37,6 +38,8 @@ from schemathesis import Case
 from schemathesis.specs.openapi import checks
 
 from gatepass.server import openapi
+from gatepass.server.app import create_app
+from gatepass.server.settings import Settings
 from tests.conftest import free_port, remember_secret
 
 pytestmark = pytest.mark.slow
@@ -188,14 +191,20 @@ def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FuzzServer
 #: The operations to fuzz are collected from the document in-process (the lazy
 #: ``schemathesis.pytest.from_fixture`` loader does not run under pytest 9);
 #: ``served_schema`` then holds the server's own ``/openapi.json`` equal to it.
-schema = schemathesis.openapi.from_dict(openapi.document())
+def _document() -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        return openapi.document(create_app(Settings(data_dir=Path(tmp))).routes)
+
+
+DOCUMENT = _document()
+schema = schemathesis.openapi.from_dict(DOCUMENT)
 
 
 @pytest.fixture(scope="module", autouse=True)
 def served_schema(fuzz_server: FuzzServer) -> None:
     served = schemathesis.openapi.from_url(f"{fuzz_server.url}/openapi.json")
     assert served.raw_schema.pop("servers") == [{"url": fuzz_server.url}]
-    assert served.raw_schema == openapi.document()
+    assert served.raw_schema == DOCUMENT
 
 
 AUTH_HEADERS = ("authorization", "x-csrf-token", "cookie")

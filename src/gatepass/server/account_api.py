@@ -23,6 +23,8 @@ from gatepass.asgi.middleware import client_ip
 from gatepass.errors import InvalidLinkToken, InvalidRequest, NotFound
 from gatepass.identity import Identity
 from gatepass.logins import current_login_id
+from gatepass.server import apidoc
+from gatepass.server.apidoc import Operation, error, json_content, ref
 from gatepass.server.bodies import read_fields, string_field
 from gatepass.server.components import Components, components
 from gatepass.server.token_api import jwt_login
@@ -205,3 +207,97 @@ routes = [
     Route("/auth/email/verify", verify, methods=["POST"]),
     Route("/auth/email/resend", resend, methods=["POST"]),
 ]
+
+_EMPTY = {"description": "Done (no body).", "headers": apidoc.NO_STORE}
+_ACCEPTED = {"description": "Accepted.", "headers": apidoc.NO_STORE, **json_content(ref("Empty"))}
+_QUOTA = error(
+    "Too many mails for this address or from this client (`rate_limited`; 5 an hour per "
+    "email, GATEPASS_MAIL_LIMIT per client address).",
+    headers=apidoc.RETRY_AFTER,
+)
+
+#: SPEC "Account lifecycle and mail".
+api_docs = apidoc.ApiDocs(
+    {
+        ("/auth/password/forgot", "POST"): Operation(
+            "Mail a reset link to the address if it has an account. The same answer, "
+            "and similar timing, whether or not it has one.",
+            {"202": _ACCEPTED, "429": _QUOTA},
+            security=apidoc.ANONYMOUS_UNSAFE,
+            body=apidoc.body(ref("ForgotRequest")),
+        ),
+        ("/auth/password/reset", "POST"): Operation(
+            "Set a new password with a mailed token; every login of the user ends.",
+            {
+                "204": _EMPTY,
+                "400": error(
+                    "`invalid_token` (unknown, used, voided or expired), or a weak "
+                    "password (`weak_password`; the token stays usable)."
+                ),
+            },
+            security=apidoc.ANONYMOUS_UNSAFE,
+            body=apidoc.body(ref("ResetRequest")),
+        ),
+        ("/auth/password/change", "POST"): Operation(
+            "Change my password: this login stays with a fresh id, the others end.",
+            {
+                "204": _EMPTY,
+                "400": error("Malformed request, or a weak new password."),
+                "401": error(
+                    "Not signed in, or `invalid_credentials`: the current password is wrong.",
+                    headers=apidoc.WWW_AUTHENTICATE,
+                ),
+                "404": error("The account no longer exists."),
+                "429": error("Throttled like logins (`rate_limited`).", headers=apidoc.RETRY_AFTER),
+            },
+            security=apidoc.USER_UNSAFE,
+            body=apidoc.body(ref("ChangePasswordRequest")),
+        ),
+        ("/auth/email/verify", "POST"): Operation(
+            "Mark the email verified with the token mailed to it.",
+            {
+                "204": _EMPTY,
+                "400": error(
+                    "`invalid_token`: unknown, used, voided or expired (one answer for all); "
+                    "or malformed."
+                ),
+            },
+            security=apidoc.ANONYMOUS_UNSAFE,
+            body=apidoc.body(ref("VerifyEmailRequest")),
+        ),
+        ("/auth/email/resend", "POST"): Operation(
+            "Mail me a fresh verification link (nothing is sent when already verified "
+            "or GATEPASS_EMAIL_VERIFICATION=off).",
+            {"202": _ACCEPTED, "404": error("The account no longer exists."), "429": _QUOTA},
+            security=apidoc.USER_UNSAFE,
+        ),
+    },
+    schemas={
+        "ForgotRequest": {
+            "type": "object",
+            "required": ["email"],
+            "properties": {"email": {"type": "string", "minLength": 1, "maxLength": 1024}},
+        },
+        "ResetRequest": {
+            "type": "object",
+            "required": ["token", "password"],
+            "properties": {
+                "token": {"type": "string", "description": "From the mailed link."},
+                "password": apidoc.NEW_PASSWORD,
+            },
+        },
+        "ChangePasswordRequest": {
+            "type": "object",
+            "required": ["current_password", "new_password"],
+            "properties": {
+                "current_password": {"type": "string", "minLength": 1},
+                "new_password": apidoc.NEW_PASSWORD,
+            },
+        },
+        "VerifyEmailRequest": {
+            "type": "object",
+            "required": ["token"],
+            "properties": {"token": {"type": "string", "description": "From the mailed link."}},
+        },
+    },
+)

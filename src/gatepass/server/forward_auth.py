@@ -38,6 +38,8 @@ from gatepass.forward_auth import (
     identity_headers,
     original_request,
 )
+from gatepass.server import apidoc
+from gatepass.server.apidoc import Operation, error
 from gatepass.server.components import Components, components
 
 logger = logging.getLogger("gatepass.forward_auth")
@@ -127,3 +129,68 @@ def _sign_in(request: Request, parts: Components, original: OriginalRequest | No
 
 
 routes = [Route("/auth/verify", verify, methods=["GET"])]
+
+_LOCATION = {"Location": {"required": True, "schema": {"type": "string"}}}
+
+api_docs = apidoc.ApiDocs(
+    {
+        ("/auth/verify", "GET"): Operation(
+            "Forward auth for reverse proxies (nginx `auth_request`, Caddy "
+            "`forward_auth`, Traefik `ForwardAuth`), with the access rules.  The "
+            "original request comes in `X-Original-URL` (+ `X-Original-Method`) or "
+            "`X-Forwarded-Proto/Host/Uri/Method`, believed only from a trusted proxy.",
+            {
+                "200": {
+                    "description": "Allowed (no body).  The identity headers are present "
+                    "when the caller is signed in (a public rule also lets anonymous "
+                    "callers through).  Values are ASCII; a non-ASCII one is sent "
+                    "percent-encoded, with its RFC 8187 form in `X-Auth-Email*`.",
+                    "headers": {
+                        "X-Auth-User-Id": {"schema": {"type": "string"}},
+                        "X-Auth-Email": {"schema": {"type": "string"}},
+                        "X-Auth-Email*": {
+                            "description": "RFC 8187: `UTF-8''<percent-encoded>`.",
+                            "schema": {"type": "string"},
+                        },
+                        "X-Auth-Roles": {
+                            "description": "Comma-separated.",
+                            "schema": {"type": "string"},
+                        },
+                    },
+                },
+                "302": {
+                    "description": "Sign-in needed (`?redirect=1`): to the login page "
+                    "with the original URL as `next`.",
+                    "headers": _LOCATION,
+                },
+                "400": error(
+                    "Forwarded request headers that are malformed, or sent by a peer "
+                    "that is not a trusted proxy."
+                ),
+                "401": error(
+                    "Sign-in needed.  `Location` names the login page with the original "
+                    "URL as `next` (nginx: `error_page 401 =302 $upstream_http_location`).",
+                    headers={**apidoc.WWW_AUTHENTICATE, **_LOCATION},
+                ),
+                "403": error("Signed in, but a rule (or `role`) refuses."),
+            },
+            security=[*apidoc.USER, {}],
+            parameters=[
+                {
+                    "name": "role",
+                    "in": "query",
+                    "required": False,
+                    "description": "A role the caller must hold (on top of the rules).",
+                    "schema": {"type": "string"},
+                },
+                {
+                    "name": "redirect",
+                    "in": "query",
+                    "required": False,
+                    "description": "`1`: answer a needed sign-in with a 302, not a 401.",
+                    "schema": {"type": "string", "enum": ["0", "1"]},
+                },
+            ],
+        ),
+    }
+)

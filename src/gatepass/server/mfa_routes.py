@@ -28,7 +28,9 @@ from gatepass.asgi.dependencies import RequireRecentAuth, require_user
 from gatepass.asgi.middleware import client_ip
 from gatepass.errors import InvalidCredentials, InvalidMFAToken, NotFound
 from gatepass.identity import Identity
+from gatepass.server import apidoc
 from gatepass.server.api import user_json
+from gatepass.server.apidoc import Operation, error, json_content, ref
 from gatepass.server.bodies import bool_field, read_fields, string_field
 from gatepass.server.components import components
 from gatepass.server.second_step import client_of
@@ -173,3 +175,169 @@ routes = [
     Route("/auth/mfa/recovery-codes", recovery_codes, methods=["POST"]),
     Route("/auth/mfa/verify", verify, methods=["POST"]),
 ]
+
+_THROTTLED = error("Too many wrong codes or passwords (`rate_limited`).",
+                   headers=apidoc.RETRY_AFTER)  # fmt: skip
+_CODES = {"description": "OK", "headers": apidoc.NO_STORE, **json_content(ref("RecoveryCodes"))}
+_REAUTH = apidoc.body(ref("Reauthentication"), required=False)
+_REAUTH_401 = error(
+    "`invalid_credentials` or `invalid_code`, or not signed in.",
+    headers=apidoc.WWW_AUTHENTICATE,
+)
+_REAUTH_403 = error(
+    "The CSRF checks failed, or no password or code was sent and the sign-in is older "
+    "than 5 minutes (`insufficient_user_authentication`)."
+)
+
+api_docs = apidoc.ApiDocs(
+    {
+        ("/auth/mfa", "GET"): Operation(
+            "My second factors.",
+            {"200": {"description": "OK", **json_content(ref("MFAStatus"))}},
+            security=apidoc.USER,
+        ),
+        ("/auth/mfa/totp/setup", "POST"): Operation(
+            "Start TOTP enrolment: a new secret (replacing an unconfirmed one).",
+            {
+                "200": {
+                    "description": "OK",
+                    "headers": apidoc.NO_STORE,
+                    **json_content(ref("TotpSetup")),
+                },
+                "404": error("The account no longer exists."),
+                "409": error("TOTP is already on (`conflict`)."),
+            },
+            security=apidoc.USER_UNSAFE,
+        ),
+        ("/auth/mfa/totp/qr.svg", "GET"): Operation(
+            "The QR code of the enrolment in progress, drawn by the server.",
+            {
+                "200": {
+                    "description": "An SVG image (no script, no external reference).",
+                    "content": {"image/svg+xml": {"schema": {"type": "string"}}},
+                },
+                "404": error("No enrolment in progress."),
+            },
+            security=apidoc.USER,
+        ),
+        ("/auth/mfa/totp/confirm", "POST"): Operation(
+            "Finish TOTP enrolment with a code: TOTP is on; ten recovery codes, shown once.",
+            {
+                "200": _CODES,
+                "409": error("No enrolment in progress (`conflict`)."),
+                "401": error("`invalid_code`, or not signed in.", headers=apidoc.WWW_AUTHENTICATE),
+                "429": _THROTTLED,
+            },
+            security=apidoc.USER_UNSAFE,
+            body=apidoc.body(ref("TotpCode")),
+        ),
+        ("/auth/mfa/totp", "DELETE"): Operation(
+            "Turn TOTP off (and void the recovery codes).",
+            {
+                "204": {"description": "Done (no body)."},
+                "401": _REAUTH_401,
+                "403": _REAUTH_403,
+                "404": error("TOTP is not on."),
+                "429": _THROTTLED,
+            },
+            security=apidoc.USER_UNSAFE,
+            body=_REAUTH,
+        ),
+        ("/auth/mfa/recovery-codes", "POST"): Operation(
+            "Replace every recovery code by ten new ones, shown once.",
+            {
+                "200": _CODES,
+                "409": error("TOTP is off: no recovery codes without it (`conflict`)."),
+                "401": _REAUTH_401,
+                "403": _REAUTH_403,
+                "404": error("The account no longer exists."),
+                "429": _THROTTLED,
+            },
+            security=apidoc.USER_UNSAFE,
+            body=_REAUTH,
+        ),
+        ("/auth/mfa/verify", "POST"): Operation(
+            "The second step: answers exactly like the first step would have (a session "
+            "cookie and `{user}` after `/auth/login`, the token pair after `/auth/token`).",
+            {
+                "200": {
+                    "description": "OK",
+                    "headers": apidoc.NO_STORE,
+                    **json_content({"anyOf": [ref("LoggedIn"), ref("TokenPair")]}),
+                },
+                "401": error(
+                    "`invalid_code` (the mfa_token stays usable until its 5 attempts are "
+                    "spent) or `invalid_mfa_token` (unknown, used, expired, void, or from "
+                    "another client: sign in again).",
+                    headers=apidoc.WWW_AUTHENTICATE,
+                ),
+                "403": error("The first step was `/auth/login` and the CSRF checks failed."),
+                "429": _THROTTLED,
+            },
+            security=[{}, {"csrfHeader": [], "csrfCookie": []}],
+            body=apidoc.body(ref("MFAVerify")),
+        ),
+    },
+    schemas={
+        "MFAStatus": {
+            "type": "object",
+            "required": ["totp", "recovery_codes_left", "methods"],
+            "properties": {
+                "totp": {"type": "boolean"},
+                "recovery_codes_left": {"type": "integer", "minimum": 0},
+                "methods": {"type": "array", "items": {"enum": ["totp", "recovery_code"]}},
+            },
+            "additionalProperties": False,
+        },
+        "TotpSetup": {
+            "type": "object",
+            "required": ["secret", "otpauth_uri"],
+            "properties": {
+                "secret": {"type": "string", "pattern": "^[A-Z2-7]{32}$"},
+                "otpauth_uri": {"type": "string", "pattern": "^otpauth://totp/"},
+            },
+            "additionalProperties": False,
+        },
+        "TotpCode": {
+            "type": "object",
+            "required": ["code"],
+            "properties": {"code": {"type": "string", "minLength": 1, "maxLength": 64}},
+        },
+        "RecoveryCodes": {
+            "type": "object",
+            "required": ["recovery_codes"],
+            "properties": {
+                "recovery_codes": {
+                    "type": "array",
+                    "minItems": 10,
+                    "maxItems": 10,
+                    "items": {"type": "string", "pattern": "^[a-z2-9]{4}(-[a-z2-9]{4}){3}$"},
+                    "description": "Shown once; each works once.  Only their hashes are kept.",
+                }
+            },
+            "additionalProperties": False,
+        },
+        "Reauthentication": {
+            "type": "object",
+            "description": "The password, or a TOTP or recovery code; neither is needed when "
+            "the caller signed in within the last 5 minutes.",
+            "properties": {
+                "password": {"type": "string", "minLength": 1},
+                "code": {"type": "string", "minLength": 1, "maxLength": 64},
+            },
+        },
+        "MFAVerify": {
+            "type": "object",
+            "required": ["mfa_token", "code"],
+            "properties": {
+                "mfa_token": {"type": "string", "minLength": 1},
+                "code": {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": 64,
+                    "description": "A TOTP code or a recovery code.",
+                },
+            },
+        },
+    },
+)

@@ -19,6 +19,8 @@ from gatepass.asgi.dependencies import auth_of
 from gatepass.asgi.middleware import client_ip
 from gatepass.cookies import CookieSpec, read_cookie
 from gatepass.errors import InvalidGrant, InvalidRequest, InvalidToken
+from gatepass.server import apidoc
+from gatepass.server.apidoc import Operation, error, json_content, ref
 from gatepass.server.bodies import read_fields, string_field
 from gatepass.server.components import components
 from gatepass.server.second_step import second_step_needed
@@ -177,3 +179,132 @@ routes = [
 #: Paths that need no CSRF token: their credential is in the body, not a
 #: cookie (``/auth/refresh`` checks CSRF itself when it falls back to one).
 CSRF_EXEMPT = frozenset({"/auth/token", "/auth/refresh", "/auth/revoke"})
+
+api_docs = apidoc.ApiDocs(
+    {
+        ("/auth/token", "POST"): Operation(
+            "Password grant for API clients: an access token and a refresh token.",
+            {
+                "200": {
+                    "description": "OK",
+                    "headers": apidoc.NO_STORE,
+                    **json_content(ref("TokenPair")),
+                },
+                "401": error(
+                    "`invalid_credentials`, a Bearer token that does not verify, or "
+                    "`mfa_required` with an `mfa_token` for `POST /auth/mfa/verify`.",
+                    headers=apidoc.WWW_AUTHENTICATE,
+                ),
+                "400": error("Malformed request, or an unknown scope (`invalid_scope`)."),
+                "403": error(
+                    "`email_unverified`: the password is right but the email is not "
+                    "verified yet (GATEPASS_EMAIL_VERIFICATION=required)."
+                ),
+                "429": error("Throttled (`rate_limited`).", headers=apidoc.RETRY_AFTER),
+            },
+            security=apidoc.PUBLIC,
+            body=apidoc.body(ref("TokenRequest")),
+            csrf=False,
+        ),
+        ("/auth/refresh", "POST"): Operation(
+            "Rotate a refresh token: a new pair.  Reuse of a rotated token revokes its family.",
+            {
+                "200": {
+                    "description": "OK",
+                    "headers": apidoc.NO_STORE,
+                    **json_content({"anyOf": [ref("TokenPair"), ref("CookieRefresh")]}),
+                },
+                "401": error(
+                    "`invalid_grant`: expired, revoked, reused, unknown or missing.",
+                    headers=apidoc.WWW_AUTHENTICATE,
+                ),
+                "403": error("The refresh cookie was used without passing the CSRF checks."),
+            },
+            security=apidoc.PUBLIC,
+            body=apidoc.body(ref("RefreshRequest"), required=False),
+            csrf=False,
+        ),
+        ("/auth/revoke", "POST"): Operation(
+            "RFC 7009: revoke an access or refresh token; 200 whether or not it was valid.",
+            {
+                "200": {
+                    "description": "OK",
+                    "headers": apidoc.NO_STORE,
+                    **json_content({"type": "object", "maxProperties": 0}),
+                }
+            },
+            security=apidoc.PUBLIC,
+            body=apidoc.body(ref("RevokeRequest")),
+            csrf=False,
+        ),
+        ("/.well-known/jwks.json", "GET"): Operation(
+            "The public signing keys.",
+            {"200": {"description": "OK", **json_content(ref("JWKS"))}},
+            security=apidoc.PUBLIC,
+        ),
+    },
+    schemas={
+        "TokenRequest": {
+            "type": "object",
+            "required": ["email", "password"],
+            "properties": {
+                "email": {"type": "string", "format": "email", "maxLength": 254},
+                "password": {"type": "string", "minLength": 1},
+                "scope": {
+                    "type": "string",
+                    "maxLength": 1024,
+                    "description": "Space-separated scopes.",
+                },
+            },
+        },
+        "RefreshRequest": {
+            "type": "object",
+            "properties": {
+                "refresh_token": {
+                    "type": "string",
+                    "description": "Omitted: the `__Host-gatepass-rt` cookie is used (browser "
+                    "JWT mode), with the CSRF checks.",
+                }
+            },
+        },
+        "RevokeRequest": {
+            "type": "object",
+            "required": ["token"],
+            "properties": {"token": {"type": "string", "minLength": 1}},
+        },
+        "CookieRefresh": {
+            "type": "object",
+            "description": "Browser JWT mode: the new pair went into HttpOnly cookies.",
+            "required": ["expires_in"],
+            "properties": {"expires_in": {"type": "integer", "minimum": 1}},
+            "additionalProperties": False,
+        },
+        "JWKS": {
+            "type": "object",
+            "required": ["keys"],
+            "properties": {
+                "keys": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["kty", "kid", "alg", "use"],
+                        "properties": {
+                            "kty": {"enum": ["RSA", "EC", "OKP"]},
+                            "kid": {"type": "string"},
+                            "alg": {"enum": ["RS256", "ES256", "EdDSA"]},
+                            "use": {"const": "sig"},
+                            "n": {"type": "string"},
+                            "e": {"type": "string"},
+                            "crv": {"type": "string"},
+                            "x": {"type": "string"},
+                            "y": {"type": "string"},
+                        },
+                        # Public members only: d, p, q, dp, dq, qi, oth, k never appear.
+                        "additionalProperties": False,
+                    },
+                }
+            },
+            "additionalProperties": False,
+        },
+    },
+)
