@@ -19,13 +19,9 @@ on a developer's machine and fail under ``CI=true``.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import threading
-import time
 import uuid
 from collections.abc import Iterator
-from contextlib import suppress
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,7 +30,8 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from tests.conftest import IN_CI, free_port
+from tests.conftest import IN_CI
+from tests.serving import ServeProcess
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, BrowserContext, Page
@@ -229,15 +226,13 @@ def other_pages() -> Iterator[PageServer]:
 # The real server
 
 
-class Gatepass:
+class Gatepass(ServeProcess):
     """A running ``gatepass serve`` plus a cookie-less HTTP client that plays
     other browsers and devices (no jar: each request says what it sends)."""
 
-    def __init__(self, url: str, env: dict[str, str], log: Path) -> None:
-        self.url = url
-        self.env = env
-        self.log = log
-        self.http = httpx.Client(base_url=url, follow_redirects=False, timeout=10)
+    def __init__(self, base: Path, **settings: str) -> None:
+        super().__init__(base, never_logged=[PASSWORD], **settings)
+        self.http = httpx.Client(base_url=self.url, follow_redirects=False, timeout=10)
 
     def request(
         self, method: str, path: str, session: str | None = None, **kwargs: Any
@@ -290,55 +285,19 @@ class Gatepass:
 def server(tmp_path_factory: pytest.TempPathFactory, spa_pages: PageServer) -> Iterator[Gatepass]:
     """``gatepass serve`` on a free loopback port with its own data dir,
     allowlisting the SPA origin for CORS, with one user made by the CLI."""
-    root = tmp_path_factory.mktemp("gatepass-browser")
-    data_dir = root / "data"
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEPASS_")}
-    env["GATEPASS_DATA_DIR"] = str(data_dir)
-    # Every test user registers from 127.0.0.1: no per-address quota here
-    # (tests/server/test_hardening.py tests it).
-    env["GATEPASS_REGISTRATION_LIMIT"] = "0"
-    env["GATEPASS_CORS_ORIGINS"] = spa_pages.url("127.0.0.1", "")
-
-    added = subprocess.run(
-        [sys.executable, "-m", "gatepass", "users", "add", EMAIL, "--password-stdin"],
-        input=PASSWORD + "\n", capture_output=True, text=True, env=env, cwd=root, timeout=60,
-    )  # fmt: skip
-    assert added.returncode == 0, added.stderr
-
-    log = root / "server.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "gatepass", "serve", "--host", "127.0.0.1",
-             "--port", str(port), "--log-level", "warning"],
-            env=env, cwd=root, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    served = Gatepass(url, env, log)
+    served = Gatepass(
+        tmp_path_factory.mktemp("gatepass-browser"),
+        # Every test user registers from 127.0.0.1: no per-address quota here
+        # (tests/server/test_hardening.py tests it).
+        GATEPASS_REGISTRATION_LIMIT="0",
+        GATEPASS_CORS_ORIGINS=spa_pages.url("127.0.0.1", ""),
+    )
+    served.cli("users", "add", EMAIL, "--password-stdin", stdin=PASSWORD + "\n")
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"gatepass serve exited with {proc.returncode}:\n{log.read_text()}")
-            with suppress(httpx.TransportError):
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                pytest.fail(f"gatepass serve did not become healthy:\n{log.read_text()}")
-            time.sleep(0.05)
-        yield served
+        with served:
+            yield served
     finally:
         served.http.close()
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-    text = log.read_text()
-    assert "Traceback" not in text, text
-    assert PASSWORD not in text
 
 
 # --------------------------------------------------------------------------

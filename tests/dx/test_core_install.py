@@ -6,13 +6,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.conftest import free_port
+from tests.serving import ServeProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 OPTIONAL = ("redis", "asyncpg", "authlib", "httpx", "joserfc", "litestar", "fastapi")
@@ -56,29 +56,12 @@ def test_the_core_install_has_no_optional_driver(core_venv: Path, tmp_path: Path
 
 
 def test_the_core_install_serves_the_sqlite_default(core_venv: Path, tmp_path: Path) -> None:
-    port = free_port()
-    log = (tmp_path / "serve.log").open("w")
-    process = subprocess.Popen(
-        [str(core_venv / "bin" / "gatepass"), "serve", "--port", str(port)],
-        env=_env(tmp_path / "data"), stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
-                break
-            except httpx.TransportError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail((tmp_path / "serve.log").read_text())
-                time.sleep(0.2)
-        assert health.status_code == 200
-        assert httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5).status_code == 200
-        assert (tmp_path / "data" / "gatepass.db").exists()
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
-        log.close()
+    server = ServeProcess(tmp_path, command=[str(core_venv / "bin" / "gatepass")], start_timeout=60)
+    server.env.pop("PYTHONPATH", None)  # only what the core install brings
+    with server:
+        assert httpx.get(f"{server.url}/healthz", timeout=5).status_code == 200
+        assert httpx.get(f"{server.url}/readyz", timeout=5).status_code == 200
+        assert (server.data_dir / "gatepass.db").exists()
 
 
 def test_a_provider_without_the_oauth_extra_names_it(core_venv: Path, tmp_path: Path) -> None:

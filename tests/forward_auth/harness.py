@@ -20,7 +20,6 @@ import shutil
 import signal
 import ssl
 import subprocess
-import sys
 import time
 from contextlib import suppress
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from tests.conftest import IN_CI, free_port
+from tests.serving import ServeProcess
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "forward-auth.md"
 PASSWORD = "correct horse battery staple"
@@ -127,20 +127,23 @@ def make_certificate(directory: Path) -> Certificate:
 # gatepass serve, over TLS
 
 
-class Gatepass:
+class Gatepass(ServeProcess):
     def __init__(
         self, root: Path, certificate: Certificate, rules: str, **extra_env: str
     ) -> None:
-        self.root = root
-        self.port = free_port()
-        self.public_url = f"https://auth.example.test:{self.port}"
+        root.mkdir(parents=True, exist_ok=True)
         self.rules = root / "rules.toml"
         self.rules.write_text(rules)
-        self.log = root / "gatepass.log"
         self.certificate = certificate
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("GATEPASS_")}
-        self.env.update(
-            GATEPASS_DATA_DIR=str(root / "data"),
+        port = free_port()
+        self.public_url = f"https://auth.example.test:{port}"
+        super().__init__(
+            root,
+            name="gatepass",
+            port=port,
+            log_level="info",
+            ready=Gatepass._answers,
+            never_logged=[PASSWORD],
             GATEPASS_PUBLIC_URL=self.public_url,
             GATEPASS_TLS_CERT=str(certificate.cert),
             GATEPASS_TLS_KEY=str(certificate.key),
@@ -149,55 +152,28 @@ class Gatepass:
             GATEPASS_COOKIE_DOMAIN="example.test",
             **extra_env,
         )
-        self.process: subprocess.Popen[bytes] | None = None
+        self.root = root
 
-    def cli(self, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "gatepass", *args], input=stdin, capture_output=True,
-            text=True, env=self.env, cwd=self.root, timeout=60,
-        )  # fmt: skip
+    def _answers(self) -> bool:
+        """Ready over TLS, by name (SNI and certificate checked)."""
+        with self.client() as client, suppress(httpx.TransportError):
+            return client.get(f"{self.public_url}/readyz").status_code == 200
+        return False
 
     def add_user(self, email: str, *roles: str) -> None:
         flags = [arg for role in roles for arg in ("--role", role)]
-        done = self.cli("users", "add", email, "--password-stdin", *flags, stdin=PASSWORD + "\n")
-        assert done.returncode == 0, done.stderr
+        self.cli("users", "add", email, "--password-stdin", *flags, stdin=PASSWORD + "\n")
 
     def client(self) -> httpx.Client:
         """Talks to gatepass directly, as auth.example.test (SNI and certificate checked)."""
         return http_client(self.certificate, {"auth.example.test": self.port})
 
-    def start(self) -> None:
-        with self.log.open("ab") as out:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "gatepass", "serve", "--host", "127.0.0.1",
-                 "--port", str(self.port), "--log-level", "info"],
-                env=self.env, cwd=self.root, stdout=out, stderr=subprocess.STDOUT,
-            )  # fmt: skip
-        deadline = time.monotonic() + 30
-        with self.client() as client:
-            while True:
-                if self.process.poll() is not None:
-                    raise AssertionError(f"gatepass exited:\n{self.log.read_text()}")
-                with suppress(httpx.TransportError):
-                    if client.get(f"{self.public_url}/healthz").status_code == 200:
-                        return
-                if time.monotonic() > deadline:
-                    raise AssertionError(f"gatepass did not start:\n{self.log.read_text()}")
-                time.sleep(0.1)
+    def start(self) -> Gatepass:
+        super().start()
+        return self
 
     def reload(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGHUP)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.process = None
+        self.signal(signal.SIGHUP)
 
 
 def http_client(certificate: Certificate, ports: dict[str, int]) -> httpx.Client:

@@ -80,7 +80,7 @@ def proxy(
     finally:
         running.stop()
         gatepass.stop()
-        log = gatepass.log.read_text()
+        log = gatepass.log()
         assert "Traceback" not in log, log
         assert PASSWORD not in log
     if kind == "caddy":
@@ -238,8 +238,8 @@ def test_rules_reload_on_sighup_and_a_bad_file_keeps_them(proxy: Proxy) -> None:
             wait_for(lambda: client.get(proxy.url(APP2, "/public/x")).status_code == 200)
             gatepass.rules.write_text('[[rules]]\npolicy = "nobody-checks-this"\n')
             gatepass.reload()
-            wait_for(lambda: "access rules not reloaded" in gatepass.log.read_text())
-            assert "line 1" in gatepass.log.read_text()
+            wait_for(lambda: "access rules not reloaded" in gatepass.log())
+            assert "line 1" in gatepass.log()
             assert client.get(proxy.url(APP2, "/public/x")).status_code == 200  # old rules
         finally:
             gatepass.rules.write_text(RULES)
@@ -395,7 +395,7 @@ def cached(
 
 
 def verify_calls(gatepass: Gatepass) -> int:
-    return len(re.findall(r'"GET /auth/verify HTTP/1\.[01]"', gatepass.log.read_text()))
+    return len(re.findall(r'"GET /auth/verify HTTP/1\.[01]"', gatepass.log()))
 
 
 def test_cached_answers_are_per_credential_and_logout_ends_access_within_the_cache_time(

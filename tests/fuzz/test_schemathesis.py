@@ -19,14 +19,9 @@ Login throttling kicks in under this load: 429 is a documented answer.
 from __future__ import annotations
 
 import hashlib
-import os
 import sqlite3
-import subprocess
-import sys
 import tempfile
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +35,8 @@ from schemathesis.specs.openapi import checks
 from gatepass.server import openapi
 from gatepass.server.app import create_app
 from gatepass.server.settings import Settings
-from tests.conftest import free_port, remember_secret
+from tests.conftest import remember_secret
+from tests.serving import ServeProcess
 
 pytestmark = pytest.mark.slow
 
@@ -58,14 +54,15 @@ FUZZ = settings(
 )
 
 
-@dataclass
-class FuzzServer:
-    url: str
-    data_dir: Path
-    log: Path
-    env: dict[str, str]
-    process: subprocess.Popen[bytes]
-    http: requests.Session = field(default_factory=requests.Session)
+class FuzzServer(ServeProcess):
+    def __init__(self, base: Path, **settings: str) -> None:
+        super().__init__(base, log_level="info", never_logged=[PASSWORD], **settings)
+        self.http = requests.Session()
+
+    def check_log(self) -> None:
+        super().check_log()
+        text = self.log()
+        assert " 500 " not in text, text
 
     # -- state, straight from the database ------------------------------------
 
@@ -133,59 +130,22 @@ class FuzzServer:
         return token
 
 
-def _cli(env: dict[str, str], cwd: Path, *args: str, stdin: str = "") -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "gatepass", *args],
-        input=stdin, capture_output=True, text=True, env=env, cwd=cwd, timeout=60,
-    )  # fmt: skip
-    assert done.returncode == 0, (args, done.stdout, done.stderr)
-
-
 @pytest.fixture(scope="module")
 def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FuzzServer]:
     """One ``gatepass serve`` for the module, with an admin account."""
-    base = tmp_path_factory.mktemp("schemathesis")
-    data_dir = base / "data"
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEPASS_")}
-    env.update(GATEPASS_DATA_DIR=str(data_dir), GATEPASS_TRUSTED_PROXIES="127.0.0.1")
-    env["GATEPASS_REGISTRATION_LIMIT"] = "0"  # the fuzzer registers thousands of users
+    server = FuzzServer(
+        tmp_path_factory.mktemp("schemathesis"),
+        GATEPASS_TRUSTED_PROXIES="127.0.0.1",
+        GATEPASS_REGISTRATION_LIMIT="0",  # the fuzzer registers thousands of users
+    )
     remember_secret(PASSWORD, kind="password")
-    _cli(env, base, "users", "add", EMAIL, "--password-stdin", stdin=PASSWORD + "\n")
-    _cli(env, base, "roles", "grant", EMAIL, "admin")
-    log = base / "server.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "gatepass", "serve", "--host", "127.0.0.1",
-             "--port", str(port), "--log-level", "info"],
-            env=env, cwd=base, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    server = FuzzServer(f"http://127.0.0.1:{port}", data_dir, log, env, process)
+    server.cli("users", "add", EMAIL, "--password-stdin", stdin=PASSWORD + "\n")
+    server.cli("roles", "grant", EMAIL, "admin")
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"gatepass serve exited with {process.returncode}:\n{log.read_text()}")
-            try:
-                if requests.get(f"{server.url}/healthz", timeout=1).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"gatepass serve did not become healthy:\n{log.read_text()}")
-            time.sleep(0.05)
-        yield server
+        with server:
+            yield server
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
         server.http.close()
-        text = log.read_text(errors="replace")
-        assert "Traceback" not in text, text
-        assert " 500 " not in text, text
 
 
 #: The operations to fuzz are collected from the document in-process (the lazy

@@ -23,14 +23,16 @@ JOSE_SPEC = "jose@6"
 #: Verifies one token against a remote JWKS exactly as a Node resource server
 #: would, and prints one JSON line: the verified payload and header, or the
 #: error's code.  argv: jwksUrl token issuer audience algorithms(comma-separated)
+#: at (the Unix time to check ``exp``/``nbf`` against: jose's ``currentDate``).
 VERIFY_SCRIPT = """\
 import { createRemoteJWKSet, jwtVerify } from 'jose';
 
-const [jwksUrl, token, issuer, audience, algorithms] = process.argv.slice(2);
+const [jwksUrl, token, issuer, audience, algorithms, at] = process.argv.slice(2);
 const JWKS = createRemoteJWKSet(new URL(jwksUrl));
 try {
   const { payload, protectedHeader } = await jwtVerify(token, JWKS, {
     issuer, audience, typ: 'at+jwt', algorithms: algorithms.split(','),
+    currentDate: new Date(Number(at) * 1000),
   });
   console.log(JSON.stringify({ ok: true, payload, protectedHeader }));
 } catch (err) {
@@ -60,11 +62,20 @@ class NodeJose:
     directory: Path
 
     def verify(
-        self, jwks_url: str, token: str, *, issuer: str, audience: str, algorithms: list[str]
+        self,
+        jwks_url: str,
+        token: str,
+        *,
+        issuer: str,
+        audience: str,
+        algorithms: list[str],
+        at: float,
     ) -> dict[str, object]:
+        """Verify as a Node resource server would at Unix time ``at`` (the
+        clock its ``exp`` check uses; signature, key and claims as always)."""
         done = subprocess.run(
             [self.node, str(self.directory / "verify.mjs"), jwks_url, token, issuer, audience,
-             ",".join(algorithms)],
+             ",".join(algorithms), str(at)],
             capture_output=True, text=True, cwd=self.directory, timeout=30,
         )  # fmt: skip
         assert done.returncode == 0, done.stderr

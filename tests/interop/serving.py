@@ -8,16 +8,13 @@ request says exactly which credential it carries (no cookies, no CSRF).
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import free_port
+from tests.serving import ServeProcess
 
 PASSWORD = "correct horse battery staple"
 #: ``iss`` and ``aud`` of the access tokens: fixed, so that a restart on another
@@ -25,82 +22,28 @@ PASSWORD = "correct horse battery staple"
 PUBLIC_URL = "https://auth.gatepass.test"
 
 
-class GatepassServer:
+class GatepassServer(ServeProcess):
     def __init__(self, base: Path, **settings: str) -> None:
-        self.base = base
-        self.data_dir = base / "data"
-        self.log_path = base / "server.log"
-        base.mkdir(parents=True, exist_ok=True)
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("GATEPASS_")}
-        self.env["GATEPASS_DATA_DIR"] = str(self.data_dir)
-        self.env["GATEPASS_REGISTRATION_LIMIT"] = "0"  # many users, one address
-        self.env["GATEPASS_PUBLIC_URL"] = PUBLIC_URL
-        self.env.update(settings)
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.process: subprocess.Popen[bytes] | None = None
+        super().__init__(
+            base,
+            never_logged=[PASSWORD],
+            GATEPASS_REGISTRATION_LIMIT="0",  # many users, one address
+            GATEPASS_PUBLIC_URL=PUBLIC_URL,
+            **settings,
+        )
         self.http = httpx.Client(base_url=self.url, timeout=15, follow_redirects=False)
 
-    # -- process ------------------------------------------------------------
-
     def start(self) -> GatepassServer:
-        assert self.process is None, "already running"
-        with self.log_path.open("ab") as out:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "gatepass", "serve", "--host", "127.0.0.1",
-                 "--port", str(self.port), "--log-level", "warning"],
-                env=self.env, cwd=self.base, stdout=out, stderr=subprocess.STDOUT,
-            )  # fmt: skip
-        deadline = time.monotonic() + 30
-        while True:
-            if self.process.poll() is not None:
-                code = self.process.returncode
-                self.process = None
-                pytest.fail(f"gatepass serve exited with {code}:\n{self.log()}")
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                self.stop()
-                pytest.fail(f"gatepass serve did not become healthy:\n{self.log()}")
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        super().start()
+        return self
 
     def close(self) -> None:
         """Stop the server and check its log for what must never be there."""
         self.stop()
         self.http.close()
-        text = self.log()
-        assert "Traceback" not in text, text
-        assert PASSWORD not in text
-
-    def log(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
+        self.check_log()
 
     # -- admin CLI ------------------------------------------------------------
-
-    def cli(self, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-        done = subprocess.run(
-            [sys.executable, "-m", "gatepass", *args],
-            input=stdin, capture_output=True, text=True, env=self.env, cwd=self.base, timeout=60,
-        )  # fmt: skip
-        assert done.returncode == 0, (args, done.stdout, done.stderr)
-        return done
 
     def add_user(self, email: str, password: str = PASSWORD) -> None:
         self.cli("users", "add", email, "--password-stdin", stdin=password + "\n")

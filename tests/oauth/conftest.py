@@ -12,7 +12,6 @@ import logging
 import os
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,6 +22,7 @@ import httpx
 import pytest
 
 from tests.conftest import IN_CI, free_port
+from tests.serving import ServeProcess
 
 NODE_DIR = Path(os.environ.get("GATEPASS_TEST_OAUTH_NODE_DIR", Path(__file__).parent / ".node"))
 PACKAGES = {"oidc-provider": 9, "jose": 6}
@@ -141,30 +141,18 @@ def op(node: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpenIDPr
         yield OpenIDProvider(issuer, ports, log, _free=list(ports))
 
 
-@dataclass
-class Gatepass:
-    url: str
-    log: Path
-    env: dict[str, str]
-
+class Gatepass(ServeProcess):
     def log_text(self) -> str:
-        return self.log.read_text()
+        return self.log()
 
 
 @contextmanager
 def gatepass(tmp: Path, port: int, **settings: str) -> Iterator[Gatepass]:
     """``gatepass serve`` on 127.0.0.1:port with ``GATEPASS_*`` settings."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEPASS_")}
     url = f"http://127.0.0.1:{port}"
-    env.update(GATEPASS_DATA_DIR=str(tmp / "data"), GATEPASS_PUBLIC_URL=url, **settings)
-    log = tmp / "server.log"
-    cmd = [sys.executable, "-m", "gatepass", "serve", "--host", "127.0.0.1", "--port", str(port),
-           "--log-level", "info"]  # fmt: skip
-    with running(cmd, env, tmp, log) as proc:
-        wait_until(f"{url}/healthz", "gatepass serve", proc, log)
-        yield Gatepass(url, log, env)
-    text = log.read_text()
-    assert "Traceback" not in text, text
+    settings = {"GATEPASS_PUBLIC_URL": url, **settings}
+    with Gatepass(tmp, port=port, log_level="info", **settings) as served:
+        yield served
 
 
 def node_provider_env(op: OpenIDProvider) -> dict[str, str]:

@@ -13,19 +13,17 @@ import glob
 import os
 import secrets
 import shutil
-import signal
 import subprocess
-import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import IN_CI, free_port
+from tests.conftest import IN_CI
 from tests.server.test_outage import PostgresServer
+from tests.serving import ServeProcess
 
 PASSWORD = "correct horse battery staple"
 COOKIE = "__Host-gatepass"
@@ -42,70 +40,17 @@ def rss_kib(pid: int) -> int:
     raise AssertionError(f"no VmRSS for pid {pid}")
 
 
-class Instance:
+class Instance(ServeProcess):
     """One ``gatepass serve`` process: start, stop, SIGKILL; a cookie-less client."""
 
     def __init__(self, name: str, base: Path, env: dict[str, str]) -> None:
-        self.name = name
-        self.base = base
+        super().__init__(base, name=name)
         self.env = env
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = base / f"{name}.log"
-        self.process: subprocess.Popen[bytes] | None = None
         self.http = httpx.Client(base_url=self.url, timeout=20, follow_redirects=False)
 
-    @property
-    def pid(self) -> int:
-        assert self.process is not None
-        return self.process.pid
-
     def start(self) -> Instance:
-        assert self.process is None, "already running"
-        with self.log_path.open("ab") as out:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "gatepass", "serve", "--host", "127.0.0.1",
-                 "--port", str(self.port), "--log-level", "warning"],
-                env=self.env, cwd=self.base, stdout=out, stderr=subprocess.STDOUT,
-            )  # fmt: skip
-        deadline = time.monotonic() + 40
-        while True:
-            if self.process.poll() is not None:
-                code, self.process = self.process.returncode, None
-                pytest.fail(f"{self.name}: gatepass serve exited with {code}:\n{self.log()}")
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                self.stop()
-                pytest.fail(f"{self.name}: gatepass serve did not become healthy:\n{self.log()}")
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-    def kill(self) -> None:
-        """SIGKILL: no shutdown code runs, connections drop mid-request."""
-        process, self.process = self.process, None
-        assert process is not None and process.poll() is None, "not running"
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=10)
-
-    def log(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
+        super().start()
+        return self
 
     # -- requests ---------------------------------------------------------------
 

@@ -7,10 +7,8 @@ HTML sign-in form, and the idle and absolute session timeouts in real time.
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -19,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import free_port
+from tests.serving import ServeProcess
 
 PASSWORD = "correct horse battery staple"
 EMAIL = "ada@example.com"
@@ -30,16 +28,13 @@ SET_COOKIE_RE = re.compile(
 )
 
 
-class Served:
+class Served(ServeProcess):
     """A running ``gatepass serve`` and a cookie-less HTTP client for it."""
 
-    def __init__(self, url: str, env: dict[str, str], data_dir: Path, log: Path) -> None:
-        self.url = url
-        self.env = env
-        self.data_dir = data_dir
-        self.log = log
+    def __init__(self, base: Path, **settings: str) -> None:
+        super().__init__(base, never_logged=[PASSWORD], **settings)
         # No cookie jar in play: every request says exactly which cookie it sends.
-        self.http = httpx.Client(base_url=url, follow_redirects=False, timeout=10)
+        self.http = httpx.Client(base_url=self.url, follow_redirects=False, timeout=10)
 
     def request(
         self,
@@ -71,68 +66,21 @@ class Served:
         self.http.cookies.clear()
         return response
 
-    def cli(self, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "gatepass", *args],
-            input=stdin,
-            capture_output=True,
-            text=True,
-            env=self.env,
-            cwd=self.data_dir.parent,
-            timeout=60,
-        )
-
-
-def server_env(data_dir: Path, **settings: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEPASS_")}
-    env["GATEPASS_DATA_DIR"] = str(data_dir)
-    env["GATEPASS_REGISTRATION_LIMIT"] = "0"  # many users, one address
-    env.update(settings)
-    return env
+    def cli(
+        self, *args: str, stdin: str = "", check: bool = False
+    ) -> subprocess.CompletedProcess[str]:
+        return super().cli(*args, stdin=stdin, check=check)
 
 
 @contextmanager
 def serve(tmp_path: Path, name: str = "server", **settings: str) -> Iterator[Served]:
     """Start ``gatepass serve`` on a free loopback port; stop it on exit."""
-    port = free_port()
-    data_dir = tmp_path / name / "data"
-    data_dir.parent.mkdir(parents=True)
-    env = server_env(data_dir, **settings)
-    log = tmp_path / name / "server.log"
-    url = f"http://127.0.0.1:{port}"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "gatepass", "serve", "--host", "127.0.0.1",
-             "--port", str(port), "--log-level", "warning"],
-            env=env, cwd=data_dir.parent, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    served = Served(url, env, data_dir, log)
+    served = Served(tmp_path / name, GATEPASS_REGISTRATION_LIMIT="0", **settings)
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"gatepass serve exited with {proc.returncode}:\n{log.read_text()}")
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"gatepass serve did not become healthy:\n{log.read_text()}")
-            time.sleep(0.05)
-        yield served
+        with served:
+            yield served
     finally:
         served.http.close()
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-    log_text = log.read_text()
-    assert "Traceback" not in log_text, log_text
-    assert PASSWORD not in log_text
 
 
 def session_token(response: httpx.Response) -> str:
