@@ -10,14 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from gatepass.drivers import open_identity_store
 from gatepass.errors import ConfigurationError
 from gatepass.oauth.config import load_providers
-from gatepass.oauth.identities import (
-    ExternalIdentity,
-    IdentityLinked,
-    IdentityStore,
-    open_identity_store,
-)
+from gatepass.oauth.identities import ExternalIdentity, IdentityLinked, IdentityStore
 from gatepass.oauth.transaction import Transaction, TransactionSealer
 from gatepass.server.settings import Settings
 

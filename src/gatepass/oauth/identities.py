@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from gatepass.drivers.ids import user_id as checked
-from gatepass.drivers.opener import open_identity_store
 from gatepass.errors import Conflict
 
 __all__ = [
@@ -22,7 +21,6 @@ __all__ = [
     "IdentityLinked",
     "IdentityStore",
     "MemoryIdentityStore",
-    "open_identity_store",
 ]
 
 

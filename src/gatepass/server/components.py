@@ -16,7 +16,11 @@ from gatepass.asgi.csrf import CSRF_COOKIE
 from gatepass.clientip import TrustedProxies
 from gatepass.cookies import CookieSpec
 from gatepass.csrf import CSRFSigner, origin_of
-from gatepass.drivers.opener import open_factor_store, open_one_time_token_store
+from gatepass.drivers.opener import (
+    open_factor_store,
+    open_identity_store,
+    open_one_time_token_store,
+)
 from gatepass.errors import ConfigurationError
 from gatepass.forward_auth.source import RulesSource
 from gatepass.identity import RolePermissions
@@ -25,7 +29,6 @@ from gatepass.mfa.crypto import SecretBox
 from gatepass.mfa.service import MFAService
 from gatepass.oauth import service_class
 from gatepass.oauth.config import load_providers
-from gatepass.oauth.identities import open_identity_store
 from gatepass.onetime import OneTimeTokens
 from gatepass.redirects import safe_next_url
 from gatepass.server.keys import KeyRingSource
