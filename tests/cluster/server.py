@@ -83,6 +83,9 @@ class RedisCluster:
             ["redis-server", "--port", str(port), "--bind", "127.0.0.1",
              "--cluster-enabled", "yes", "--cluster-config-file", f"nodes-{port}.conf",
              "--cluster-node-timeout", "2000", "--save", "", "--appendonly", "no",
+             # A replica's first sync starts at once: Redis otherwise holds a
+             # diskless full sync back 5 s for more replicas to join it.
+             "--repl-diskless-sync-delay", "0",
              "--dir", str(self.directory), "--logfile", f"redis-{port}.log"],
             stdout=subprocess.DEVNULL,
         )  # fmt: skip
@@ -112,6 +115,22 @@ class RedisCluster:
             capture_output=True, timeout=60, check=True,
         )  # fmt: skip
         self.wait_ok(self.ports)
+        self.wait_replicas_online()
+
+    def wait_replicas_online(self, timeout: float = 30) -> None:
+        """Each master has its replicas attached and past their first full sync."""
+        deadline = time.monotonic() + timeout
+        for port in self.ports:
+            while True:
+                info = cli(port, "INFO", "replication")
+                if "role:master" not in info:
+                    break
+                online = info.count(",state=online,")
+                if online >= self.replicas:
+                    break
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the replicas of {port} never came online:\n{info}")
+                time.sleep(0.05)
 
     def wait_ok(self, ports: list[int], timeout: float = 30) -> None:
         """Every node in ``ports`` reports cluster_state:ok with all slots served."""

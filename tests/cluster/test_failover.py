@@ -36,8 +36,9 @@ def replicated_cluster() -> Iterator[RedisCluster]:
             cluster.stop()
 
 
-def _master_port_of(cluster: RedisCluster, slot: int) -> int:
-    alive = next(port for port in cluster.ports if port in cluster.processes)
+def _master_port_of(cluster: RedisCluster, slot: int, seen_by: int | None = None) -> int:
+    """The master of ``slot`` in the view of node ``seen_by`` (default: the first alive)."""
+    alive = seen_by or next(port for port in cluster.ports if port in cluster.processes)
     for line in cli(alive, "CLUSTER", "NODES").splitlines():
         fields = line.split()
         if "master" not in fields[2] or "fail" in fields[2]:
@@ -49,22 +50,63 @@ def _master_port_of(cluster: RedisCluster, slot: int) -> int:
     raise AssertionError(f"no master serves slot {slot}")
 
 
-def _wait_replicated(cluster: RedisCluster, timeout: float = 10) -> None:
-    """Every master's replicas have acknowledged its whole replication stream."""
+def _wait_promoted(cluster: RedisCluster, slot: int, victim: int, timeout: float = 30) -> int:
+    """Every live node names the same new master for ``slot``.
+
+    The client can be served by the promoted replica before the promotion
+    has reached every other node's view (gossip, slower under load): asking
+    one node right away may still find no master, or the old one.
+    """
     deadline = time.monotonic() + timeout
-    for port in cluster.ports:
+    while True:
+        views: dict[int, int | str] = {}
+        for port in [p for p in cluster.ports if p in cluster.processes]:
+            try:
+                views[port] = _master_port_of(cluster, slot, seen_by=port)
+            except AssertionError as no_master:
+                views[port] = str(no_master)
+        masters = set(views.values())
+        if len(masters) == 1 and victim not in masters:
+            [master] = masters
+            assert isinstance(master, int), views
+            return master
+        assert time.monotonic() < deadline, f"the nodes never agreed on a new master: {views}"
+        time.sleep(0.05)
+
+
+def _replication(port: int) -> dict[str, str]:
+    return dict(
+        line.split(":", 1) for line in cli(port, "INFO", "replication").splitlines() if ":" in line
+    )
+
+
+def _wait_replicated(cluster: RedisCluster, timeout: float = 30) -> None:
+    """Every master's replicas have acknowledged all that was written before the call.
+
+    The goal is each master's offset taken once, now: the master's offset
+    keeps moving on its own (it pings its replicas) and a replica acknowledges
+    once a second, so waiting for the two to be *equal* chased a moving
+    target, one master after the other (seconds, and past any deadline under
+    load).
+    """
+    goals = {
+        port: int(info["master_repl_offset"])
+        for port in cluster.ports
+        if (info := _replication(port)).get("role") == "master"
+    }
+    deadline = time.monotonic() + timeout
+    for port, goal in goals.items():
         while True:
-            info = dict(
-                line.split(":", 1)
-                for line in cli(port, "INFO", "replication").splitlines()
-                if ":" in line
-            )
-            if info.get("role") != "master":
-                break  # a replica: nothing to wait for here
-            offset = info["master_repl_offset"]
-            replicas = [v for k, v in info.items() if k.startswith("slave") and k[5:].isdigit()]
+            info = _replication(port)
+            replicas = [
+                dict(pair.split("=", 1) for pair in value.split(","))
+                for key, value in info.items()
+                if key.startswith("slave") and key[5:].isdigit()
+            ]
             # Each master has one replica, and it must have all of the stream.
-            if replicas and all(f"offset={offset}," in r for r in replicas):
+            if replicas and all(
+                r.get("state") == "online" and int(r["offset"]) >= goal for r in replicas
+            ):
                 break
             assert time.monotonic() < deadline, f"replicas of {port} never caught up: {info}"
             time.sleep(0.05)
@@ -111,7 +153,7 @@ async def test_master_failover(replicated_cluster: RedisCluster) -> None:
             await asyncio.sleep(0.05)
         assert unavailable, "the failover was never noticed"
         assert recovered, "the stores did not recover after the failover"
-        assert _master_port_of(replicated_cluster, slot) != victim
+        assert _wait_promoted(replicated_cluster, slot, victim) != victim
         assert await revocations.bump_generation("olga") == 2
         assert len(await sessions.list_user("olga")) == 1
     finally:
