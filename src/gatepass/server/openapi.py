@@ -614,6 +614,7 @@ def _paths() -> Schema:
             )
         },
         **_account_paths(),
+        **_email_change_paths(),
         "/auth/token": {
             "post": _operation(
                 "Password grant for API clients: an access token and a refresh token.",
@@ -988,6 +989,83 @@ def _account_paths() -> Schema:
                 "or GATEPASS_EMAIL_VERIFICATION=off).",
                 {"202": accepted, "404": _error("The account no longer exists."), "429": quota},
                 security=_USER_UNSAFE,
+                unsafe=True,
+            )
+        },
+    }
+
+
+# -- email change (issue 11 follow-up; one block, schemas inline) ----------------
+
+
+def _email_change_paths() -> Schema:
+    """SECURITY 42: changing the address, re-verified through the new mailbox."""
+    no_store = {"headers": _NO_STORE}
+    return {
+        "/auth/email/change": {
+            "post": _operation(
+                "Ask to move my account to another address (the current password is needed). "
+                "A single-use link goes to the new address (or, when another account has it, "
+                "a mail saying so and no link) and a notice to the current one; the answer is "
+                "the same either way. Nothing changes until the link is opened; a newer "
+                "request voids older links.",
+                {
+                    "202": {"description": "Accepted.", **no_store, **_json(_ref("Empty"))},
+                    "400": _error(
+                        "Malformed request: a missing field, an invalid address, or the "
+                        "account's own address (`invalid_request`)."
+                    ),
+                    "401": _error(
+                        "Not signed in, or `invalid_credentials`: the password is wrong (also "
+                        "for an account without a password).",
+                        headers=_WWW_AUTHENTICATE,
+                    ),
+                    "404": _error("The account no longer exists."),
+                    "429": _error(
+                        "Throttled: wrong passwords like logins, mails like the other mail "
+                        "endpoints (`rate_limited`).",
+                        headers=_RETRY_AFTER,
+                    ),
+                },
+                security=_USER_UNSAFE,
+                body=_body(
+                    {
+                        "type": "object",
+                        "required": ["new_email", "password"],
+                        "properties": {
+                            "new_email": {"type": "string", "maxLength": 1024},
+                            "password": {"type": "string", "minLength": 1},
+                        },
+                    }
+                ),
+                unsafe=True,
+            )
+        },
+        "/auth/email/change/confirm": {
+            "post": _operation(
+                "Open an email-change link: the account moves to the new address, verified; "
+                "the login that asked stays, every other one ends, and links mailed to the "
+                "old address stop working.",
+                {
+                    "204": {"description": "Done (no body).", **no_store},
+                    "400": _error(
+                        "`invalid_token`: unknown, used, voided or expired, or the account's "
+                        "address changed since the link was mailed."
+                    ),
+                    "409": _error(
+                        "`email_taken`: another account has the address now; nothing changed."
+                    ),
+                },
+                security=_ANONYMOUS_UNSAFE,
+                body=_body(
+                    {
+                        "type": "object",
+                        "required": ["token"],
+                        "properties": {
+                            "token": {"type": "string", "description": "From the mailed link."}
+                        },
+                    }
+                ),
                 unsafe=True,
             )
         },
