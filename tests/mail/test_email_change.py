@@ -367,3 +367,48 @@ def test_the_confirm_page_says_when_the_address_was_taken(client: TestClient, sm
     r = client.post("/email/change", data={"csrf_token": form_token(shown.text), "token": token})
     assert r.status_code == 409
     assert "That address is taken" in r.text
+
+
+def test_an_api_client_asks_keeps_its_login_and_its_claim_turns_verified(
+    client: TestClient, smtp: Any
+) -> None:
+    """Bearer: the asking token family stays (the others end), and its
+    email_verified claim turns true at its next refresh."""
+    register(client)
+    creds = {"email": ADA, "password": PASSWORD}
+    other = client.post("/auth/token", json=creds).json()
+    pair = client.post("/auth/token", json=creds).json()
+    codec = parts_of(client).tokens.codec
+    assert codec.verify(pair["access_token"]).raw["email_verified"] is False
+    client.cookies = httpx.Cookies()
+    r = client.post(
+        "/auth/email/change", json={"new_email": NEW, "password": PASSWORD},
+        headers={"authorization": f"Bearer {pair['access_token']}"},
+    )  # fmt: skip
+    assert r.status_code == 202, r.text
+    settle(client)
+    assert confirm(client, token_in(change_mail(smtp, NEW), "/email/change")).status_code == 204
+    fresh = client.post("/auth/refresh", json={"refresh_token": pair["refresh_token"]})
+    assert fresh.status_code == 200, fresh.text
+    assert codec.verify(fresh.json()["access_token"]).raw["email_verified"] is True
+    r = client.post("/auth/refresh", json={"refresh_token": other["refresh_token"]})
+    assert (r.status_code, r.json()["error"]) == (401, "invalid_grant")
+
+
+def test_browser_jwt_mode_keeps_the_asking_login(tmp_path: Path, smtp_server: Any) -> None:
+    smtp = smtp_server()
+    with make_client(
+        tmp_path, public_url=PUBLIC, smtp_url=f"smtp://127.0.0.1:{smtp.port}",
+        mail_from="login@acme.example", browser_mode="jwt",
+    ) as client:  # fmt: skip
+        register(client)
+        other = client.post("/auth/token", json={"email": ADA, "password": PASSWORD}).json()
+        r = client.post("/auth/login", json={"email": ADA, "password": PASSWORD})
+        assert r.status_code == 200
+        assert ask(client, NEW).status_code == 202
+        settle(client)
+        assert confirm(client, token_in(change_mail(smtp, NEW), "/email/change")).status_code == 204
+        assert client.get("/auth/me").json()["email"] == NEW
+        assert [s["kind"] for s in client.get("/auth/sessions").json()] == ["browser"]
+        bearer = {"authorization": f"Bearer {other['access_token']}"}
+        assert client.get("/auth/me", headers=bearer).status_code == 401
