@@ -166,6 +166,13 @@ class UserExists(Conflict):
     default_detail = "An account with this email already exists."
 
 
+class EmailTaken(Conflict):
+    """An email change confirmed after another account took the address."""
+
+    code = "email_taken"
+    default_detail = "Another account has this email address now; nothing was changed."
+
+
 class RateLimited(GatepassError):
     """Too many attempts; try again after ``retry_after`` seconds."""
 

@@ -175,3 +175,44 @@ def test_the_whole_lifecycle_in_chromium(
     page.click("form[action='/login'] button[type=submit]")
     page.wait_for_url(f"{url}/account")
     check_renders(context, f"{url}/login", watch, loads)
+
+
+def test_email_change_in_chromium(
+    nojs: BrowserContext, context: BrowserContext, site: Gatepass, inbox: Inbox, watch: Watch,
+) -> None:  # fmt: skip
+    """The /account form (no JavaScript), the mail to the new address, the
+    confirm page and its button; the notice reaches the old address."""
+    loads = Loads()
+    context.on("response", loads.on_response)
+    url = site.url
+    old = f"old-{uuid.uuid4().hex[:8]}@example.com"
+    new = f"new-{uuid.uuid4().hex[:8]}@example.org"
+    page = nojs.new_page()
+    visit(page, f"{url}/register")
+    page.fill("input[name=email]", old)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("form[action='/register'] button[type=submit]")
+    page.wait_for_url(f"{url}/account")
+
+    form = page.locator("form[action='/account/email']")
+    form.locator("input[name=new_email]").fill(new)
+    form.locator("input[name=password]").fill(PASSWORD)
+    shoot(page, "account-email-change")
+    form.locator("button[type=submit]").click()
+    page.get_by_role("status").wait_for()
+    assert f"We mailed a link to {new}" in page.get_by_role("status").inner_text()
+    check_renders(context, f"{url}/account", watch, loads)  # a fresh context: signed out
+    notice = wait_for_mail(page, inbox, old, "about to change")
+    assert "token=" not in notice.as_string()
+
+    link = link_in(wait_for_mail(page, inbox, new, "confirm your new email"), "/email/change")
+    assert link.startswith(url + "/email/change?token=")
+    assert visit(page, link).status == 200
+    shoot(page, "email-change")
+    check_renders(context, link, watch, loads)
+    page.click("form[action='/email/change'] button[type=submit]")
+    page.get_by_text(f"email address is now {new}").wait_for()
+    shoot(page, "email-changed")
+    visit(page, f"{url}/account")
+    assert page.locator("main strong", has_text=new).first.is_visible()
+    assert page.locator("main .badge", has_text="Verified").is_visible()

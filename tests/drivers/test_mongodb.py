@@ -21,7 +21,9 @@ from gatepass.drivers import (
     open_user_store,
 )
 from gatepass.drivers.mongodb import MongoConnection
+from gatepass.drivers.opener import open_factor_store, open_one_time_token_store
 from gatepass.errors import ConfigurationError, StoreUnavailable
+from gatepass.mfa.store import Challenge
 from gatepass.oauth.identities import ExternalIdentity
 from gatepass.stores.mongodb import MongoSessionStore
 from tests.conftest import MongoServer, free_port
@@ -36,6 +38,8 @@ OPENERS = [
     open_throttle_store,
     open_user_store,
     open_identity_store,
+    open_factor_store,
+    open_one_time_token_store,
 ]
 
 
@@ -51,6 +55,10 @@ async def _use(store: object) -> None:
         await store.check("jti", "alice")
     elif hasattr(store, "get_by_email"):
         await store.get_by_email("ada@example.com")
+    elif hasattr(store, "use_totp_step"):
+        await store.get("alice")
+    elif hasattr(store, "drop_user"):
+        await store.take("h" * 64, purpose="reset", now=time.time())
     else:
         await store.get("https://idp.example", "sub")  # type: ignore[attr-defined]
 
@@ -232,6 +240,8 @@ async def test_ttl_indexes_forget_what_expired(mongodb_url: str) -> None:
     families = await open_refresh_store(mongodb_url)
     revocation = await open_revocation_store(mongodb_url)
     throttle = await open_throttle_store(mongodb_url)
+    links = await open_one_time_token_store(mongodb_url)
+    factors = await open_factor_store(mongodb_url)
     try:
         now = time.time()
         short, lasting = make_record(expires_at=now + 1), make_record(expires_at=now + 600)
@@ -243,6 +253,12 @@ async def test_ttl_indexes_forget_what_expired(mongodb_url: str) -> None:
         await revocation.bump_generation("alice")
         await throttle.hit("k1", window=1, now=now)
         await throttle.set_deadline("k2", until=now + 600, now=now)
+        await links.put("t1", purpose="reset", user_id="u1", data="", expires_at=now + 1)
+        await links.put("t2", purpose="reset", user_id="u1", data="", expires_at=now + 600)
+        for name, ttl in (("c1", 1.0), ("c2", 600.0)):
+            await factors.create_challenge(
+                Challenge(name, "u1", "login", "c" * 64, created_at=now, expires_at=now + ttl)
+            )
         db = sessions.conn.db  # type: ignore[attr-defined]
 
         async def ids(collection: str) -> list[object]:
@@ -255,6 +271,8 @@ async def test_ttl_indexes_forget_what_expired(mongodb_url: str) -> None:
         # The generation has no expiry: it must outlive every token.
         assert await ids("gatepass_revoked") == ['["generation","alice"]']
         assert await ids("gatepass_throttle") == ["k2"]
+        assert await ids("gatepass_one_time_tokens") == ["t2"]
+        assert await ids("gatepass_mfa_challenges") == ["c2"]
     finally:
-        for store in (sessions, families, revocation, throttle):
+        for store in (sessions, families, revocation, throttle, links, factors):
             await store.close()

@@ -1,7 +1,8 @@
 """The factor store on its real backends.
 
 As in tests/tokens_store/conftest.py: one fixture parametrised over memory,
-SQLite (a file in tmp_path), Redis, a real Redis Cluster and PostgreSQL.
+SQLite (a file in tmp_path), Redis, a real Redis Cluster, PostgreSQL and
+MongoDB (the nx-27017 emulator).
 ``open_again`` opens a second store on the same data: another server
 process, or the same one after a restart.
 """
@@ -14,9 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from gatepass.drivers.mongodb import MongoConnection
 from gatepass.drivers.postgres import PostgresPool
 from gatepass.drivers.redis import RedisConnection
 from gatepass.mfa.memory import MemoryFactorStore
+from gatepass.mfa.mongodb import MongoFactorStore
 from gatepass.mfa.postgres import PostgresFactorStore
 from gatepass.mfa.redis import RedisFactorStore
 from gatepass.mfa.sql import SQLiteFactorStore
@@ -28,6 +31,9 @@ BACKENDS = [
     pytest.param("redis", marks=pytest.mark.redis),
     pytest.param("redis-cluster", marks=[pytest.mark.redis, pytest.mark.slow]),
     pytest.param("postgres", marks=pytest.mark.postgres),
+    # Against the nx-27017 wire-protocol emulator, not a real MongoDB server
+    # (none installs here; see docs/storage.md).
+    pytest.param("mongodb", marks=pytest.mark.mongodb),
 ]
 
 
@@ -63,6 +69,8 @@ def service(backend_name: str, request: pytest.FixtureRequest) -> tuple[str, str
         return request.getfixturevalue("redis_url"), request.getfixturevalue("redis_prefix")
     if backend_name == "postgres":
         return request.getfixturevalue("postgres_url"), ""
+    if backend_name == "mongodb":
+        return request.getfixturevalue("mongodb_url"), ""
     return "", ""
 
 
@@ -87,6 +95,12 @@ async def backend(
 
         async def open_store() -> FactorStore:
             return RedisFactorStore(RedisConnection(url), prefix=prefix)
+
+    elif backend_name == "mongodb":
+        # A new client each time: another server process on the same data.
+
+        async def open_store() -> FactorStore:
+            return MongoFactorStore(MongoConnection(url))
 
     else:
 

@@ -170,8 +170,14 @@ async def test_purge_removes_expired_challenges(store: FactorStore, backend: Bac
     await store.create_challenge(challenge("b" * 64, now=now - 400))  # long expired
     await store.create_challenge(challenge("c" * 64, now=now))
     removed = await store.purge_expired(now)
-    # Redis expires challenges by their own TTL (0 purged, already gone).
-    assert removed == (0 if backend.name.startswith("redis") else 1)
+    # Redis expires challenges by their own TTL (0 purged, already gone);
+    # so may MongoDB's TTL index (the emulator applies it on every read).
+    if backend.name.startswith("redis"):
+        assert removed == 0
+    elif backend.name == "mongodb":
+        assert removed in (0, 1)
+    else:
+        assert removed == 1
     assert await store.attempt_challenge("b" * 64, now=now - 300) is None
     assert await store.attempt_challenge("c" * 64, now=now) is not None
 

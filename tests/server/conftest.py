@@ -109,7 +109,8 @@ def store_client(
 ) -> Iterator[TestClient]:
     """A client of a server whose sessions live in each real store.
 
-    Users live in PostgreSQL or MongoDB for those cases and in SQLite otherwise.
+    Users (and their second factors and one-time link tokens) live in
+    PostgreSQL or MongoDB for those cases and in SQLite otherwise.
     """
     kind = request.param
     overrides: dict[str, object] = {}
@@ -122,8 +123,9 @@ def store_client(
         overrides["database_url"] = dsn
         overrides["session_store_url"] = dsn
     elif kind == "mongodb":  # the nx-27017 emulator (see docs/storage.md)
-        # Sessions, tokens and throttling on MongoDB; users (and second
-        # factors, which have no MongoDB store yet) in the SQLite default.
-        overrides["session_store_url"] = request.getfixturevalue("mongodb_url")
+        # Everything on MongoDB: sessions, tokens and throttling, users,
+        # second factors and one-time link tokens.
+        url = request.getfixturevalue("mongodb_url")
+        overrides["database_url"] = overrides["session_store_url"] = url
     with make_client(tmp_path, **overrides) as c:
         yield c

@@ -187,7 +187,7 @@ def test_required_verification_on_the_sign_in_page(tmp_path: Path) -> None:
 
 def test_access_log_drops_the_token_of_link_pages() -> None:
     for path in ("/password/reset?token=SECRET", "/email/verify?token=SECRET",
-                 "/auth/oauth/x/callback?code=SECRET"):  # fmt: skip
+                 "/email/change?token=SECRET", "/auth/oauth/x/callback?code=SECRET"):  # fmt: skip
         record = logging.LogRecord(
             "uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d',
             ("127.0.0.1:5000", "GET", path, "1.1", 200), None,

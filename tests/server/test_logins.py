@@ -150,9 +150,9 @@ def h(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Harness]:
         dsn = request.getfixturevalue("postgres_url")
         overrides["database_url"] = overrides["session_store_url"] = dsn
     elif store == "mongodb":
-        # Sessions, tokens and throttling on MongoDB; users (and second
-        # factors, which have no MongoDB store yet) in the SQLite default.
-        overrides["session_store_url"] = request.getfixturevalue("mongodb_url")
+        # Everything on MongoDB, users and second factors included.
+        url = request.getfixturevalue("mongodb_url")
+        overrides["database_url"] = overrides["session_store_url"] = url
     with make_client(tmp_path, **overrides) as client:
         register(client)
         register(client, "bob@example.com")

@@ -387,6 +387,62 @@ async def test_email_verified_starts_false_and_is_set_both_ways(store: UserStore
     assert (await store.get(user.id)).email_verified is False  # type: ignore[union-attr]
 
 
+# set_email (email change) ------------------------------------------------------
+
+
+async def test_set_email_moves_the_account_and_marks_it_verified(store: UserStore) -> None:
+    user = await store.create("old@example.com", ARGON, ("admin",))
+    assert await store.set_email(user.id, "new@example.com", expected="old@example.com")
+    got = await store.get(user.id)
+    assert got is not None
+    assert (got.email, got.email_verified, got.password_hash, got.roles, got.disabled) == (
+        "new@example.com", True, ARGON, ("admin",), False,
+    )  # fmt: skip
+    assert await store.get_by_email("old@example.com") is None
+    moved = await store.get_by_email("new@example.com")
+    assert moved is not None and moved.id == user.id
+    # The old address is free again.
+    assert (await store.create("old@example.com", None)).email == "old@example.com"
+
+
+async def test_set_email_needs_the_expected_current_address(store: UserStore) -> None:
+    user = await store.create("old@example.com", ARGON)
+    assert not await store.set_email(user.id, "new@example.com", expected="other@example.com")
+    assert not await store.set_email("0" * 32, "new@example.com", expected="old@example.com")
+    got = await store.get(user.id)
+    assert got is not None and (got.email, got.email_verified) == ("old@example.com", False)
+    assert await store.get_by_email("new@example.com") is None
+
+
+async def test_set_email_to_a_taken_address_raises_and_changes_nothing(store: UserStore) -> None:
+    a = await store.create("a@example.com", ARGON)
+    b = await store.create("b@example.com", ARGON)
+    with pytest.raises(UserExists):
+        await store.set_email(a.id, "b@example.com", expected="a@example.com")
+    got_a, got_b = await store.get(a.id), await store.get(b.id)
+    assert got_a is not None and (got_a.email, got_a.email_verified) == ("a@example.com", False)
+    assert got_b is not None and got_b.email == "b@example.com"
+    by_email = await store.get_by_email("b@example.com")
+    assert by_email is not None and by_email.id == b.id
+
+
+async def test_concurrent_moves_to_one_address_exactly_one_wins(store: UserStore) -> None:
+    users = [await store.create(f"u{i}@example.com", ARGON) for i in range(6)]
+    results = await asyncio.gather(
+        *(store.set_email(u.id, "same@example.com", expected=u.email) for u in users),
+        return_exceptions=True,
+    )
+    assert results.count(True) == 1
+    assert all(isinstance(r, UserExists) for r in results if r is not True)
+    winner = users[results.index(True)]
+    owner = await store.get_by_email("same@example.com")
+    assert owner is not None and owner.id == winner.id
+    for user in users:
+        if user is not winner:
+            got = await store.get(user.id)
+            assert got is not None and got.email == user.email
+
+
 #: The table as the first release created it: no email_verified column.
 _OLD_SQLITE = """
 CREATE TABLE gatepass_users (

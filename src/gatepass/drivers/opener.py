@@ -74,6 +74,7 @@ STORES: dict[str, dict[Backend, str]] = {
         "sqlite": "gatepass.onetime.sqlite:SQLiteOneTimeTokenStore",
         "redis": "gatepass.onetime.redis:RedisOneTimeTokenStore",
         "postgres": "gatepass.onetime.postgres:PostgresOneTimeTokenStore",
+        "mongodb": "gatepass.onetime.mongodb:MongoOneTimeTokenStore",
     },
     "identity store": {
         "memory": "gatepass.oauth.identities:MemoryIdentityStore",
@@ -86,6 +87,7 @@ STORES: dict[str, dict[Backend, str]] = {
         "sqlite": "gatepass.mfa.sql:SQLiteFactorStore",
         "redis": "gatepass.mfa.redis:RedisFactorStore",
         "postgres": "gatepass.mfa.postgres:PostgresFactorStore",
+        "mongodb": "gatepass.mfa.mongodb:MongoFactorStore",
     },
 }
 

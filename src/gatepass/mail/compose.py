@@ -25,7 +25,14 @@ from gatepass.errors import ConfigurationError
 
 #: The kinds of mail, each a pair of templates ``mail/<kind>.txt`` and
 #: ``mail/<kind>.html``; the ``.txt`` one sets ``subject``.
-KINDS = ("password_reset", "email_verification", "password_changed")
+KINDS = (
+    "password_reset",
+    "email_verification",
+    "password_changed",
+    "email_change",
+    "email_change_taken",
+    "email_change_requested",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +101,36 @@ class MailComposer:
             when=_utc(self._clock()),
             ip=ip,
             forgot_link=self.link("/password/forgot"),
+            account_link=self.link("/account"),
+        )
+
+    def email_change(self, to: str, token: str, *, ttl_seconds: int = 48 * 3600) -> Outgoing:
+        """To the NEW address: the link that completes an email change."""
+        return self.render(
+            "email_change",
+            to,
+            link=self.link("/email/change", token=token),
+            valid_for=_duration(ttl_seconds),
+        )
+
+    def email_change_taken(self, to: str) -> Outgoing:
+        """To the NEW address when it already has an account: no link at all
+        (the asker learns nothing; the owner of the address learns why)."""
+        return self.render(
+            "email_change_taken",
+            to,
+            login_link=self.link("/login"),
+            forgot_link=self.link("/password/forgot"),
+        )
+
+    def email_change_requested(self, to: str, new_email: str, *, ip: str | None = None) -> Outgoing:
+        """To the OLD address: a notice with no link that acts on the request."""
+        return self.render(
+            "email_change_requested",
+            to,
+            new_email=new_email,
+            when=_utc(self._clock()),
+            ip=ip,
             account_link=self.link("/account"),
         )
 

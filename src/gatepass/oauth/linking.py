@@ -16,6 +16,9 @@ The rules, in order:
    the account's email (it could later collide with its real owner): the
    account gets a random ``…@oauth.invalid`` placeholder.  So an unverified
    email never links to, or blocks, any local account.
+   With ``GATEPASS_EMAIL_VERIFICATION=required`` no such account is made
+   at all: the sign-in is refused with ``email_unverified`` (a placeholder
+   address can never be verified, so the account could never sign in).
 """
 
 from __future__ import annotations
@@ -25,7 +28,13 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 
-from gatepass.errors import Conflict, InvalidRequest, PermissionDenied, UserExists
+from gatepass.errors import (
+    Conflict,
+    EmailUnverified,
+    InvalidRequest,
+    PermissionDenied,
+    UserExists,
+)
 from gatepass.oauth.config import ProviderConfig
 from gatepass.oauth.identities import ExternalIdentity, IdentityLinked, IdentityStore
 from gatepass.oauth.profile import Profile
@@ -42,11 +51,13 @@ class AccountLinker:
         identities: IdentityStore,
         *,
         create_users: bool = True,
+        require_verified_email: bool = False,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.users = users
         self.identities = identities
         self.create_users = create_users
+        self.require_verified_email = require_verified_email
         self._clock = clock
 
     async def resolve(
@@ -87,6 +98,8 @@ class AccountLinker:
                     )
                 await self._link(config, profile, existing.id, email=email)
                 return await self._enabled(existing.id)
+        if email is None and self.require_verified_email:
+            raise unverified_refusal(config)
         if not self.create_users:
             raise PermissionDenied(
                 f"No account is linked to this {config.title} sign-in. Sign in with your "
@@ -141,6 +154,14 @@ class AccountLinker:
         if user is None or user.disabled:
             raise PermissionDenied("This account cannot sign in.")
         return user
+
+
+def unverified_refusal(config: ProviderConfig) -> EmailUnverified:
+    """The ``email_unverified`` refusal of a provider sign-in, in words that say why."""
+    return EmailUnverified(
+        f"{config.title} did not confirm an email address for this account, and this site "
+        "needs a confirmed one. Sign in another way, or register with your email address."
+    )
 
 
 def _verified_email(profile: Profile) -> str | None:

@@ -44,6 +44,7 @@ class OAuthService:
         server_secrets: Sequence[bytes],
         throttle_store: ThrottleStore,
         create_users: bool = True,
+        require_verified_email: bool = False,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.providers = {p.name: p for p in providers}
@@ -53,7 +54,10 @@ class OAuthService:
         self.identities = identities
         self.sealer = TransactionSealer(server_secrets)
         self.single_use = SingleUse(throttle_store)
-        self.linker = AccountLinker(users, identities, create_users=create_users, clock=clock)
+        self.linker = AccountLinker(
+            users, identities, create_users=create_users,
+            require_verified_email=require_verified_email, clock=clock,
+        )  # fmt: skip
         self._clock = clock
 
     @classmethod

@@ -19,7 +19,9 @@ from typing import Literal
 from gatepass.errors import ConfigurationError, InvalidLinkToken
 from gatepass.onetime.store import Grant, OneTimeTokenStore
 
-Purpose = Literal["reset", "verify"]
+#: ``email``: an email change, the link mailed to the new address (it lives
+#: as long as a verification link).
+Purpose = Literal["reset", "verify", "email"]
 
 #: What ``secrets.token_urlsafe(32)`` produces: 43 base64url characters.
 #: Anything else is refused before it reaches the store.

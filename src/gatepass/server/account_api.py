@@ -11,6 +11,7 @@ HTML pages run exactly the same code as the JSON API.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import secrets
 
@@ -20,7 +21,7 @@ from starlette.routing import Route
 
 from gatepass.asgi.dependencies import auth_of, require_user
 from gatepass.asgi.middleware import client_ip
-from gatepass.errors import InvalidLinkToken, InvalidRequest, NotFound
+from gatepass.errors import EmailTaken, InvalidLinkToken, InvalidRequest, NotFound, UserExists
 from gatepass.identity import Identity
 from gatepass.logins import current_login_id
 from gatepass.server import apidoc
@@ -140,6 +141,90 @@ async def verify_email(parts: Components, token: object) -> User:
     return user
 
 
+async def request_email_change(
+    request: Request, identity: Identity, raw_email: str, password: str
+) -> None:
+    """Start moving the signed-in account to another address (SECURITY 42).
+
+    The current password is needed (throttled like a sign-in).  The NEW
+    address gets a single-use link, or, when another account has it, a mail
+    saying so with no link; the OLD address gets a notice it cannot act on.
+    The caller answers 202 either way, so the answer never tells whether an
+    address has an account.  Nothing changes until the link is opened
+    (:func:`confirm_email_change`); a newer request voids older links.
+    """
+    parts = components(request)
+    user = await _user_of(parts, identity)
+    ip = client_ip(request.scope)
+    new_email = normalize_email(raw_email)  # InvalidRequest: 400, nothing spent
+    if new_email == user.email:
+        raise InvalidRequest("That is already your email address.")
+    await parts.accounts.check_password(user, password, client_ip=ip)
+    # Mail quotas like forgot and resend: per client address, and per the
+    # address that receives the mail (no mail-bombing a stranger's inbox).
+    await parts.mail_per_address.spend_address(ip)
+    await parts.mail_per_email.spend("email", new_email)
+    await parts.links.void("email", user.id)
+    if await parts.accounts.users.get_by_email(new_email) is None:
+        data = json.dumps({"to": new_email, "from": user.email,
+                           "login": current_login_id(identity)})  # fmt: skip
+        token = await parts.links.issue("email", user.id, data)
+        parts.mailer.send(
+            parts.mail.email_change(new_email, token, ttl_seconds=int(parts.links.verify_ttl))
+        )
+        logger.info("email change requested (user %s)", user.id)
+    else:
+        # Taken: the same work as above (one store round trip, a rendered
+        # mail), no link, and the same answer.
+        dummy = secrets.token_urlsafe(32)
+        await parts.links.store.take(
+            hashlib.sha256(dummy.encode()).hexdigest(), purpose="email", now=parts.links.clock()
+        )
+        parts.mailer.send(parts.mail.email_change_taken(new_email))
+        logger.info("email change to a taken address refused (user %s)", user.id)
+    parts.mailer.send(parts.mail.email_change_requested(user.email, new_email, ip=ip))
+
+
+async def confirm_email_change(parts: Components, token: object) -> User:
+    """Open an email-change link: the account moves to the new address, verified.
+
+    Refused (InvalidLinkToken) when the link is bad, the account is gone or
+    disabled, or its address changed since the link was mailed; EmailTaken
+    (409) when another account took the address meanwhile (the store's
+    unique constraint decides a race between two confirmations).
+
+    Logins: the one that asked for the change stays; every other one of the
+    user ends, as after a password change.  Whoever changes the address has
+    proved the password and the new mailbox; a login stolen earlier must
+    not outlive a change of where the account's reset mails go.  Reset
+    links already mailed to the old address are voided.
+    """
+    grant = await parts.links.redeem("email", token)
+    try:
+        data = json.loads(grant.data)
+        new_email, old_email = str(data["to"]), str(data["from"])
+        keep = data.get("login")
+    except (ValueError, KeyError, TypeError):
+        raise InvalidLinkToken() from None
+    user = await parts.accounts.users.get(grant.user_id)
+    if user is None or user.disabled or user.email != old_email:
+        raise InvalidLinkToken()
+    try:
+        moved = await parts.accounts.users.set_email(user.id, new_email, expected=old_email)
+    except UserExists:
+        raise EmailTaken() from None
+    if not moved:  # changed by another request between the read and the write
+        raise InvalidLinkToken()
+    await parts.links.void("reset", user.id)
+    await parts.links.void("verify", user.id)
+    await parts.accounts.logins.end_others(user.id, keep=keep if isinstance(keep, str) else None)
+    logger.info("email changed (user %s); other logins ended", user.id)
+    changed = await parts.accounts.users.get(user.id)
+    if changed is None:
+        raise InvalidLinkToken()
+    return changed
+
+
 async def _user_of(parts: Components, identity: Identity) -> User:
     user = await parts.accounts.users.get(identity.user_id)
     if user is None:
@@ -200,12 +285,31 @@ async def resend(request: Request) -> Response:
     return JSONResponse({}, status_code=202, headers=NO_STORE)
 
 
+async def email_change(request: Request) -> Response:
+    identity = await require_user(request)
+    fields = await read_fields(request, components(request).settings.max_body_bytes)
+    new_email = string_field(fields, "new_email")
+    if len(new_email) > 1024:
+        raise InvalidRequest("new_email is too long.")
+    await request_email_change(request, identity, new_email, string_field(fields, "password"))
+    return JSONResponse({}, status_code=202, headers=NO_STORE)
+
+
+async def email_change_confirm(request: Request) -> Response:
+    parts = components(request)
+    fields = await read_fields(request, parts.settings.max_body_bytes)
+    await confirm_email_change(parts, fields.get("token"))
+    return Response(status_code=204, headers=NO_STORE)
+
+
 routes = [
     Route("/auth/password/forgot", forgot, methods=["POST"]),
     Route("/auth/password/reset", reset, methods=["POST"]),
     Route("/auth/password/change", change, methods=["POST"]),
     Route("/auth/email/verify", verify, methods=["POST"]),
     Route("/auth/email/resend", resend, methods=["POST"]),
+    Route("/auth/email/change", email_change, methods=["POST"]),
+    Route("/auth/email/change/confirm", email_change_confirm, methods=["POST"]),
 ]
 
 _EMPTY = {"description": "Done (no body).", "headers": apidoc.NO_STORE}
@@ -271,8 +375,60 @@ api_docs = apidoc.ApiDocs(
             {"202": _ACCEPTED, "404": error("The account no longer exists."), "429": _QUOTA},
             security=apidoc.USER_UNSAFE,
         ),
+        ("/auth/email/change", "POST"): Operation(
+            "Ask to move my account to another address (the current password is needed). "
+            "A single-use link goes to the new address (or, when another account has it, "
+            "a mail saying so and no link) and a notice to the current one; the answer is "
+            "the same either way. Nothing changes until the link is opened; a newer "
+            "request voids older links.",
+            {
+                "202": _ACCEPTED,
+                "400": error(
+                    "Malformed request: a missing field, an invalid address, or the "
+                    "account's own address (`invalid_request`)."
+                ),
+                "401": error(
+                    "Not signed in, or `invalid_credentials`: the password is wrong (also "
+                    "for an account without a password).",
+                    headers=apidoc.WWW_AUTHENTICATE,
+                ),
+                "404": error("The account no longer exists."),
+                "429": error(
+                    "Throttled: wrong passwords like logins, mails like the other mail "
+                    "endpoints (`rate_limited`).",
+                    headers=apidoc.RETRY_AFTER,
+                ),
+            },
+            security=apidoc.USER_UNSAFE,
+            body=apidoc.body(ref("EmailChangeRequest")),
+        ),
+        ("/auth/email/change/confirm", "POST"): Operation(
+            "Open an email-change link: the account moves to the new address, verified; "
+            "the login that asked stays, every other one ends, and links mailed to the "
+            "old address stop working.",
+            {
+                "204": _EMPTY,
+                "400": error(
+                    "`invalid_token`: unknown, used, voided or expired, or the account's "
+                    "address changed since the link was mailed."
+                ),
+                "409": error(
+                    "`email_taken`: another account has the address now; nothing changed."
+                ),
+            },
+            security=apidoc.ANONYMOUS_UNSAFE,
+            body=apidoc.body(ref("VerifyEmailRequest")),
+        ),
     },
     schemas={
+        "EmailChangeRequest": {
+            "type": "object",
+            "required": ["new_email", "password"],
+            "properties": {
+                "new_email": {"type": "string", "maxLength": 1024},
+                "password": {"type": "string", "minLength": 1},
+            },
+        },
         "ForgotRequest": {
             "type": "object",
             "required": ["email"],

@@ -1,5 +1,6 @@
 """HTML pages of the account lifecycle: forgot and reset password, verify
-email, and the change-password and resend forms of ``/account``.
+email, confirm an email change, and the change-password, change-email and
+resend forms of ``/account``.
 
 The same flows as the JSON API (:mod:`gatepass.server.account_api`), with
 answers a person can read.  Forms post without JavaScript and carry the CSRF
@@ -19,6 +20,7 @@ from starlette.routing import Route
 from gatepass.asgi.dependencies import current_user
 from gatepass.asgi.middleware import client_ip
 from gatepass.errors import (
+    EmailTaken,
     InvalidCredentials,
     InvalidLinkToken,
     InvalidRequest,
@@ -141,6 +143,36 @@ async def verify_submit(request: Request) -> Response:
     )  # fmt: skip
 
 
+# -- email change ----------------------------------------------------------------
+
+
+async def email_change_page(request: Request) -> Response:
+    # As with verification: a GET spends nothing, the button POSTs.
+    return render(request, "email_change.html", "Confirm your new email address", narrow=True,
+                  token=request.query_params.get("token", "")[:128])  # fmt: skip
+
+
+async def email_change_confirm_submit(request: Request) -> Response:
+    parts = components(request)
+    fields = await read_fields(request, parts.settings.max_body_bytes, allow_form=True)
+    try:
+        user = await account_api.confirm_email_change(parts, _text(fields, "token", 128))
+    except InvalidLinkToken:
+        return _bad_link(request, "/account", "Your account")
+    except EmailTaken as exc:
+        return render(
+            request, "done.html", "That address is taken", 409, detail=exc.detail, narrow=True,
+            links=[("/account", "Your account")],
+        )  # fmt: skip
+    signed_in = await current_user(request) is not None
+    return render(
+        request, "done.html", "Email address changed", narrow=True,
+        detail=f"Your account's email address is now {user.email}. "
+        "Your other devices were signed out.",
+        links=[("/account", "Your account")] if signed_in else [("/login", "Sign in")],
+    )  # fmt: skip
+
+
 # -- /account forms ------------------------------------------------------------
 
 
@@ -168,6 +200,31 @@ async def change_submit(request: Request) -> Response:
     return await account_page(
         request, fresh, "Your password is changed; your other devices are signed out.", ok=True
     )
+
+
+async def email_change_submit(request: Request) -> Response:
+    identity = await current_user(request)
+    if identity is None:
+        return RedirectResponse("/login?next=%2Faccount", status_code=303)
+    fields = await read_fields(request, components(request).settings.max_body_bytes,
+                               allow_form=True)  # fmt: skip
+    new_email = _text(fields, "new_email", 320)
+    try:
+        await account_api.request_email_change(
+            request, identity, new_email, string_field(fields, "password")
+        )
+    except InvalidCredentials:
+        return await account_page(request, identity, "Your password is not right.", status=401)
+    except RateLimited:
+        return await account_page(request, identity, "Too many attempts; try again later.",
+                                  status=429)  # fmt: skip
+    except InvalidRequest as exc:
+        return await account_page(request, identity, exc.detail, status=400)
+    # The same words whether or not the address has an account.
+    return await account_page(
+        request, identity,
+        f"We mailed a link to {new_email}. Your address changes once you open it.", ok=True,
+    )  # fmt: skip
 
 
 async def resend_submit(request: Request) -> Response:
@@ -199,4 +256,7 @@ routes = [
     Route("/email/verify", verify_submit, methods=["POST"]),
     Route("/account/password", change_submit, methods=["POST"]),
     Route("/account/email/resend", resend_submit, methods=["POST"]),
+    Route("/account/email", email_change_submit, methods=["POST"]),
+    Route("/email/change", email_change_page, methods=["GET"]),
+    Route("/email/change", email_change_confirm_submit, methods=["POST"]),
 ]

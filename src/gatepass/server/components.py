@@ -209,6 +209,8 @@ class Components:
                 server_secrets=secrets,
                 throttle_store=throttle.store,
                 create_users=settings.oauth_create_users and settings.registration == "open",
+                # A provider that asserts no verified email makes no account.
+                require_verified_email=settings.email_verification == "required",
             )
             # Discovery now, so a broken provider is reported at start-up;
             # it does not stop the server (password sign-in still works).
@@ -229,7 +231,7 @@ class Components:
         )
         links = OneTimeTokens(
             # Account data, beside the users and their second factors (the
-            # database URL: MongoDB has no one-time token store yet).
+            # database URL).
             await open_one_time_token_store(settings.database_url),
             reset_ttl=settings.reset_token_ttl,
             verify_ttl=settings.verification_token_ttl,

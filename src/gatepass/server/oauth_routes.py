@@ -29,6 +29,7 @@ from gatepass.errors import (
     PermissionDenied,
     ProviderUnavailable,
 )
+from gatepass.oauth.linking import unverified_refusal
 from gatepass.oauth.transaction import TRANSACTION_COOKIE, TRANSACTION_TTL
 from gatepass.server.components import components
 from gatepass.server.rendering import error_page
@@ -89,6 +90,11 @@ async def callback(request: Request) -> Response:
             # yet (issue 12, next round): fail closed rather than skip it.
             # (Linking a provider while signed in is not a sign-in.)
             raise PermissionDenied("This account needs its second factor to sign in.")
+        if not signed_in and parts.accounts.require_verified_email and not user.email_verified:
+            # GATEPASS_EMAIL_VERIFICATION=required holds for every way in: an
+            # account whose address nobody confirmed (made before the setting,
+            # or whose provider stopped asserting it) gets no session.
+            raise unverified_refusal(service.provider(name).config)
         await sign_in(request, user)
     except GatepassError as exc:
         reason = exc.reason if isinstance(exc, OAuthFailed) else exc.code
@@ -117,8 +123,8 @@ def _failure(request: Request, exc: GatepassError) -> Response:
 
 
 #: Paths whose query carries a secret: the OAuth callback's code and state,
-#: the reset and verification links' tokens.
-SECRET_QUERY_PATHS = ("/auth/oauth/", "/password/reset", "/email/verify")
+#: the reset, verification and email-change links' tokens.
+SECRET_QUERY_PATHS = ("/auth/oauth/", "/password/reset", "/email/verify", "/email/change")
 
 
 class RedactOAuthQuery(logging.Filter):

@@ -65,6 +65,18 @@ class MemoryUserStore:
     async def set_email_verified(self, user_id: str, verified: bool) -> None:
         self._update(user_id, lambda u: replace(u, email_verified=verified))
 
+    async def set_email(self, user_id: str, email: str, *, expected: str) -> bool:
+        # No await between the checks and the writes: atomic on the event loop.
+        user = self._users.get(checked(user_id))
+        if user is None or user.email != expected:
+            return False
+        if self._by_email.get(email, user.id) != user.id:
+            raise UserExists()
+        del self._by_email[user.email]
+        self._by_email[email] = user.id
+        self._users[user.id] = replace(user, email=email, email_verified=True)
+        return True
+
     async def ping(self) -> None:
         return None
 

@@ -112,3 +112,15 @@ class MongoUserStore(MongoStore):
     @guarded
     async def set_email_verified(self, user_id: str, verified: bool) -> None:
         await self._set(user_id, {"email_verified": verified})
+
+    @guarded
+    async def set_email(self, user_id: str, email: str, *, expected: str) -> bool:
+        users = await self.collection(COLLECTION)
+        try:
+            result = await users.update_one(
+                {"_id": checked(user_id), "email": expected},
+                {"$set": {"email": email, "email_verified": True}},
+            )
+        except DuplicateKeyError:
+            raise UserExists() from None
+        return result.matched_count == 1

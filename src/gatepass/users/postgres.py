@@ -16,7 +16,7 @@ from typing import Any
 import asyncpg
 
 from gatepass.drivers.ids import user_id as checked
-from gatepass.drivers.postgres import PostgresPool, PostgresStore
+from gatepass.drivers.postgres import PostgresPool, PostgresStore, count
 from gatepass.errors import InvalidRequest, UserExists
 from gatepass.users.model import User
 
@@ -144,3 +144,18 @@ class PostgresUserStore(PostgresStore):
             checked(user_id),
             verified,
         )
+
+    async def set_email(self, user_id: str, email: str, *, expected: str) -> bool:
+        # The schema is created on entering the connection, outside the try.
+        async with self._connection() as conn:
+            try:
+                status = await conn.execute(
+                    "UPDATE gatepass_users SET email = $2, email_verified = true"
+                    " WHERE id = $1 AND email = $3",
+                    checked(user_id),
+                    email,
+                    expected,
+                )
+            except asyncpg.UniqueViolationError:
+                raise UserExists() from None
+        return count(status) == 1

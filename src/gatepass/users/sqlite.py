@@ -119,6 +119,14 @@ class SQLiteUserStore(SQLiteStore):
     async def set_email_verified(self, user_id: str, verified: bool) -> None:
         await self._update("email_verified", int(verified), user_id)
 
+    async def set_email(self, user_id: str, email: str, *, expected: str) -> bool:
+        sql = "UPDATE gatepass_users SET email = ?, email_verified = 1 WHERE id = ? AND email = ?"
+        try:
+            return await self._changed(sql, (email, checked(user_id), expected)) == 1
+        except sqlite3.IntegrityError:
+            # The only constraint this update can break is the unique email.
+            raise UserExists() from None
+
     async def _update(self, column: str, value: object, user_id: str) -> None:
         sql = f"UPDATE gatepass_users SET {column} = ? WHERE id = ?"  # noqa: S608
         await self._changed(sql, (value, checked(user_id)))
