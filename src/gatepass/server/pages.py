@@ -215,6 +215,7 @@ async def account_page(
         can_unlink=user.password_hash is not None or len(linked) > 1,
         verification_on=parts.settings.email_verification != "off",
         min_password=MIN_PASSWORD_LENGTH, max_password=MAX_PASSWORD_LENGTH,
+        factors=await parts.mfa.factors(identity.user_id),
     )  # fmt: skip
 
 
