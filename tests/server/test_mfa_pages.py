@@ -190,3 +190,49 @@ def test_the_open_list_is_what_the_docs_say() -> None:
     docs = (Path(__file__).resolve().parents[2] / "docs" / "mfa.md").read_text()
     for path in OPEN_PATHS:
         assert f"`{path}`" in docs, path
+
+
+def page_first_step(client: TestClient) -> str:
+    """The sign-in form's first step; the second-step page's CSRF token."""
+    login = client.get("/login", headers=HTML)
+    form = {"csrf_token": csrf_of(login.text), "email": "ada@example.com", "password": PASSWORD}
+    r = client.post("/login", headers=HTML, follow_redirects=False, data=form)
+    assert r.status_code == 303 and r.headers["location"].startswith("/login/second-step")
+    return csrf_of(client.get(r.headers["location"], headers=HTML).text)
+
+
+def test_the_second_step_page_is_throttled_like_passwords(client: TestClient) -> None:
+    clock = Clock()
+    with_clock(client, clock)
+    secret, _ = enrol(client, clock)
+    bad = "000000" if code(secret, clock) != "000000" else "111111"
+    seen = []
+    for _ in range(4):
+        token = page_first_step(client)
+        for _ in range(5):
+            r = client.post("/login/second-step", headers=HTML, follow_redirects=False,
+                            data={"csrf_token": token, "code": bad})  # fmt: skip
+            seen.append(r.status_code)
+            if r.status_code == 429:
+                assert "Too many attempts" in r.text and int(r.headers["retry-after"]) >= 1
+    assert 429 in seen and set(seen) <= {401, 429}
+    # Backing off: even the right code waits, and no login is made.
+    token = page_first_step(client)
+    r = client.post("/login/second-step", headers=HTML, follow_redirects=False,
+                    data={"csrf_token": token, "code": code(secret, clock)})  # fmt: skip
+    assert r.status_code == 429
+    assert client.get("/auth/me").status_code == 401
+
+
+def test_an_empty_code_spends_no_attempt(client: TestClient) -> None:
+    clock = Clock()
+    with_clock(client, clock)
+    secret, _ = enrol(client, clock)
+    token = page_first_step(client)
+    for _ in range(6):
+        r = client.post("/login/second-step", headers=HTML,
+                        data={"csrf_token": token, "code": "  "})  # fmt: skip
+        assert r.status_code == 400
+    r = client.post("/login/second-step", headers=HTML, follow_redirects=False,
+                    data={"csrf_token": token, "code": code(secret, clock)})  # fmt: skip
+    assert r.status_code == 303 and r.headers["location"] == "/account"
