@@ -236,3 +236,17 @@ def test_an_empty_code_spends_no_attempt(client: TestClient) -> None:
     r = client.post("/login/second-step", headers=HTML, follow_redirects=False,
                     data={"csrf_token": token, "code": code(secret, clock)})  # fmt: skip
     assert r.status_code == 303 and r.headers["location"] == "/account"
+
+
+def test_the_sign_in_page_sends_such_a_user_straight_to_the_setup_page(tmp_path: Path) -> None:
+    client = admin_client(tmp_path, Clock())
+    try:
+        login = client.get("/login?next=%2F", headers=HTML)
+        form = {"csrf_token": csrf_of(login.text), "email": "ada@example.com",
+                "password": PASSWORD, "next": "/"}  # fmt: skip
+        r = client.post("/login", headers=HTML, follow_redirects=False, data=form)
+        # Not to `next` (an app behind forward auth would only answer 403).
+        assert r.status_code == 303 and r.headers["location"] == "/account/mfa/totp"
+        assert client.get("/auth/me").status_code == 200
+    finally:
+        client.__exit__(None, None, None)

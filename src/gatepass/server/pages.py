@@ -36,6 +36,7 @@ from gatepass.server.account_api import send_verification
 from gatepass.server.bodies import bool_field, read_fields, string_field
 from gatepass.server.components import components
 from gatepass.server.devices import present_logins
+from gatepass.server.mfa_policy import SETUP_PAGE, enrolment_required
 from gatepass.server.oauth_routes import linked_providers, offered_providers
 from gatepass.server.rendering import error_page, render
 from gatepass.server.second_step import page_second_step
@@ -118,6 +119,8 @@ async def login_submit(request: Request) -> Response:
     if second is not None:  # no login until the second factor is in
         return second
     await sign_in(request, user, amr=(AMR_PASSWORD,), remember=remember)
+    if enrolment_required(request):  # straight to the setup page, even for an app's URL
+        return RedirectResponse(SETUP_PAGE, status_code=303)
     return RedirectResponse(next_path, status_code=303)
 
 
