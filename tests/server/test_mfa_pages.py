@@ -250,3 +250,27 @@ def test_the_sign_in_page_sends_such_a_user_straight_to_the_setup_page(tmp_path:
         assert client.get("/auth/me").status_code == 200
     finally:
         client.__exit__(None, None, None)
+
+
+def test_in_jwt_mode_confirming_replaces_the_token_family(tmp_path: Path) -> None:
+    clock = Clock()
+    with make_client(tmp_path, browser_mode="jwt") as c:
+        client = with_clock(c, clock)
+        register(client)
+        assert login_response(client).status_code == 200
+        old_access = client.cookies.get("__Host-gatepass-at")
+        old_refresh = client.cookies.get("__Host-gatepass-rt")
+        assert old_access and old_refresh
+        secret = client.post("/auth/mfa/totp/setup").json()["secret"]
+        r = client.post("/auth/mfa/totp/confirm", json={"code": code(secret, clock)})
+        assert r.status_code == 200, r.text
+        assert client.cookies.get("__Host-gatepass-at") != old_access
+        [login] = client.get("/auth/sessions").json()  # only the new family is left
+        assert login["current"]
+        # The one-factor family is over: its tokens no longer work.
+        client.cookies.clear()
+        client.cookies.set("__Host-gatepass-at", str(old_access))
+        assert client.get("/auth/me").status_code == 401
+        client.cookies.clear()
+        client.cookies.set("__Host-gatepass-rt", str(old_refresh))
+        assert client.post("/auth/refresh").status_code == 401
