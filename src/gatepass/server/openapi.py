@@ -1033,8 +1033,8 @@ def _email_change_paths() -> Schema:
                         "type": "object",
                         "required": ["new_email", "password"],
                         "properties": {
-                            "new_email": {"type": "string", "maxLength": 1024},
-                            "password": {"type": "string", "minLength": 1},
+                            "new_email": {"type": "string", "format": "email", "maxLength": 254},
+                            "password": {"type": "string", "minLength": 1, "maxLength": 1024},
                         },
                     }
                 ),
