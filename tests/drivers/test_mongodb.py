@@ -162,6 +162,36 @@ async def test_round_trips_per_operation(mongodb_url: str) -> None:
         await store.close()
 
 
+async def test_each_second_factor_and_link_decision_is_one_command(mongodb_url: str) -> None:
+    """Accepting a step, spending a code, an attempt, taking a challenge or a
+    link token: one single-document command each (atomic on the server)."""
+    factors = await open_factor_store(mongodb_url)
+    links = await open_one_time_token_store(mongodb_url)
+    try:
+        now = time.time()
+        await factors.begin_totp("alice", "sealed")
+        await factors.enable_totp("alice", "sealed", 10, ["h1", "h2"])
+        await factors.create_challenge(
+            Challenge("c" * 64, "alice", "login", "x" * 64, created_at=now, expires_at=now + 60)
+        )
+        await links.put("t" * 64, purpose="reset", user_id="alice", data="", expires_at=now + 60)
+        stats = factors.stats  # type: ignore[attr-defined]
+        assert links.stats is stats  # type: ignore[attr-defined]  # one client
+        for call, expected in (
+            (lambda: factors.use_totp_step("alice", 11), True),
+            (lambda: factors.use_recovery_code("alice", "h1"), True),
+            (lambda: factors.attempt_challenge("c" * 64, now=now), True),
+            (lambda: factors.take_challenge("c" * 64), True),
+            (lambda: links.take("t" * 64, purpose="reset", now=now), True),
+        ):
+            before = stats.round_trips
+            assert bool(await call()) is expected
+            assert stats.round_trips - before == 1
+    finally:
+        await factors.close()
+        await links.close()
+
+
 @pytest.mark.parametrize("opener", OPENERS, ids=lambda o: o.__name__)
 async def test_unreachable_server_is_store_unavailable_fast(opener: object) -> None:
     url = f"mongodb://gp:hunter2@127.0.0.1:{free_port()}/db"

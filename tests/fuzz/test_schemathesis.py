@@ -182,7 +182,9 @@ def _strip_credentials(case: Case) -> None:
 
 
 #: Operations whose request carries a token mailed to the user.
-MAILED_TOKEN_OPERATIONS = frozenset({"/auth/password/reset", "/auth/email/verify"})
+MAILED_TOKEN_OPERATIONS = frozenset(
+    {"/auth/password/reset", "/auth/email/verify", "/auth/email/change/confirm"}
+)
 
 
 def _call(

@@ -425,8 +425,8 @@ api_docs = apidoc.ApiDocs(
             "type": "object",
             "required": ["new_email", "password"],
             "properties": {
-                "new_email": {"type": "string", "maxLength": 1024},
-                "password": {"type": "string", "minLength": 1},
+                "new_email": {"type": "string", "format": "email", "maxLength": 254},
+                "password": {"type": "string", "minLength": 1, "maxLength": 1024},
             },
         },
         "ForgotRequest": {
