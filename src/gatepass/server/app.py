@@ -20,6 +20,7 @@ from gatepass.server import (
     oauth_routes,
     openapi,
     pages,
+    passkey_routes,
     token_api,
 )
 from gatepass.server.components import Components
@@ -68,6 +69,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             *api.routes,
             *token_api.routes,
             *mfa_routes.routes,
+            *passkey_routes.routes,
             *forward_auth.routes,
             *oauth_routes.routes,
             *account_api.routes,
@@ -80,7 +82,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
     # The token endpoints take their credential in the body, never a cookie;
     # browsers that ask for HTML get error pages, not JSON.
     layers = Layers(
-        csrf_exempt=tuple(token_api.CSRF_EXEMPT | mfa_routes.CSRF_EXEMPT),
+        csrf_exempt=tuple(
+            token_api.CSRF_EXEMPT | mfa_routes.CSRF_EXEMPT | passkey_routes.CSRF_EXEMPT
+        ),
         error_pages=_error_renderer,
     )
     app.state.gatepass = Gatepass(settings, layers=layers).install(app)

@@ -7,7 +7,8 @@
   authenticated within the last 5 minutes.
 * ``POST /auth/mfa/recovery-codes``: ten new codes (the same re-authentication).
 * ``GET /auth/mfa``: which factors are on.
-* ``POST /auth/mfa/verify`` ``{mfa_token, code}``: the second step of
+* ``POST /auth/mfa/verify`` ``{mfa_token, code}`` or ``{mfa_token, passkey}``
+  (an assertion for options from ``POST /auth/passkeys/login/options``): the second step of
   ``/auth/login`` or ``/auth/token``, answering exactly as that first step
   would have.  It is CSRF-exempt in the middleware and runs the CSRF checks
   itself when the first step was ``/auth/login`` (SPEC: "exactly when the
@@ -54,12 +55,14 @@ async def _user(request: Request, user_id: str) -> User:
 
 async def status(request: Request) -> Response:
     identity = await require_user(request)
-    factors = await components(request).mfa.factors(identity.user_id)
+    parts = components(request)
+    factors = await parts.mfa.factors(identity.user_id)
     return JSONResponse(
         {
             "totp": factors.totp_enabled,
             "recovery_codes_left": factors.recovery_codes_left,
-            "methods": list(factors.methods),
+            "passkeys": await parts.passkeys.count(identity.user_id),
+            "methods": list(await parts.mfa.methods(identity.user_id)),
         },
         headers=NO_STORE,
     )
@@ -136,12 +139,16 @@ async def verify(request: Request) -> Response:
     parts = components(request)
     fields = await read_fields(request, parts.settings.max_body_bytes)
     token = string_field(fields, "mfa_token")
-    code = string_field(fields, "code")
+    passkey = fields.get("passkey")
+    code = "" if passkey is not None else string_field(fields, "code")
     challenge = await parts.mfa.attempt(token, client=client_of(request))
     if challenge.kind == "login":
         # The browser first step needed CSRF; so does its second.
         await enforce_csrf(request)
-    passed = await parts.mfa.finish(token, challenge, code, ip=client_ip(request.scope))
+    if passkey is not None:
+        passed = await parts.mfa.finish_with_passkey(token, challenge, passkey)
+    else:
+        passed = await parts.mfa.finish(token, challenge, code, ip=client_ip(request.scope))
     user = await parts.accounts.users.get(challenge.user_id)
     if user is None or user.disabled:
         raise InvalidMFAToken()

@@ -189,11 +189,15 @@ _SCHEMAS: Schema = {
     },
     "MFAStatus": {
         "type": "object",
-        "required": ["totp", "recovery_codes_left", "methods"],
+        "required": ["totp", "recovery_codes_left", "passkeys", "methods"],
         "properties": {
             "totp": {"type": "boolean"},
             "recovery_codes_left": {"type": "integer", "minimum": 0},
-            "methods": {"type": "array", "items": {"enum": ["totp", "recovery_code"]}},
+            "passkeys": {"type": "integer", "minimum": 0},
+            "methods": {
+                "type": "array",
+                "items": {"enum": ["totp", "recovery_code", "passkey"]},
+            },
         },
         "additionalProperties": False,
     },
@@ -236,7 +240,9 @@ _SCHEMAS: Schema = {
     },
     "MFAVerify": {
         "type": "object",
-        "required": ["mfa_token", "code"],
+        "required": ["mfa_token"],
+        "description": "`code`, or `passkey` (an assertion for the options of "
+        "`POST /auth/passkeys/login/options` with this `mfa_token`).",
         "properties": {
             "mfa_token": {"type": "string", "minLength": 1},
             "code": {
@@ -245,6 +251,7 @@ _SCHEMAS: Schema = {
                 "maxLength": 64,
                 "description": "A TOTP code or a recovery code.",
             },
+            "passkey": {"$ref": "#/components/schemas/PasskeyCredential"},
         },
     },
     "User": {
@@ -679,6 +686,7 @@ def _paths() -> Schema:
             )
         },
         **_mfa_paths(),
+        **_passkey_paths(),
         "/.well-known/jwks.json": {
             "get": _operation(
                 "The public signing keys.",
@@ -916,6 +924,201 @@ def _mfa_paths() -> Schema:
     }
 
 
+# -- passkeys (WebAuthn): one block, schemas and paths ------------------------------
+
+_PASSKEY_SCHEMAS: Schema = {
+    "Passkey": {
+        "type": "object",
+        "required": ["id", "name", "created_at", "last_used_at", "transports"],
+        "properties": {
+            "id": {"type": "string", "description": "The credential id (base64url)."},
+            "name": {"type": "string", "minLength": 1, "maxLength": 64},
+            "created_at": {"type": "number"},
+            "last_used_at": {"type": ["number", "null"]},
+            "transports": {"type": "array", "items": {"type": "string"}},
+        },
+        "additionalProperties": False,
+    },
+    "PasskeyList": {
+        "type": "object",
+        "required": ["passkeys"],
+        "properties": {"passkeys": {"type": "array", "items": _ref("Passkey")}},
+        "additionalProperties": False,
+    },
+    "PasskeyCredential": {
+        "type": "object",
+        "description": "A `PublicKeyCredential` as JSON (WebAuthn Level 3 `toJSON()`: "
+        "binary members base64url).",
+        "required": ["id", "rawId", "type", "response"],
+        "properties": {
+            "id": {"type": "string"},
+            "rawId": {"type": "string"},
+            "type": {"const": "public-key"},
+            "response": {"type": "object"},
+        },
+    },
+    "PasskeyRegistration": {
+        "type": "object",
+        "required": ["credential", "name"],
+        "properties": {
+            "credential": _ref("PasskeyCredential"),
+            "name": {"type": "string", "minLength": 1, "maxLength": 64},
+        },
+    },
+    "PasskeyName": {
+        "type": "object",
+        "required": ["name"],
+        "properties": {"name": {"type": "string", "minLength": 1, "maxLength": 64}},
+    },
+    "PasskeyLogin": {
+        "type": "object",
+        "required": ["credential"],
+        "properties": {"credential": _ref("PasskeyCredential"), "remember": {"type": "boolean"}},
+    },
+    "PasskeyOptionsRequest": {
+        "type": "object",
+        "properties": {
+            "mfa_token": {
+                "type": "string",
+                "description": "For the second step of a sign-in (counts as one of its "
+                "attempts); without it, options for a sign-in with a passkey alone.",
+            }
+        },
+    },
+    "WebAuthnOptions": {
+        "type": "object",
+        "description": "Options for `navigator.credentials.create()` or `.get()` as JSON "
+        "(binary members base64url), e.g. for `PublicKeyCredential.parse…OptionsFromJSON()`. "
+        "The challenge works once, for 5 minutes, from this client only.",
+    },
+}
+
+
+def _passkey_paths() -> Schema:
+    options = {"description": "OK", "headers": _NO_STORE, **_json(_ref("WebAuthnOptions"))}
+    one = {"description": "OK", "headers": _NO_STORE, **_json(_ref("Passkey"))}
+    refused = _error(
+        "`invalid_passkey`: unknown credential; challenge unknown, used, expired or "
+        "another client's; wrong origin or RP ID; bad signature; no user verification; "
+        "a counter that went backwards.  Or not signed in.",
+        headers=_WWW_AUTHENTICATE,
+    )
+    path_id = [{"name": "credential_id", "in": "path", "required": True,
+                "schema": {"type": "string"}}]  # fmt: skip
+    return {
+        "/auth/passkeys": {
+            "get": _operation(
+                "My passkeys (name, created, last used), oldest first.",
+                {"200": {"description": "OK", "headers": _NO_STORE, **_json(_ref("PasskeyList"))}},
+                security=_USER,
+            )
+        },
+        "/auth/passkeys/register/options": {
+            "post": _operation(
+                "Start registering a passkey: options for `navigator.credentials.create()` "
+                "(a discoverable credential; the user's passkeys excluded).",
+                {
+                    "200": options,
+                    "404": _error("The account no longer exists."),
+                    "409": _error("The account has 20 passkeys already (`conflict`)."),
+                },
+                security=_USER_UNSAFE,
+                unsafe=True,
+            )
+        },
+        "/auth/passkeys/register": {
+            "post": _operation(
+                "Finish registering a passkey with the authenticator's answer and a name.",
+                {
+                    "201": one,
+                    "400": _error(
+                        "Malformed, or `invalid_passkey`: the answer does not verify (wrong "
+                        "origin or RP ID, challenge unknown, used, expired or not this "
+                        "client's); nothing is stored."
+                    ),
+                    "409": _error("Already registered, or 20 passkeys already (`conflict`)."),
+                },
+                security=_USER_UNSAFE,
+                body=_body(_ref("PasskeyRegistration")),
+                unsafe=True,
+            )
+        },
+        "/auth/passkeys/login/options": {
+            "post": _operation(
+                "Options for `navigator.credentials.get()`: for a sign-in with a passkey "
+                "alone (user verification required), or with `mfa_token` for the second "
+                "step (the user's passkeys; user presence enough).",
+                {
+                    "200": options,
+                    "401": _error(
+                        "`invalid_mfa_token` (unknown, used, expired, void, or another client's).",
+                        headers=_WWW_AUTHENTICATE,
+                    ),
+                    "403": _error(
+                        "The CSRF checks failed (always checked, except for the second step "
+                        "of `/auth/token`)."
+                    ),
+                    "404": _error("The account has no passkey."),
+                },
+                security=[{}, {"csrfHeader": [], "csrfCookie": []}],
+                body=_body(_ref("PasskeyOptionsRequest"), required=False),
+                unsafe=True,
+            )
+        },
+        "/auth/passkeys/login": {
+            "post": _operation(
+                "Sign in with a passkey alone: answers like `POST /auth/login` (a session "
+                "cookie or, in jwt browser mode, token cookies; `amr` `hwk`/`swk`, `user`, "
+                "`mfa`).",
+                {
+                    "200": {"description": "OK", "headers": _NO_STORE, **_json(_ref("LoggedIn"))},
+                    "401": refused,
+                    "403": _error(
+                        "The CSRF checks failed, or the email address is not confirmed "
+                        "(`email_unverified`)."
+                    ),
+                },
+                security=_ANONYMOUS_UNSAFE,
+                body=_body(_ref("PasskeyLogin")),
+                unsafe=True,
+            )
+        },
+        "/auth/passkeys/{credential_id}": {
+            "patch": _operation(
+                "Rename one of my passkeys.",
+                {"200": one, "404": _error("No such passkey of mine.")},
+                security=_USER_UNSAFE,
+                body=_body(_ref("PasskeyName")),
+                unsafe=True,
+                parameters=path_id,
+            ),
+            "delete": _operation(
+                "Remove one of my passkeys (the re-authentication of `DELETE /auth/mfa/totp`).",
+                {
+                    "204": {"description": "Done (no body)."},
+                    "401": _error(
+                        "`invalid_credentials` or `invalid_code`, or not signed in.",
+                        headers=_WWW_AUTHENTICATE,
+                    ),
+                    "403": _error(
+                        "The CSRF checks failed, or no password or code was sent "
+                        "and the sign-in is older than 5 minutes "
+                        "(`insufficient_user_authentication`)."
+                    ),
+                    "404": _error("No such passkey of mine."),
+                    "429": _error(
+                        "Too many wrong codes or passwords (`rate_limited`).", headers=_RETRY_AFTER
+                    ),
+                },
+                security=_USER_UNSAFE,
+                body=_body(_ref("Reauthentication"), required=False),
+                unsafe=True,
+                parameters=path_id,
+            ),
+        },
+    }
+
+
 @functools.cache
 def _account_paths() -> Schema:
     """SPEC "Account lifecycle and mail"."""
@@ -1004,7 +1207,10 @@ def _document() -> Schema:
             'Errors are `{"error": "<code>", "detail": "<human text>"}`.',
         },
         "paths": _paths(),
-        "components": {"schemas": _SCHEMAS, "securitySchemes": _SECURITY_SCHEMES},
+        "components": {
+            "schemas": {**_SCHEMAS, **_PASSKEY_SCHEMAS},
+            "securitySchemes": _SECURITY_SCHEMES,
+        },
     }
 
 

@@ -1,0 +1,131 @@
+"""Passkey endpoints: ``/auth/passkeys*`` (WebAuthn, see docs/passkeys.md).
+
+* ``GET /auth/passkeys``: the signed-in user's passkeys (name, created, last used).
+* ``POST /auth/passkeys/register/options`` → the options for
+  ``navigator.credentials.create()``; ``POST /auth/passkeys/register``
+  ``{credential, name}`` → 201 the new passkey.
+* ``PATCH /auth/passkeys/{id}`` ``{name}`` renames one; ``DELETE
+  /auth/passkeys/{id}`` removes one, with the re-authentication turning TOTP
+  off needs (the password or a code in the body, or a login younger than
+  5 minutes).
+* ``POST /auth/passkeys/login/options`` → options for
+  ``navigator.credentials.get()``: for a sign-in with a passkey alone, or,
+  given ``{mfa_token}``, for the second step (then answered at
+  ``POST /auth/mfa/verify`` ``{mfa_token, passkey}``).
+* ``POST /auth/passkeys/login`` ``{credential, remember?}``: a sign-in with a
+  passkey alone; answers like ``POST /auth/login``.
+
+Everything is CSRF-checked like the other cookie-authenticated endpoints;
+the options for a second step are checked by their handler exactly when
+the first step was (as ``/auth/mfa/verify`` is).
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from gatepass.asgi.csrf import enforce_csrf
+from gatepass.asgi.dependencies import require_user
+from gatepass.errors import EmailUnverified, InvalidPasskey, NotFound
+from gatepass.passkeys.service import AMR_MFA
+from gatepass.server.api import user_json
+from gatepass.server.bodies import bool_field, read_fields
+from gatepass.server.components import components
+from gatepass.server.mfa_routes import NO_STORE, _reauthenticate, _user
+from gatepass.server.second_step import client_of
+from gatepass.server.signin import sign_in
+
+#: The second step's options are CSRF-checked by their handler.
+CSRF_EXEMPT = frozenset({"/auth/passkeys/login/options"})
+
+
+async def list_passkeys(request: Request) -> Response:
+    identity = await require_user(request)
+    found = await components(request).passkeys.passkeys(identity.user_id)
+    return JSONResponse({"passkeys": [p.as_json() for p in found]}, headers=NO_STORE)
+
+
+async def register_options(request: Request) -> Response:
+    identity = await require_user(request)
+    user = await _user(request, identity.user_id)
+    options = await components(request).passkeys.registration_options(
+        user.id, user.email, client=client_of(request)
+    )
+    return JSONResponse(options, headers=NO_STORE)
+
+
+async def register(request: Request) -> Response:
+    identity = await require_user(request)
+    parts = components(request)
+    fields = await read_fields(request, parts.settings.max_body_bytes)
+    user = await _user(request, identity.user_id)
+    passkey = await parts.passkeys.register(
+        user.id, fields.get("credential"), fields.get("name"), client=client_of(request)
+    )
+    return JSONResponse(passkey.as_json(), status_code=201, headers=NO_STORE)
+
+
+async def rename(request: Request) -> Response:
+    identity = await require_user(request)
+    parts = components(request)
+    fields = await read_fields(request, parts.settings.max_body_bytes)
+    credential_id = request.path_params["credential_id"]
+    await parts.passkeys.rename(identity.user_id, credential_id, fields.get("name"))
+    found = await parts.passkeys.store.get(credential_id)
+    if found is None or found.user_id != identity.user_id:
+        raise NotFound("There is no such passkey.")  # removed meanwhile
+    return JSONResponse(found.as_json(), headers=NO_STORE)
+
+
+async def remove(request: Request) -> Response:
+    identity = await require_user(request)
+    await _reauthenticate(request, identity)
+    credential_id = request.path_params["credential_id"]
+    await components(request).passkeys.remove(identity.user_id, credential_id)
+    return Response(status_code=204)
+
+
+async def login_options(request: Request) -> Response:
+    parts = components(request)
+    fields = await read_fields(request, parts.settings.max_body_bytes, allow_empty=True)
+    token = fields.get("mfa_token")
+    if token is None:
+        await enforce_csrf(request)
+        options = await parts.passkeys.login_options(client=client_of(request))
+        return JSONResponse(options, headers=NO_STORE)
+    if not isinstance(token, str):
+        raise InvalidPasskey()
+    challenge = await parts.mfa.attempt(token, client=client_of(request))
+    if challenge.kind == "login":
+        await enforce_csrf(request)
+    options = await parts.mfa.passkey_options(token, challenge)
+    return JSONResponse(options, headers=NO_STORE)
+
+
+async def login(request: Request) -> Response:
+    """A sign-in with a passkey alone (user verification required)."""
+    parts = components(request)
+    fields = await read_fields(request, parts.settings.max_body_bytes)
+    remember = bool_field(fields, "remember")
+    asserted = await parts.passkeys.sign_in(fields.get("credential"), client=client_of(request))
+    user = await parts.accounts.users.get(asserted.user_id)
+    if user is None or user.disabled:
+        # As a password login: a disabled account looks like a wrong credential.
+        raise InvalidPasskey()
+    if parts.accounts.require_verified_email and not user.email_verified:
+        raise EmailUnverified()
+    await sign_in(request, user, amr=(*asserted.amr, AMR_MFA), remember=remember)
+    return JSONResponse({"user": user_json(user)}, headers=NO_STORE)
+
+
+routes = [
+    Route("/auth/passkeys", list_passkeys, methods=["GET"]),
+    Route("/auth/passkeys/register/options", register_options, methods=["POST"]),
+    Route("/auth/passkeys/register", register, methods=["POST"]),
+    Route("/auth/passkeys/login/options", login_options, methods=["POST"]),
+    Route("/auth/passkeys/login", login, methods=["POST"]),
+    Route("/auth/passkeys/{credential_id}", rename, methods=["PATCH"]),
+    Route("/auth/passkeys/{credential_id}", remove, methods=["DELETE"]),
+]
