@@ -290,3 +290,11 @@ class InsufficientAuthentication(PermissionDenied):
 
     code = "insufficient_user_authentication"
     default_detail = "This needs a more recent or a stronger sign-in."
+
+
+class MFAEnrollmentRequired(PermissionDenied):
+    """The caller's role needs a second factor and the account has none yet:
+    only enrolment (and signing out) is open to this login."""
+
+    code = "mfa_enrollment_required"
+    default_detail = "Your role needs two-step verification: set it up to continue."

@@ -30,7 +30,7 @@ CLIENT_SECRET = "a-test-client-secret-of-some-length-0123456789"
 #: Names under which gatepass servers register the provider; every one gets
 #: a redirect URI at the OP for every port of the pool.
 PROVIDER_NAMES = ("node", "nodepub", "nodetrust")
-PORT_POOL = 6
+PORT_POOL = 8
 
 
 def _unavailable(reason: str) -> None:

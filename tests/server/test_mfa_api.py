@@ -372,11 +372,45 @@ def test_mfa_reset_removes_factors_and_ends_every_login(tmp_path: Path, clock: C
 
 def test_the_sign_in_page_does_not_skip_the_second_factor(client: TestClient,
                                                           clock: Clock) -> None:  # fmt: skip
-    enrol(client, clock)
+    secret, _ = enrol(client, clock)
     r = client.post("/login", data={"email": EMAIL, "password": PASSWORD, "next": "/account"},
                     follow_redirects=False)  # fmt: skip
-    # No page for the second step yet: fail closed, no session.
-    assert r.status_code == 403
-    assert "second factor" in r.text
-    assert not any(c.startswith("__Host-gatepass=") for c in r.headers.get_list("set-cookie"))
+    # On to the second step: a token cookie and no session.
+    assert r.status_code == 303
+    assert r.headers["location"] == "/login/second-step?next=%2Faccount"
+    set_cookies = r.headers.get_list("set-cookie")
+    assert not any(c.startswith("__Host-gatepass=") for c in set_cookies)
+    [mfa] = [c for c in set_cookies if c.startswith("__Host-gatepass-mfa=")]
+    assert "HttpOnly" in mfa and "Secure" in mfa and "Max-Age=300" in mfa
     assert client.get("/auth/me").status_code == 401
+    page = client.get("/login/second-step?next=%2Faccount")
+    assert page.status_code == 200 and 'name="code"' in page.text
+    token = page.text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+    form = {"csrf_token": token, "code": code(secret, clock)}
+    done = client.post("/login/second-step", data=form, follow_redirects=False)
+    assert done.status_code == 303 and done.headers["location"] == "/account"
+    assert client.get("/auth/me").status_code == 200
+    user_id = client.get("/auth/me").json()["id"]
+    assert client.portal is not None
+    [record] = client.portal.call(parts_of(client).sessions.store.list_user, user_id)
+    assert record.data["amr"] == ["pwd", "otp"]
+
+
+def test_confirming_totp_renews_the_browser_login_with_otp(client: TestClient,
+                                                           clock: Clock) -> None:  # fmt: skip
+    register(client)
+    assert login_response(client).status_code == 200
+    user_id = client.get("/auth/me").json()["id"]
+    parts = parts_of(client)
+    assert client.portal is not None
+    [before] = client.portal.call(parts.sessions.store.list_user, user_id)
+    assert before.data["amr"] == ["pwd"]
+    secret = client.post("/auth/mfa/totp/setup").json()["secret"]
+    confirm = client.post("/auth/mfa/totp/confirm", json={"code": code(secret, clock)})
+    assert confirm.status_code == 200, confirm.text
+    # The same browser goes on, under a new session that carries the factor;
+    # the one-factor session is gone.
+    assert client.get("/auth/me").status_code == 200
+    [after] = client.portal.call(parts.sessions.store.list_user, user_id)
+    assert after.data["amr"] == ["pwd", "otp"]
+    assert after.public_id != before.public_id

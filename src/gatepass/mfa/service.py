@@ -113,11 +113,17 @@ class MFAService:
 
     async def pending_uri(self, user_id: str, account: str) -> str | None:
         """The otpauth URI of the setup in progress (for the QR code), if any."""
+        setup = await self.pending_setup(user_id, account)
+        return setup.otpauth_uri if setup is not None else None
+
+    async def pending_setup(self, user_id: str, account: str) -> TotpSetup | None:
+        """The secret and otpauth URI of the setup in progress, if any (the
+        enrolment page shows both; reading it changes nothing)."""
         factors = await self.store.get(user_id)
         if factors.totp_pending is None:
             return None
         secret = self._open(factors.totp_pending, user_id)
-        return totp.provisioning_uri(secret, account=account, issuer=self.issuer)
+        return TotpSetup(secret, totp.provisioning_uri(secret, account=account, issuer=self.issuer))
 
     async def confirm_totp(self, user_id: str, code: str, *, ip: str | None) -> list[str]:
         """Turn TOTP on with a code from the pending secret; the new recovery codes."""

@@ -6,6 +6,7 @@ import logging
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -16,6 +17,7 @@ from gatepass.server import (
     account_pages,
     api,
     forward_auth,
+    mfa_pages,
     mfa_routes,
     oauth_routes,
     openapi,
@@ -25,6 +27,7 @@ from gatepass.server import (
 )
 from gatepass.server.components import Components
 from gatepass.server.html_errors import Renderer
+from gatepass.server.mfa_policy import MFAPolicyMiddleware
 from gatepass.server.rendering import SITE_NAME
 from gatepass.server.settings import Settings
 
@@ -76,8 +79,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
             *openapi.routes,
             *pages.routes,
             *account_pages.routes,
+            *mfa_pages.routes,
         ],
         exception_handlers={HTTPException: http_error},
+        # Inside gatepass's stack (added below, outermost): sees scope["user"].
+        middleware=[Middleware(MFAPolicyMiddleware, roles=settings.mfa_required_roles)],
     )
     # The token endpoints take their credential in the body, never a cookie;
     # browsers that ask for HTML get error pages, not JSON.

@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import io
+from typing import Any
 
 import segno
 from starlette.requests import Request
@@ -29,11 +30,12 @@ from gatepass.asgi.dependencies import RequireRecentAuth, require_user
 from gatepass.asgi.middleware import client_ip
 from gatepass.errors import InvalidCredentials, InvalidMFAToken, NotFound
 from gatepass.identity import Identity
+from gatepass.mfa.service import AMR_OTP
 from gatepass.server.api import user_json
 from gatepass.server.bodies import bool_field, read_fields, string_field
 from gatepass.server.components import components
 from gatepass.server.second_step import client_of
-from gatepass.server.signin import sign_in
+from gatepass.server.signin import renew_with_factor, sign_in
 from gatepass.users.model import User
 
 NO_STORE = {"cache-control": "no-store", "pragma": "no-cache"}
@@ -84,20 +86,34 @@ async def totp_qr(request: Request) -> Response:
     uri = await components(request).mfa.pending_uri(user.id, user.email)
     if uri is None:
         raise NotFound("There is no TOTP setup in progress.")
+    return Response(qr_svg(uri), media_type="image/svg+xml", headers=NO_STORE)
+
+
+def qr_svg(uri: str) -> str:
+    """``uri`` as an SVG QR code (for this endpoint and the enrolment page).
+
+    The SVG holds the secret: drawn without a title, script, style or
+    external reference (so it also passes the pages' strict CSP inline),
+    and never cached.
+    """
     out = io.BytesIO()
-    # The SVG holds the secret: drawn without a title, script or external
-    # reference, and never cached.
-    segno.make(uri, error="m").save(out, kind="svg", scale=4, xmldecl=False, svgns=True)
-    return Response(out.getvalue(), media_type="image/svg+xml", headers=NO_STORE)
+    segno.make(uri, error="m").save(
+        out, kind="svg", scale=4, xmldecl=False, svgns=True, svgclass="qr", lineclass=None
+    )
+    return out.getvalue().decode("ascii")
 
 
 async def totp_confirm(request: Request) -> Response:
     identity = await require_user(request)
     parts = components(request)
     fields = await read_fields(request, parts.settings.max_body_bytes)
+    user = await _user(request, identity.user_id)
     codes = await parts.mfa.confirm_totp(
-        identity.user_id, string_field(fields, "code"), ip=client_ip(request.scope)
+        user.id, string_field(fields, "code"), ip=client_ip(request.scope)
     )
+    # The code just proved the factor: a browser login carries it from now
+    # on (renewed under a new id); a Bearer token signs in again.
+    await renew_with_factor(request, identity, user, (AMR_OTP,))
     return JSONResponse({"recovery_codes": codes}, headers=NO_STORE)
 
 
@@ -105,6 +121,14 @@ async def _reauthenticate(request: Request, identity: Identity) -> None:
     """The password or a code in the body, else a login younger than RECENT_AUTH."""
     parts = components(request)
     fields = await read_fields(request, parts.settings.max_body_bytes, allow_empty=True)
+    await reauthenticate(request, identity, fields)
+
+
+async def reauthenticate(request: Request, identity: Identity, fields: dict[str, Any]) -> None:
+    """The one rule for the API and the /account forms: ``password`` or
+    ``code`` in ``fields`` (checked and throttled like a sign-in), else a
+    login younger than RECENT_AUTH (403 ``insufficient_user_authentication``)."""
+    parts = components(request)
     ip = client_ip(request.scope)
     if fields.get("password") is not None:
         user = await _user(request, identity.user_id)

@@ -26,12 +26,12 @@ from gatepass.errors import (
     GatepassError,
     NotFound,
     OAuthFailed,
-    PermissionDenied,
     ProviderUnavailable,
 )
 from gatepass.oauth.transaction import TRANSACTION_COOKIE, TRANSACTION_TTL
 from gatepass.server.components import components
 from gatepass.server.rendering import error_page
+from gatepass.server.second_step import page_second_step
 from gatepass.server.signin import sign_in
 
 if TYPE_CHECKING:  # the OAuth libraries are the optional extra gatepass[oauth]
@@ -82,13 +82,17 @@ async def callback(request: Request) -> Response:
             read_cookie(request.headers.get("cookie"), TRANSACTION_COOKIE.name),
             current_user=identity.user_id if identity is not None else None,
         )
-        parts = components(request)
         signed_in = identity is not None and identity.user_id == user.id
-        if not signed_in and await parts.mfa.methods(user.id):
-            # A provider's sign-in is one factor; the second step has no page
-            # yet (issue 12, next round): fail closed rather than skip it.
+        if not signed_in:
+            # A provider's sign-in is one factor: an account with a second
+            # one goes on to the second-step page, with no login yet.
             # (Linking a provider while signed in is not a sign-in.)
-            raise PermissionDenied("This account needs its second factor to sign in.")
+            second = await page_second_step(
+                request, user, amr=(), remember=False, next_path=tx.next_path
+            )
+            if second is not None:
+                second.headers.append("set-cookie", TRANSACTION_COOKIE.deletion_header())
+                return second
         await sign_in(request, user)
     except GatepassError as exc:
         reason = exc.reason if isinstance(exc, OAuthFailed) else exc.code

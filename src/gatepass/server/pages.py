@@ -38,6 +38,7 @@ from gatepass.server.components import components
 from gatepass.server.devices import present_logins
 from gatepass.server.oauth_routes import linked_providers, offered_providers
 from gatepass.server.rendering import error_page, render
+from gatepass.server.second_step import page_second_step
 from gatepass.server.signin import sign_in, sign_out
 from gatepass.users.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
 
@@ -72,7 +73,13 @@ def login_form(
 
 async def login_page(request: Request) -> Response:
     next_path = components(request).safe_next(request.query_params.get("next"))
-    return login_form(request, next_path, headers=csp_with_form_target(next_path))
+    # Sent back here by the second step: its sign-in expired or had too many wrong codes.
+    message = (
+        "That sign-in attempt has expired or had too many wrong codes. Sign in again."
+        if request.query_params.get("restart")
+        else ""
+    )
+    return login_form(request, next_path, message, headers=csp_with_form_target(next_path))
 
 
 async def login_submit(request: Request) -> Response:
@@ -104,15 +111,13 @@ async def login_submit(request: Request) -> Response:
             email=str(email)[:320],
             headers={"retry-after": str(exc.retry_after), **csp_with_form_target(next_path)},
         )  # fmt: skip
-    if await parts.mfa.methods(user.id):
-        # The page for the second step comes with the next round of issue 12;
-        # until then fail closed rather than sign in on the password alone.
-        return login_form(
-            request, next_path,
-            "This account needs its second factor; sign in through the API.",
-            status=403, email=str(email)[:320], headers=csp_with_form_target(next_path),
-        )  # fmt: skip
-    await sign_in(request, user, amr=(AMR_PASSWORD,), remember=bool_field(fields, "remember"))
+    remember = bool_field(fields, "remember")
+    second = await page_second_step(
+        request, user, amr=(AMR_PASSWORD,), remember=remember, next_path=next_path
+    )
+    if second is not None:  # no login until the second factor is in
+        return second
+    await sign_in(request, user, amr=(AMR_PASSWORD,), remember=remember)
     return RedirectResponse(next_path, status_code=303)
 
 

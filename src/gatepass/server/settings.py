@@ -7,6 +7,7 @@ reads the environment afterwards.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -116,12 +117,17 @@ class Settings:
     #: Serve HTTPS directly: a PEM certificate chain and its private key.
     tls_cert: str = ""
     tls_key: str = ""
+    #: Roles whose users must have a second factor (``admin,ops``): such a
+    #: login without one is walked through enrolment and refused elsewhere.
+    mfa_required_roles: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         # Library callers pass plain strings and lists; keep the declared types.
         object.__setattr__(self, "data_dir", Path(self.data_dir))
         object.__setattr__(self, "cors_origins", tuple(self.cors_origins))
         object.__setattr__(self, "trusted_proxies", tuple(self.trusted_proxies))
+        object.__setattr__(self, "mfa_required_roles", tuple(self.mfa_required_roles))
+        _check_roles(self.mfa_required_roles)
         if not 0 < self.port < 65536:
             raise ConfigurationError("port must be between 1 and 65535.")
         if self.browser_mode not in ("session", "jwt"):
@@ -244,6 +250,21 @@ def _check_mail(settings: Settings) -> None:
         )
 
 
+#: What a role name may look like (as in the forward-auth rules).
+_ROLE_RE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+
+
+def _check_roles(roles: tuple[str, ...]) -> None:
+    for role in roles:
+        if not isinstance(role, str) or not _ROLE_RE.fullmatch(role):
+            raise ConfigurationError(
+                "GATEPASS_MFA_REQUIRED_ROLES must be a comma-separated list of role names "
+                "(letters, digits, '_', '.', ':', '-'; at most 64 characters each)."
+            )
+    if len(set(roles)) != len(roles):
+        raise ConfigurationError("GATEPASS_MFA_REQUIRED_ROLES names a role twice.")
+
+
 def _convert(name: str, raw: str) -> Any:
     if name in ("port", "session_idle_timeout", "session_absolute_timeout", "max_body_bytes",
                 "access_token_ttl", "refresh_token_ttl", "key_rotation_days",
@@ -266,6 +287,6 @@ def _convert(name: str, raw: str) -> Any:
             raise ConfigurationError(
                 "GATEPASS_MAIL_RETRY_DELAYS must be comma-separated seconds."
             ) from None
-    if name in ("cors_origins", "trusted_proxies"):
+    if name in ("cors_origins", "trusted_proxies", "mfa_required_roles"):
         return tuple(part.strip() for part in raw.split(",") if part.strip())
     return raw

@@ -11,10 +11,14 @@ say) is added here once, for both modes.
 
 from __future__ import annotations
 
+from contextlib import suppress
+
 from starlette.requests import Request
 
 from gatepass.asgi.dependencies import auth_of
+from gatepass.errors import NotFound
 from gatepass.identity import Identity
+from gatepass.logins import current_login_id
 from gatepass.server.components import components
 from gatepass.server.token_api import jwt_login, jwt_logout
 from gatepass.users.model import User
@@ -37,3 +41,28 @@ async def sign_out(request: Request, identity: Identity | None) -> None:
         await jwt_logout(request)
     else:
         await auth_of(request).logout()
+
+
+async def renew_with_factor(request: Request, identity: Identity, user: User,
+                            amr: tuple[str, ...]) -> bool:  # fmt: skip
+    """After the user proved a second factor while signed in (confirming TOTP):
+    replace this browser login by a fresh one whose ``amr`` adds ``amr``,
+    under a new id (a privilege change), keeping "remember me".  The old
+    login ends.  A Bearer client cannot be handed new tokens here: False,
+    and its token stays as it was (it signs in again with its factor).
+    """
+    upgraded = tuple(dict.fromkeys((*identity.amr, *amr)))
+    if identity.scheme == "session":
+        record = auth_of(request).record
+        remember = record.remember if record is not None else False
+        # login() destroys the current session first.
+        await auth_of(request).login(user.id, user.roles, remember=remember, amr=upgraded)
+        return True
+    if identity.scheme == "jwt-cookie":
+        old = current_login_id(identity)
+        await jwt_login(request, user, amr=upgraded)
+        if old is not None:
+            with suppress(NotFound):  # ended meanwhile (signed out elsewhere)
+                await components(request).accounts.logins.end(user.id, old)
+        return True
+    return False
