@@ -22,6 +22,7 @@ from gatepass.server import (
     oauth_routes,
     openapi,
     pages,
+    passkey_pages,
     passkey_routes,
     token_api,
 )
@@ -79,6 +80,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             *openapi.routes,
             *pages.routes,
             *account_pages.routes,
+            *passkey_pages.routes,
             *mfa_pages.routes,
         ],
         exception_handlers={HTTPException: http_error},

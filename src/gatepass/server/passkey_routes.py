@@ -11,7 +11,9 @@
 * ``POST /auth/passkeys/login/options`` → options for
   ``navigator.credentials.get()``: for a sign-in with a passkey alone, or,
   given ``{mfa_token}``, for the second step (then answered at
-  ``POST /auth/mfa/verify`` ``{mfa_token, passkey}``).
+  ``POST /auth/mfa/verify`` ``{mfa_token, passkey}``), or given
+  ``{second_step: true}``, for the second-step page's sign-in (its token is
+  in the page's HttpOnly cookie; the page's form then posts the assertion).
 * ``POST /auth/passkeys/login`` ``{credential, remember?}``: a sign-in with a
   passkey alone; answers like ``POST /auth/login``.
 
@@ -28,13 +30,13 @@ from starlette.routing import Route
 
 from gatepass.asgi.csrf import enforce_csrf
 from gatepass.asgi.dependencies import require_user
-from gatepass.errors import EmailUnverified, InvalidPasskey, NotFound
+from gatepass.errors import EmailUnverified, InvalidMFAToken, InvalidPasskey, NotFound
 from gatepass.passkeys.service import AMR_MFA
 from gatepass.server.api import user_json
 from gatepass.server.bodies import bool_field, read_fields
 from gatepass.server.components import components
 from gatepass.server.mfa_routes import NO_STORE, _reauthenticate, _user
-from gatepass.server.second_step import client_of
+from gatepass.server.second_step import client_of, held_challenge
 from gatepass.server.signin import sign_in
 
 #: The second step's options are CSRF-checked by their handler.
@@ -91,12 +93,16 @@ async def login_options(request: Request) -> Response:
     parts = components(request)
     fields = await read_fields(request, parts.settings.max_body_bytes, allow_empty=True)
     token = fields.get("mfa_token")
+    if token is None and fields.get("second_step") is True:
+        # The second-step page: its mfa_token is in the HttpOnly cookie.
+        held = held_challenge(request)
+        token = held[1] if held is not None else ""
     if token is None:
         await enforce_csrf(request)
         options = await parts.passkeys.login_options(client=client_of(request))
         return JSONResponse(options, headers=NO_STORE)
     if not isinstance(token, str):
-        raise InvalidPasskey()
+        raise InvalidMFAToken()
     challenge = await parts.mfa.attempt(token, client=client_of(request))
     if challenge.kind == "login":
         await enforce_csrf(request)
