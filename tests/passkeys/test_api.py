@@ -16,7 +16,7 @@ import httpx
 import pytest
 from starlette.testclient import TestClient
 
-from gatepass.passkeys.store import Passkey
+from gatepass.passkeys.store import Passkey, public_id
 from gatepass.server.components import Components
 from tests.passkeys.authenticator import SoftAuthenticator, b64
 from tests.server.conftest import PASSWORD, make_client, register
@@ -110,7 +110,7 @@ def test_register_list_rename_and_the_factor_state(client: TestClient) -> None:
     )
     assert r.status_code == 201, r.text
     body = r.json()
-    assert body["id"] == laptop.id and body["name"] == "My laptop"
+    assert body["id"] == public_id(laptop.id) and body["name"] == "My laptop"
     assert body["last_used_at"] is None and body["transports"] == ["internal"]
     assert "public_key" not in body
     # A second one, named; the first is excluded from its options.
@@ -123,10 +123,18 @@ def test_register_list_rename_and_the_factor_state(client: TestClient) -> None:
     assert r.status_code == 201
     listed = client.get("/auth/passkeys").json()["passkeys"]
     assert [p["name"] for p in listed] == ["My laptop", "Phone"]
-    r = client.patch(f"/auth/passkeys/{phone.id}", json={"name": "Work phone"})
+    r = client.patch(f"/auth/passkeys/{public_id(phone.id)}", json={"name": "Work phone"})
     assert r.status_code == 200 and r.json()["name"] == "Work phone"
-    assert client.patch(f"/auth/passkeys/{phone.id}", json={"name": ""}).status_code == 400
-    assert client.patch(f"/auth/passkeys/{phone.id}", json={"name": "x" * 65}).status_code == 400
+    assert (
+        client.patch(f"/auth/passkeys/{public_id(phone.id)}", json={"name": ""}).status_code == 400
+    )
+    assert (
+        client.patch(f"/auth/passkeys/{public_id(phone.id)}", json={"name": "x" * 65}).status_code
+        == 400
+    )
+    bad = client.patch(f"/auth/passkeys/{public_id(phone.id)}", json={"name": "a\u0000b"})
+    assert bad.status_code == 400
+    assert [p["name"] for p in client.get("/auth/passkeys").json()["passkeys"]][1] == "Work phone"
     assert (
         client.patch("/auth/passkeys/unknownunknownunknown", json={"name": "a"}).status_code == 404
     )
@@ -209,19 +217,21 @@ def test_removal_needs_a_recent_authentication(client: TestClient) -> None:
     clock = parts.sessions.clock
     parts.sessions.clock = lambda: clock() + 600  # type: ignore[method-assign]
     try:
-        r = client.delete(f"/auth/passkeys/{laptop.id}")
+        r = client.delete(f"/auth/passkeys/{public_id(laptop.id)}")
         assert r.status_code == 403 and r.json()["error"] == "insufficient_user_authentication"
         assert stored(client, laptop.id) is not None
         r = client.request(
-            "DELETE", f"/auth/passkeys/{laptop.id}", json={"password": "wrong password!"}
+            "DELETE", f"/auth/passkeys/{public_id(laptop.id)}", json={"password": "wrong password!"}
         )
         assert r.status_code == 401 and stored(client, laptop.id) is not None
-        r = client.request("DELETE", f"/auth/passkeys/{laptop.id}", json={"password": PASSWORD})
+        r = client.request(
+            "DELETE", f"/auth/passkeys/{public_id(laptop.id)}", json={"password": PASSWORD}
+        )
         assert r.status_code == 204
     finally:
         parts.sessions.clock = clock  # type: ignore[method-assign]
     assert stored(client, laptop.id) is None
-    assert client.delete(f"/auth/passkeys/{laptop.id}").status_code == 404
+    assert client.delete(f"/auth/passkeys/{public_id(laptop.id)}").status_code == 404
     assert client.get("/auth/mfa").json()["methods"] == []
 
 
@@ -229,8 +239,11 @@ def test_another_users_passkey_cannot_be_renamed_or_removed(client: TestClient) 
     bobs = enrol(client, email="bob@example.com")
     register(client)
     assert login(client).status_code == 200
-    assert client.patch(f"/auth/passkeys/{bobs.id}", json={"name": "mine"}).status_code == 404
-    assert client.delete(f"/auth/passkeys/{bobs.id}").status_code == 404
+    assert (
+        client.patch(f"/auth/passkeys/{public_id(bobs.id)}", json={"name": "mine"}).status_code
+        == 404
+    )
+    assert client.delete(f"/auth/passkeys/{public_id(bobs.id)}").status_code == 404
     found = stored(client, bobs.id)
     assert found is not None and found.name == "Laptop"
 

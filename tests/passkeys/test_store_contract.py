@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from gatepass.passkeys.store import Passkey, PasskeyStore
+from gatepass.passkeys.store import Passkey, PasskeyStore, public_id
 from tests.passkeys.conftest import Backend
 
 
@@ -26,8 +26,9 @@ async def test_a_passkey_round_trips(store: PasskeyStore) -> None:
     found = await store.get("cred-a")
     assert found == passkey(count=7)
     assert found is not None and found.last_used_at is None
+    assert found.id == public_id("cred-a") and len(found.id) == 24 and found.id != "cred-a"
     assert found.as_json() == {
-        "id": "cred-a", "name": "Laptop", "created_at": 1000.0, "last_used_at": None,
+        "id": public_id("cred-a"), "name": "Laptop", "created_at": 1000.0, "last_used_at": None,
         "transports": ["internal", "hybrid"],
     }  # fmt: skip
 

@@ -63,7 +63,13 @@ from webauthn.helpers.structs import (
 
 from gatepass.errors import Conflict, InvalidPasskey, InvalidRequest, NotFound, PasskeyRejected
 from gatepass.onetime.store import OneTimeTokenStore
-from gatepass.passkeys.store import MAX_NAME_LENGTH, MAX_PASSKEYS, Passkey, PasskeyStore
+from gatepass.passkeys.store import (
+    MAX_NAME_LENGTH,
+    MAX_PASSKEYS,
+    Passkey,
+    PasskeyStore,
+    public_id,
+)
 
 logger = logging.getLogger("gatepass.passkeys")
 
@@ -92,8 +98,8 @@ def unb64url(text: str) -> bytes:
 
 
 def credential_tag(credential_id: str) -> str:
-    """How logs name a credential: a short hash, never the id itself."""
-    return hashlib.sha256(credential_id.encode()).hexdigest()[:12]
+    """How logs name a credential: its public id, never the credential id."""
+    return public_id(credential_id)
 
 
 def _hash(challenge: str) -> str:
@@ -352,14 +358,26 @@ class PasskeyService:
 
     # -- management ----------------------------------------------------------
 
-    async def rename(self, user_id: str, credential_id: str, name: object) -> None:
-        if not await self.store.rename(user_id, credential_id, passkey_name(name)):
-            raise NotFound("There is no such passkey.")
+    async def find(self, user_id: str, passkey_id: str) -> Passkey:
+        """The user's passkey with this public id (:attr:`Passkey.id`); NotFound
+        otherwise (another user's is not found either)."""
+        for passkey in await self.store.list_user(user_id):
+            if secrets.compare_digest(passkey.id, passkey_id):
+                return passkey
+        raise NotFound("There is no such passkey.")
 
-    async def remove(self, user_id: str, credential_id: str) -> None:
-        if not await self.store.remove(user_id, credential_id):
+    async def rename(self, user_id: str, passkey_id: str, name: object) -> Passkey:
+        chosen = passkey_name(name)
+        found = await self.find(user_id, passkey_id)
+        if not await self.store.rename(user_id, found.credential_id, chosen):
             raise NotFound("There is no such passkey.")
-        logger.info("passkey removed (user %s, %s)", user_id, credential_tag(credential_id))
+        return found.with_name(chosen)
+
+    async def remove(self, user_id: str, passkey_id: str) -> None:
+        found = await self.find(user_id, passkey_id)
+        if not await self.store.remove(user_id, found.credential_id):
+            raise NotFound("There is no such passkey.")
+        logger.info("passkey removed (user %s, %s)", user_id, found.id)
 
     async def reset(self, user_id: str) -> int:
         return await self.store.remove_user(user_id)

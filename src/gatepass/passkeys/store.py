@@ -16,8 +16,9 @@ reached.
 
 from __future__ import annotations
 
+import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 #: Passkeys one user may register.
@@ -42,15 +43,30 @@ class Passkey:
     #: a software-held key ("swk") rather than one bound to hardware ("hwk").
     backup_eligible: bool = False
 
+    @property
+    def id(self) -> str:
+        """How the API, the pages and the logs name it: :func:`public_id`."""
+        return public_id(self.credential_id)
+
+    def with_name(self, name: str) -> Passkey:
+        return replace(self, name=name)
+
     def as_json(self) -> dict[str, Any]:
-        """What the API shows of a passkey (never its public key)."""
+        """What the API shows of a passkey (never its public key or credential id)."""
         return {
-            "id": self.credential_id,
+            "id": self.id,
             "name": self.name,
             "created_at": self.created_at,
             "last_used_at": self.last_used_at,
             "transports": list(self.transports),
         }
+
+
+def public_id(credential_id: str) -> str:
+    """A passkey's name in URLs, pages and logs: 96 bits of the credential id's
+    SHA-256.  The credential id itself stays out of access logs (it would let
+    anyone who reads them ask a browser about that account's passkey)."""
+    return hashlib.sha256(credential_id.encode()).hexdigest()[:24]
 
 
 def dump_transports(transports: tuple[str, ...]) -> str:

@@ -931,7 +931,10 @@ _PASSKEY_SCHEMAS: Schema = {
         "type": "object",
         "required": ["id", "name", "created_at", "last_used_at", "transports"],
         "properties": {
-            "id": {"type": "string", "description": "The credential id (base64url)."},
+            "id": {
+                "type": "string",
+                "description": "The passkey's id here (not its WebAuthn credential id).",
+            },
             "name": {"type": "string", "minLength": 1, "maxLength": 64},
             "created_at": {"type": "number"},
             "last_used_at": {"type": ["number", "null"]},
@@ -1003,7 +1006,7 @@ def _passkey_paths() -> Schema:
         "a counter that went backwards.  Or not signed in.",
         headers=_WWW_AUTHENTICATE,
     )
-    path_id = [{"name": "credential_id", "in": "path", "required": True,
+    path_id = [{"name": "passkey_id", "in": "path", "required": True,
                 "schema": {"type": "string"}}]  # fmt: skip
     return {
         "/auth/passkeys": {
@@ -1083,7 +1086,7 @@ def _passkey_paths() -> Schema:
                 unsafe=True,
             )
         },
-        "/auth/passkeys/{credential_id}": {
+        "/auth/passkeys/{passkey_id}": {
             "patch": _operation(
                 "Rename one of my passkeys.",
                 {"200": one, "404": _error("No such passkey of mine.")},

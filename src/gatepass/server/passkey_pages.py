@@ -32,7 +32,7 @@ async def rename_submit(request: Request) -> Response:
     fields = await read_fields(request, parts.settings.max_body_bytes, allow_form=True)
     try:
         await parts.passkeys.rename(
-            identity.user_id, request.path_params["credential_id"], fields.get("name")
+            identity.user_id, request.path_params["passkey_id"], fields.get("name")
         )
     except NotFound:
         return await account_page(request, identity, "There is no such passkey.", status=404)
@@ -57,13 +57,13 @@ async def remove_submit(request: Request) -> Response:
             status=403,
         )  # fmt: skip
     try:
-        await parts.passkeys.remove(identity.user_id, request.path_params["credential_id"])
+        await parts.passkeys.remove(identity.user_id, request.path_params["passkey_id"])
     except NotFound:
         return await account_page(request, identity, "There is no such passkey.", status=404)
     return await account_page(request, identity, "The passkey is removed.", ok=True)
 
 
 routes = [
-    Route("/account/passkeys/{credential_id}/rename", rename_submit, methods=["POST"]),
-    Route("/account/passkeys/{credential_id}/remove", remove_submit, methods=["POST"]),
+    Route("/account/passkeys/{passkey_id}/rename", rename_submit, methods=["POST"]),
+    Route("/account/passkeys/{passkey_id}/remove", remove_submit, methods=["POST"]),
 ]

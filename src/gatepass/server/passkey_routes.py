@@ -30,7 +30,7 @@ from starlette.routing import Route
 
 from gatepass.asgi.csrf import enforce_csrf
 from gatepass.asgi.dependencies import require_user
-from gatepass.errors import EmailUnverified, InvalidMFAToken, InvalidPasskey, NotFound
+from gatepass.errors import EmailUnverified, InvalidMFAToken, InvalidPasskey
 from gatepass.passkeys.service import AMR_MFA
 from gatepass.server.api import user_json
 from gatepass.server.bodies import bool_field, read_fields
@@ -73,19 +73,17 @@ async def rename(request: Request) -> Response:
     identity = await require_user(request)
     parts = components(request)
     fields = await read_fields(request, parts.settings.max_body_bytes)
-    credential_id = request.path_params["credential_id"]
-    await parts.passkeys.rename(identity.user_id, credential_id, fields.get("name"))
-    found = await parts.passkeys.store.get(credential_id)
-    if found is None or found.user_id != identity.user_id:
-        raise NotFound("There is no such passkey.")  # removed meanwhile
-    return JSONResponse(found.as_json(), headers=NO_STORE)
+    renamed = await parts.passkeys.rename(
+        identity.user_id, request.path_params["passkey_id"], fields.get("name")
+    )
+    return JSONResponse(renamed.as_json(), headers=NO_STORE)
 
 
 async def remove(request: Request) -> Response:
     identity = await require_user(request)
     await _reauthenticate(request, identity)
-    credential_id = request.path_params["credential_id"]
-    await components(request).passkeys.remove(identity.user_id, credential_id)
+    passkey_id = request.path_params["passkey_id"]
+    await components(request).passkeys.remove(identity.user_id, passkey_id)
     return Response(status_code=204)
 
 
@@ -132,6 +130,6 @@ routes = [
     Route("/auth/passkeys/register", register, methods=["POST"]),
     Route("/auth/passkeys/login/options", login_options, methods=["POST"]),
     Route("/auth/passkeys/login", login, methods=["POST"]),
-    Route("/auth/passkeys/{credential_id}", rename, methods=["PATCH"]),
-    Route("/auth/passkeys/{credential_id}", remove, methods=["DELETE"]),
+    Route("/auth/passkeys/{passkey_id}", rename, methods=["PATCH"]),
+    Route("/auth/passkeys/{passkey_id}", remove, methods=["DELETE"]),
 ]

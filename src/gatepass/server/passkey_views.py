@@ -24,7 +24,7 @@ class PasskeyView:
 def present_passkeys(passkeys: list[Passkey], *, now: float) -> list[PasskeyView]:
     return [
         PasskeyView(
-            id=p.credential_id,
+            id=p.id,
             name=p.name,
             created=_absolute(p.created_at),
             created_iso=_iso(p.created_at),
