@@ -501,8 +501,10 @@ def test_the_token_flow_takes_a_passkey_too(client: TestClient) -> None:
     r = client.post("/auth/token", json={"email": EMAIL, "password": PASSWORD})
     assert r.status_code == 401 and r.json()["methods"] == ["passkey"]
     token = r.json()["mfa_token"]
-    options = login_options(client, json={"mfa_token": token})
-    r = second_step(client, token, laptop.get(options))
+    # A /auth/token client keeps no cookies: no CSRF token either.
+    no_csrf = {"x-csrf-token": "", "cookie": ""}
+    options = login_options(client, json={"mfa_token": token}, headers=no_csrf)
+    r = second_step(client, token, laptop.get(options), headers=no_csrf)
     assert r.status_code == 200 and "access_token" in r.json()
 
 
@@ -519,3 +521,45 @@ def test_mfa_reset_removes_passkeys(tmp_path: Path) -> None:
         assert stored(client, laptop.id) is None
         assert cli_json(data_dir, "users", "list")[0]["mfa"] == []
         assert login(client).status_code == 200
+
+
+def test_a_credential_registers_once_and_an_account_has_at_most_20(client: TestClient) -> None:
+    register(client)
+    login(client)
+    laptop = SoftAuthenticator(ORIGIN)
+    for i in range(2):
+        options = client.post("/auth/passkeys/register/options").json()
+        r = client.post("/auth/passkeys/register",
+                        json={"credential": laptop.create(options), "name": f"n{i}"})  # fmt: skip
+        assert r.status_code == (201 if i == 0 else 409), r.text
+    for _ in range(19):
+        options = client.post("/auth/passkeys/register/options").json()
+        credential = SoftAuthenticator(ORIGIN).create(options)
+        r = client.post("/auth/passkeys/register", json={"credential": credential, "name": "k"})
+        assert r.status_code == 201
+    assert len(client.get("/auth/passkeys").json()["passkeys"]) == 20
+    r = client.post("/auth/passkeys/register/options")
+    assert r.status_code == 409 and r.json()["error"] == "conflict"
+
+
+def test_any_instance_finishes_a_ceremony_another_began(tmp_path: Path) -> None:
+    """Two servers on one database: the challenge is in the shared store."""
+    with make_client(tmp_path, public_url=ORIGIN) as first:
+        laptop = enrol(first)
+        options = login_options(first)
+        with make_client(tmp_path, public_url=ORIGIN) as second:
+            r = passkey_login(second, laptop.get(options))
+            assert r.status_code == 200, r.text
+            assert second.get("/auth/me").status_code == 200
+            # And only once, whichever instance is asked.
+            first.post("/auth/logout")
+            assert passkey_login(first, laptop.get(options)).status_code == 401
+
+
+def test_passkey_sign_in_in_jwt_browser_mode(tmp_path: Path) -> None:
+    with make_client(tmp_path, public_url=ORIGIN, browser_mode="jwt") as client:
+        laptop = enrol(client)
+        r = passkey_login(client, laptop.get(login_options(client)))
+        assert r.status_code == 200, r.text
+        me = client.get("/auth/me")
+        assert me.status_code == 200 and me.json()["email"] == EMAIL

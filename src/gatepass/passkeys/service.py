@@ -303,9 +303,8 @@ class PasskeyService:
                             binding: str) -> Asserted:  # fmt: skip
         """Verify an assertion as ``user_id``'s second factor (UP enough)."""
         credential_id_of(credential)
-        owner, challenge = await self._take_challenge(credential, PURPOSE_MFA, binding)
-        if owner != user_id:
-            raise InvalidPasskey()
+        # The binding names the mfa_token, so the challenge is this user's.
+        _, challenge = await self._take_challenge(credential, PURPOSE_MFA, binding)
         return await self._verify(credential, challenge, user_id=user_id, require_uv=False)
 
     async def _verify(self, credential: object, challenge: bytes, *, user_id: str | None,

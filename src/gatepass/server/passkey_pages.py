@@ -46,7 +46,7 @@ async def remove_submit(request: Request) -> Response:
     if identity is None:
         return RedirectResponse(TO_ACCOUNT, status_code=303)
     parts = components(request)
-    await read_fields(request, parts.settings.max_body_bytes, allow_form=True)
+    await read_fields(request, parts.settings.max_body_bytes, allow_form=True, allow_empty=True)
     try:
         # Only a recent sign-in here: the form asks for nothing else.
         await reauthenticate(request, identity, {})
