@@ -11,12 +11,16 @@ token bound to its browser, and the form's CSRF check.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+import httpx
 import pyotp
 import pytest
 
@@ -96,6 +100,37 @@ def enrol_by_api(page: Page) -> tuple[str, list[str]]:
     return secret, done["recovery_codes"]
 
 
+def enrol(page: Page, site: Gatepass, *, screenshots: bool = False) -> tuple[str, list[str]]:
+    """Turn TOTP on through /account as a person would; the secret shown on the
+    page and the recovery codes."""
+    page.goto(f"{site.url}/account")
+    assert "Off." in page.inner_text("#mfa-heading + p")
+    page.click("button:has-text('Set up an authenticator app')")
+    page.wait_for_url(f"{site.url}/account/mfa/totp")
+    # The QR code is inline SVG drawn by the server; the key is there as text.
+    assert page.locator(".qr svg path").count() >= 1
+    secret = page.inner_text("code.secret").replace(" ", "")
+    assert len(secret) >= 16
+    if screenshots:
+        shoot(page, "mfa-setup")
+    with page.expect_navigation() as nav:
+        page.fill("input[name=code]", pyotp.TOTP(secret).now())
+        page.click("button:has-text('Turn on two-step verification')")
+    response = nav.value
+    assert response is not None and response.status == 200
+    assert response.headers["cache-control"] == "no-store"
+    codes = page.locator("ul.codes code").all_inner_texts()
+    assert len(codes) == 10
+    if screenshots:
+        shoot(page, "mfa-recovery-codes")
+    page.click("a:has-text('back to your account')")
+    page.wait_for_url(f"{site.url}/account")
+    assert "On:" in page.inner_text("#mfa-heading + p")
+    if screenshots:
+        shoot(page, "account-mfa")
+    return secret, codes
+
+
 def next_code(secret: str) -> str:
     """The next time step's code: later than any used so far, and within the window."""
     return pyotp.TOTP(secret).at(time.time() + 30)
@@ -137,7 +172,7 @@ def test_totp_sign_in_through_the_second_step_page(ctx: BrowserContext, site: Ga
     page = ctx.new_page()
     page.set_viewport_size(VIEWPORT)  # type: ignore[arg-type]
     email = register(page, site)
-    secret, _ = enrol_by_api(page)
+    secret, _ = enrol(page, site, screenshots=True)
     sign_out(page, site)
 
     password_step(page, site, email, next_path="/?from=second-step", remember=True)
@@ -162,7 +197,7 @@ def test_totp_sign_in_through_the_second_step_page(ctx: BrowserContext, site: Ga
 def test_a_recovery_code_signs_in_once(ctx: BrowserContext, site: Gatepass) -> None:
     page = ctx.new_page()
     email = register(page, site)
-    _, codes = enrol_by_api(page)
+    _, codes = enrol(page, site)
     sign_out(page, site)
 
     password_step(page, site, email)
@@ -286,3 +321,115 @@ def test_no_token_no_page_and_csrf_is_checked(ctx: BrowserContext, site: Gatepas
     assert enter_code(page, next_code(secret)) == 200
     assert page.url.startswith(f"{site.url}/login?restart=1")
     assert not signed_in(page)
+
+
+def test_new_codes_and_turning_off_from_the_account_page(
+    ctx: BrowserContext, site: Gatepass
+) -> None:
+    page = ctx.new_page()
+    register(page, site)
+    secret, codes = enrol(page, site)
+    # A wrong password is refused and changes nothing.
+    page.fill("#mfa_password", "not the password at all")
+    with page.expect_navigation() as nav:
+        page.click("button:has-text('New recovery codes')")
+    assert nav.value is not None and nav.value.status == 401
+    assert "not right" in page.content()
+    # With the password: ten new codes, the old ones void.
+    page.fill("#mfa_password", PASSWORD)
+    with page.expect_navigation() as nav:
+        page.click("button:has-text('New recovery codes')")
+    assert nav.value is not None and nav.value.status == 200
+    fresh = page.locator("ul.codes code").all_inner_texts()
+    assert len(fresh) == 10 and not set(fresh) & set(codes)
+    # Turning it off with a code from the app.
+    page.goto(f"{site.url}/account")
+    page.fill("#mfa_code", next_code(secret))
+    with page.expect_navigation() as nav:
+        page.click("button:has-text('Turn off two-step verification')")
+    assert nav.value is not None and nav.value.status == 200
+    assert "Two-step verification is off." in page.content()
+    status, factors = api(page, "GET", "/auth/mfa")
+    assert status == 200 and factors["totp"] is False and factors["recovery_codes_left"] == 0
+
+
+@pytest.fixture(scope="module", params=["session", "jwt"])
+def policy_site(request: pytest.FixtureRequest,
+                tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gatepass]:  # fmt: skip
+    tmp = tmp_path_factory.mktemp(f"mfa-policy-{request.param}")
+    with gatepass(
+        tmp, free_port(), GATEPASS_BROWSER_MODE=request.param, GATEPASS_REGISTRATION_LIMIT="0",
+        GATEPASS_MFA_REQUIRED_ROLES="admin,ops",
+    ) as served:  # fmt: skip
+        yield served
+
+
+def add_admin(site: Gatepass) -> str:
+    email = f"admin-{uuid.uuid4().hex[:8]}@example.com"
+    done = subprocess.run(
+        [sys.executable, "-m", "gatepass", "users", "add", email, "--password-stdin",
+         "--role", "admin"],
+        input=PASSWORD + "\n", capture_output=True, text=True, env=site.env, timeout=60,
+        cwd=Path(site.env["GATEPASS_DATA_DIR"]).parent,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return email
+
+
+def bearer(site: Gatepass, token: str, path: str) -> httpx.Response:
+    return httpx.get(f"{site.url}{path}", headers={"authorization": f"Bearer {token}"})
+
+
+def test_an_admin_without_a_factor_is_walked_through_enrolment(
+    ctx: BrowserContext, policy_site: Gatepass
+) -> None:
+    site = policy_site
+    email = add_admin(site)
+    page = ctx.new_page()
+    page.set_viewport_size(VIEWPORT)  # type: ignore[arg-type]
+    page.goto(f"{site.url}/login")
+    page.fill("input[name=email]", email)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("form[action='/login'] button[type=submit]")
+    # Signed in, but every page leads to the setup page...
+    page.wait_for_url(f"{site.url}/account/mfa/totp")
+    assert "Your role needs two-step verification" in page.content()
+    page.goto(f"{site.url}/account")
+    assert page.url == f"{site.url}/account/mfa/totp"
+    # ...and the API answers 403 mfa_enrollment_required but for enrolment.
+    assert api(page, "GET", "/auth/me")[0] == 200
+    assert api(page, "GET", "/auth/mfa")[0] == 200
+    status, body = api(page, "GET", "/auth/sessions")
+    assert (status, body["error"]) == (403, "mfa_enrollment_required")
+    status, body = api(page, "POST", "/auth/sessions/revoke-others")
+    assert (status, body["error"]) == (403, "mfa_enrollment_required")
+    status, body = api(page, "GET", "/auth/verify")
+    assert (status, body["error"]) == (403, "mfa_enrollment_required")  # forward auth too
+    # A Bearer token from /auth/token is confined the same way.
+    token = httpx.post(f"{site.url}/auth/token", json={"email": email, "password": PASSWORD})
+    assert token.status_code == 200, token.text
+    one_factor = token.json()["access_token"]
+    assert bearer(site, one_factor, "/auth/me").status_code == 200
+    r = bearer(site, one_factor, "/auth/sessions")
+    assert (r.status_code, r.json()["error"]) == (403, "mfa_enrollment_required")
+
+    # Enrolment through the pages; this browser's login then carries the factor.
+    page.click("button:has-text('Set up an authenticator app')")
+    page.wait_for_url(f"{site.url}/account/mfa/totp")
+    secret = page.inner_text("code.secret").replace(" ", "")
+    page.fill("input[name=code]", pyotp.TOTP(secret).now())
+    page.click("button:has-text('Turn on two-step verification')")
+    assert len(page.locator("ul.codes code").all_inner_texts()) == 10
+    page.click("a:has-text('back to your account')")
+    page.wait_for_url(f"{site.url}/account")
+    assert api(page, "GET", "/auth/sessions")[0] == 200
+    assert api(page, "GET", "/auth/verify")[0] == 200
+    # The old one-factor token now has to sign in again, with the second step.
+    r = bearer(site, one_factor, "/auth/sessions")
+    assert (r.status_code, r.json()["error"]) == (403, "insufficient_user_authentication")
+    first = httpx.post(f"{site.url}/auth/token", json={"email": email, "password": PASSWORD})
+    assert first.status_code == 401 and first.json()["error"] == "mfa_required"
+    second = httpx.post(f"{site.url}/auth/mfa/verify", json={
+        "mfa_token": first.json()["mfa_token"], "code": next_code(secret)})  # fmt: skip
+    assert second.status_code == 200, second.text
+    assert bearer(site, second.json()["access_token"], "/auth/sessions").status_code == 200

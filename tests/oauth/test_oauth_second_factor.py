@@ -8,8 +8,10 @@ Linking a provider while signed in is not a sign-in and needs no code.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import httpx
 import pyotp
@@ -17,6 +19,7 @@ import pytest
 
 from tests.oauth.conftest import Gatepass, OpenIDProvider, gatepass, node_provider_env
 from tests.oauth.harness import TX_COOKIE, Browser, _form, location, play_user
+from tests.oauth.test_browser_oidc import chromium  # noqa: F401  # the fixture
 from tests.oauth.test_oidc_flow import (
     authorize,
     callback_prefix,
@@ -24,6 +27,9 @@ from tests.oauth.test_oidc_flow import (
     register_and_login,
     unique,
 )
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser as ChromiumBrowser
 
 MFA_COOKIE = "__Host-gatepass-mfa"
 
@@ -111,3 +117,38 @@ def test_a_provider_sign_in_goes_through_the_second_step(
     finally:
         other.close()
     assert "mfa_token" not in server.log_text()
+
+
+@pytest.mark.browser
+def test_the_second_step_after_a_provider_in_chromium(
+    server: Gatepass,
+    browser: Browser,
+    chromium: ChromiumBrowser,  # noqa: F811  # the imported fixture
+) -> None:
+    """The token cookie is set on the callback of a cross-site redirect chain
+    (provider on localhost, gatepass on 127.0.0.1) and must reach the page."""
+    local_id = register_and_login(browser, server, f"{unique()}@example.com")
+    secret = turn_totp_on(browser, server)
+    login = unique("chromium-mfa")
+    assert browser.get(authorize(browser, server, login)).status_code == 302  # linked
+    context = chromium.new_context()
+    try:
+        page = context.new_page()
+        page.goto(f"{server.url}/login?next=%2F%3Fvia%3Dchromium")
+        page.get_by_role("link", name="Sign in with Node OP").click()
+        page.wait_for_url(re.compile(r"^http://localhost:\d+/interaction/"))
+        page.fill("input[name=login]", login)
+        page.fill("input[name=password]", "anything")
+        page.locator("button[type=submit]").first.click()
+        page.wait_for_selector("input[name=prompt][value=consent]", state="attached")
+        page.locator("button[type=submit]").first.click()  # consent
+        page.wait_for_url(re.compile(re.escape(f"{server.url}/login/second-step")), timeout=15000)
+        names = {c["name"] for c in context.cookies(server.url)}
+        assert MFA_COOKIE in names and "__Host-gatepass" not in names
+        page.fill("input[name=code]", pyotp.TOTP(secret).at(time.time() + 30))
+        page.click("form[action='/login/second-step'] button[type=submit]")
+        page.wait_for_url(f"{server.url}/?via=chromium")
+        me_now = page.evaluate("async () => (await fetch('/auth/me')).json()")
+        assert me_now["id"] == local_id
+    finally:
+        context.close()

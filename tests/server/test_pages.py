@@ -170,6 +170,7 @@ def test_account_shows_devices_times_and_distinct_buttons(tmp_path: Path) -> Non
         buttons = re.findall(r"<button[^>]*>([^<]+)</button>", page.text)
         assert sorted(set(buttons)) == [
             "Add a passkey", "Change password", "Mail me a new link",
+            "Set up an authenticator app",
             "Sign out", "Sign out everywhere else", "Sign out of this device",
         ]
         assert buttons.count("Sign out") == 1

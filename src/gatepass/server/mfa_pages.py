@@ -194,10 +194,11 @@ async def _setup_form(request: Request, identity: Identity, message: str = "", *
     )  # fmt: skip
 
 
-def _codes_page(request: Request, codes: list[str], title: str) -> Response:
+def _codes_page(request: Request, codes: list[str], title: str, *,
+                replaced: bool = False) -> Response:  # fmt: skip
     """The recovery codes, shown this once (never cached, never shown again)."""
     return render(request, "mfa_codes.html", title, headers={"pragma": "no-cache"},
-                  codes=codes, narrow=True)  # fmt: skip
+                  codes=codes, replaced=replaced, narrow=True)  # fmt: skip
 
 
 async def setup_start(request: Request) -> Response:
@@ -299,7 +300,7 @@ async def recovery_submit(request: Request) -> Response:
     except Conflict:
         return await account_page(request, identity, "Turn two-step verification on first.",
                                   status=409)  # fmt: skip
-    return _codes_page(request, codes, "New recovery codes")
+    return _codes_page(request, codes, "New recovery codes", replaced=True)
 
 
 routes = [

@@ -30,6 +30,7 @@ from gatepass.errors import (
 )
 from gatepass.oauth.transaction import TRANSACTION_COOKIE, TRANSACTION_TTL
 from gatepass.server.components import components
+from gatepass.server.mfa_policy import SETUP_PAGE, enrolment_required
 from gatepass.server.rendering import error_page
 from gatepass.server.second_step import page_second_step
 from gatepass.server.signin import sign_in
@@ -98,7 +99,8 @@ async def callback(request: Request) -> Response:
         reason = exc.reason if isinstance(exc, OAuthFailed) else exc.code
         logger.warning("OAuth callback via %r refused: %s", name, reason)
         return _failure(request, exc)
-    response = RedirectResponse(tx.next_path, status_code=302, headers=NO_STORE)
+    target = SETUP_PAGE if enrolment_required(request) else tx.next_path
+    response = RedirectResponse(target, status_code=302, headers=NO_STORE)
     response.headers.append("set-cookie", TRANSACTION_COOKIE.deletion_header())
     return response
 

@@ -1207,7 +1207,12 @@ def _document() -> Schema:
             "title": "gatepass",
             "version": gatepass.__version__,
             "description": "Sessions, tokens and login: the JSON API of `gatepass serve`.  "
-            'Errors are `{"error": "<code>", "detail": "<human text>"}`.',
+            'Errors are `{"error": "<code>", "detail": "<human text>"}`.  '
+            "With `GATEPASS_MFA_REQUIRED_ROLES`, a login of such a role without a second "
+            "factor gets 403 `mfa_enrollment_required` from every operation but "
+            "`/auth/me`, `/auth/logout`, `/auth/csrf`, `/auth/refresh`, the sign-in "
+            "operations and TOTP enrolment (`/auth/mfa`, `/auth/mfa/totp/setup`, "
+            "`/auth/mfa/totp/qr.svg`, `/auth/mfa/totp/confirm`).",
         },
         "paths": _paths(),
         "components": {

@@ -36,6 +36,7 @@ from gatepass.server.account_api import send_verification
 from gatepass.server.bodies import bool_field, read_fields, string_field
 from gatepass.server.components import components
 from gatepass.server.devices import present_logins
+from gatepass.server.mfa_policy import SETUP_PAGE, enrolment_required
 from gatepass.server.oauth_routes import linked_providers, offered_providers
 from gatepass.server.passkey_views import present_passkeys
 from gatepass.server.rendering import error_page, render
@@ -119,6 +120,8 @@ async def login_submit(request: Request) -> Response:
     if second is not None:  # no login until the second factor is in
         return second
     await sign_in(request, user, amr=(AMR_PASSWORD,), remember=remember)
+    if enrolment_required(request):  # straight to the setup page, even for an app's URL
+        return RedirectResponse(SETUP_PAGE, status_code=303)
     return RedirectResponse(next_path, status_code=303)
 
 
@@ -220,6 +223,7 @@ async def account_page(
         can_unlink=user.password_hash is not None or len(linked) > 1,
         verification_on=parts.settings.email_verification != "off",
         min_password=MIN_PASSWORD_LENGTH, max_password=MAX_PASSWORD_LENGTH,
+        factors=await parts.mfa.factors(identity.user_id),
     )  # fmt: skip
 
 
