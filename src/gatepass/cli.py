@@ -156,7 +156,7 @@ def _parser() -> argparse.ArgumentParser:
         dest="action", required=True
     )
     mfa.add_parser(
-        "reset", help="remove a user's second factors and end every login"
+        "reset", help="remove a user's second factors (passkeys too) and end every login"
     ).add_argument("email")
     return parser
 
@@ -209,10 +209,10 @@ async def _run_admin(args: argparse.Namespace, settings: Settings) -> None:
         elif cmd == "users" and action == "list":
             listed = []
             for u in await accounts.users.list(limit=100_000):
-                factors = await parts.mfa.factors(u.id)
+                methods = await parts.mfa.methods(u.id)
                 listed.append({
                     "id": u.id, "email": u.email, "roles": list(u.roles), "disabled": u.disabled,
-                    "email_verified": u.email_verified, "mfa": list(factors.methods),
+                    "email_verified": u.email_verified, "mfa": list(methods),
                 })  # fmt: skip
             _print(listed)
         elif cmd == "users" and action == "disable":

@@ -273,6 +273,23 @@ class InvalidCode(NotAuthenticated):
     default_detail = "The code is invalid or has already been used."
 
 
+class InvalidPasskey(NotAuthenticated):
+    """A passkey assertion that does not sign in: unknown credential, a challenge
+    that is unknown, used, expired or another client's, a wrong origin or RP ID,
+    a bad signature, missing user verification, or a counter gone backwards."""
+
+    code = "invalid_passkey"
+    default_detail = "The passkey could not be verified; please try again."
+
+
+class PasskeyRejected(InvalidRequest):
+    """A passkey registration that does not verify (400: the signed-in user
+    stays signed in; the same failure causes as :class:`InvalidPasskey`)."""
+
+    code = "invalid_passkey"
+    default_detail = "The passkey could not be registered; please try again."
+
+
 class InsufficientAuthentication(PermissionDenied):
     """Signed in, but not recently enough or without a second factor (RFC 9470's
     ``insufficient_user_authentication``).  403, not 401: the login is good and a

@@ -118,7 +118,8 @@ def test_enrol_and_sign_in_with_totp_on_every_store(store_client: TestClient) ->
     assert r.headers["cache-control"] == "no-store"
     assert client.get("/auth/me").status_code == 200
     state = client.get("/auth/mfa").json()
-    assert state == {"totp": True, "recovery_codes_left": 10, "methods": ["totp", "recovery_code"]}
+    assert state == {"totp": True, "recovery_codes_left": 10, "passkeys": 0,
+                     "methods": ["totp", "recovery_code"]}  # fmt: skip
     [login] = client.get("/auth/sessions").json()
     assert login["current"] and login["kind"] == "session"
     # The session records how and when the user signed in.
@@ -307,7 +308,7 @@ def test_turning_totp_off_needs_reauthentication(client: TestClient, clock: Cloc
     r = client.request("DELETE", "/auth/mfa/totp", json={"code": code(secret, clock)})
     assert r.status_code == 204
     assert client.get("/auth/mfa").json() == {"totp": False, "recovery_codes_left": 0,
-                                              "methods": []}  # fmt: skip
+                                              "passkeys": 0, "methods": []}  # fmt: skip
     client.post("/auth/logout")
     assert login_response(client).status_code == 200  # one step again
 

@@ -36,18 +36,21 @@ from gatepass.server import (
     oauth_routes,
     openapi,
     pages,
+    passkey_pages,
+    passkey_routes,
     token_api,
 )
 from tests.server.conftest import make_client
 
 #: Modules whose routes answer JSON: each must be in the document.
 JSON_MODULES = {
-    m.__name__ for m in (api, token_api, forward_auth, mfa_routes, account_api, openapi)
+    m.__name__
+    for m in (api, token_api, forward_auth, mfa_routes, passkey_routes, account_api, openapi)
 }
 #: Modules whose routes are not the JSON API: the HTML pages, and the OAuth
 #: start/callback redirects (302s a browser follows).  A route from any other
 #: module fails the test until someone decides which kind it is.
-OTHER_MODULES = {m.__name__ for m in (pages, account_pages, mfa_pages, oauth_routes)}
+OTHER_MODULES = {m.__name__ for m in (pages, account_pages, mfa_pages, oauth_routes, passkey_pages)}
 METHODS = {"get", "post", "put", "patch", "delete"}
 
 

@@ -169,7 +169,7 @@ def test_account_shows_devices_times_and_distinct_buttons(tmp_path: Path) -> Non
         assert words.count("Signed in ") >= 2 and "Last active" in words
         buttons = re.findall(r"<button[^>]*>([^<]+)</button>", page.text)
         assert sorted(set(buttons)) == [
-            "Change email address", "Change password", "Mail me a new link",
+            "Add a passkey", "Change email address", "Change password", "Mail me a new link",
             "Set up an authenticator app",
             "Sign out", "Sign out everywhere else", "Sign out of this device",
         ]
@@ -189,7 +189,11 @@ def test_favicon_and_stylesheet(client: TestClient) -> None:
     css = client.get("/static/gatepass.css")
     assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
     assert client.get("/static/../server/settings.py").status_code == 404
-    assert "style=" not in page.text and "<script" not in page.text and "<style" not in page.text
+    assert "style=" not in page.text and "<style" not in page.text
+    # Script only as static files (passkeys.js), never inline.
+    assert re.findall(r"<script[^>]*>[^<]*</script>", page.text) == [
+        '<script src="/static/passkeys.js" defer></script>'
+    ]
 
 
 def test_404_is_html_for_browsers_and_json_for_the_rest(client: TestClient) -> None:

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from gatepass.mfa.store import FactorStore
     from gatepass.oauth.identities import IdentityStore
     from gatepass.onetime.store import OneTimeTokenStore
+    from gatepass.passkeys.store import PasskeyStore
     from gatepass.sessions.store import SessionStore
     from gatepass.throttle.store import ThrottleStore
     from gatepass.tokens.refresh import RefreshStore
@@ -88,6 +89,13 @@ STORES: dict[str, dict[Backend, str]] = {
         "redis": "gatepass.mfa.redis:RedisFactorStore",
         "postgres": "gatepass.mfa.postgres:PostgresFactorStore",
         "mongodb": "gatepass.mfa.mongodb:MongoFactorStore",
+    },
+    "passkey store": {
+        "memory": "gatepass.passkeys.memory:MemoryPasskeyStore",
+        "sqlite": "gatepass.passkeys.sql:SQLitePasskeyStore",
+        "redis": "gatepass.passkeys.redis:RedisPasskeyStore",
+        "postgres": "gatepass.passkeys.postgres:PostgresPasskeyStore",
+        "mongodb": "gatepass.passkeys.mongodb:MongoPasskeyStore",
     },
 }
 
@@ -176,3 +184,4 @@ open_one_time_token_store: Callable[[str], Awaitable[OneTimeTokenStore]] = _open
 )
 open_identity_store: Callable[[str], Awaitable[IdentityStore]] = _opener("identity store")
 open_factor_store: Callable[[str], Awaitable[FactorStore]] = _opener("factor store")
+open_passkey_store: Callable[[str], Awaitable[PasskeyStore]] = _opener("passkey store")

@@ -24,13 +24,16 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gatepass.errors import Conflict, InvalidCode, InvalidMFAToken, InvalidRequest
 from gatepass.mfa import totp
 from gatepass.mfa.crypto import SecretBox, SecretUnreadable
 from gatepass.mfa.store import MAX_ATTEMPTS, Challenge, Factors, FactorStore
 from gatepass.throttle import LoginThrottle
+
+if TYPE_CHECKING:
+    from gatepass.passkeys.service import PasskeyService
 
 logger = logging.getLogger("gatepass.mfa")
 
@@ -85,12 +88,18 @@ class MFAService:
     challenge_ttl: float = 300.0
     max_attempts: int = MAX_ATTEMPTS
     clock: Callable[[], float] = field(default=time.time)
+    #: Passkeys, a second factor too (and a way in on their own).
+    passkeys: PasskeyService | None = None
 
     async def factors(self, user_id: str) -> Factors:
         return await self.store.get(user_id)
 
     async def methods(self, user_id: str) -> tuple[str, ...]:
-        return (await self.store.get(user_id)).methods
+        """What the second step accepts for the user; empty: no second step."""
+        methods = (await self.store.get(user_id)).methods
+        if self.passkeys is not None and await self.passkeys.count(user_id):
+            methods = (*methods, "passkey")
+        return methods
 
     # -- enrolment ---------------------------------------------------------
 
@@ -152,8 +161,11 @@ class MFAService:
         return codes
 
     async def reset(self, user_id: str) -> bool:
-        """Remove every factor (admin)."""
-        return await self.store.reset(user_id)
+        """Remove every factor, passkeys included (admin)."""
+        removed = await self.store.reset(user_id)
+        if self.passkeys is not None and await self.passkeys.reset(user_id):
+            removed = True
+        return removed
 
     # -- verification ------------------------------------------------------
 
@@ -238,6 +250,29 @@ class MFAService:
         first = tuple(str(a) for a in challenge.data.get("amr", [AMR_PASSWORD]))
         return Passed(challenge, tuple(dict.fromkeys((*first, *amr))))
 
+    async def passkey_options(self, token: str, challenge: Challenge) -> dict[str, Any]:
+        """Options for answering the challenge behind ``token`` with a passkey."""
+        return await self._passkeys().second_factor_options(
+            challenge.user_id, binding=_passkey_binding(token, challenge)
+        )
+
+    async def finish_with_passkey(
+        self, token: str, challenge: Challenge, credential: object
+    ) -> Passed:
+        """:meth:`finish` with a passkey assertion instead of a code."""
+        asserted = await self._passkeys().second_factor(
+            challenge.user_id, credential, binding=_passkey_binding(token, challenge)
+        )
+        if not await self.store.take_challenge(token_hash(token)):
+            raise InvalidMFAToken()  # used by a concurrent request
+        first = tuple(str(a) for a in challenge.data.get("amr", [AMR_PASSWORD]))
+        return Passed(challenge, tuple(dict.fromkeys((*first, *asserted.amr, AMR_MFA))))
+
+    def _passkeys(self) -> PasskeyService:
+        if self.passkeys is None:
+            raise InvalidRequest("Passkeys are not available here.")
+        return self.passkeys
+
     # -- helpers -----------------------------------------------------------
 
     def _open(self, sealed: str, user_id: str) -> str:
@@ -261,6 +296,11 @@ class MFAService:
     async def _succeeded(self, user_id: str, ip: str | None) -> None:
         if self.throttle is not None:
             await self.throttle.success(user_id, ip)
+
+
+def _passkey_binding(token: str, challenge: Challenge) -> str:
+    """A second-factor passkey challenge is bound to the client and to this mfa_token."""
+    return f"{challenge.client}:{token_hash(token)}"
 
 
 def _code(value: object) -> str:

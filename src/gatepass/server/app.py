@@ -22,6 +22,8 @@ from gatepass.server import (
     oauth_routes,
     openapi,
     pages,
+    passkey_pages,
+    passkey_routes,
     token_api,
 )
 from gatepass.server.components import Components
@@ -71,12 +73,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
             *api.routes,
             *token_api.routes,
             *mfa_routes.routes,
+            *passkey_routes.routes,
             *forward_auth.routes,
             *oauth_routes.routes,
             *account_api.routes,
             *openapi.routes,
             *pages.routes,
             *account_pages.routes,
+            *passkey_pages.routes,
             *mfa_pages.routes,
         ],
         exception_handlers={HTTPException: http_error},
@@ -86,7 +90,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
     # The token endpoints take their credential in the body, never a cookie;
     # browsers that ask for HTML get error pages, not JSON.
     layers = Layers(
-        csrf_exempt=tuple(token_api.CSRF_EXEMPT | mfa_routes.CSRF_EXEMPT),
+        csrf_exempt=tuple(
+            token_api.CSRF_EXEMPT | mfa_routes.CSRF_EXEMPT | passkey_routes.CSRF_EXEMPT
+        ),
         error_pages=_error_renderer,
     )
     app.state.gatepass = Gatepass(settings, layers=layers).install(app)

@@ -6,6 +6,7 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 import jinja2
 from starlette.requests import Request
@@ -20,6 +21,7 @@ from gatepass.drivers.opener import (
     open_factor_store,
     open_identity_store,
     open_one_time_token_store,
+    open_passkey_store,
 )
 from gatepass.errors import ConfigurationError
 from gatepass.forward_auth.source import RulesSource
@@ -30,6 +32,7 @@ from gatepass.mfa.service import MFAService
 from gatepass.oauth import service_class
 from gatepass.oauth.config import load_providers
 from gatepass.onetime import OneTimeTokens
+from gatepass.passkeys.service import PasskeyService
 from gatepass.redirects import safe_next_url
 from gatepass.server.keys import KeyRingSource
 from gatepass.server.secret_key import load_secrets
@@ -117,6 +120,8 @@ class Components:
     page_templates: Jinja2Templates
     #: Second factors and the two-step sign-in.
     mfa: MFAService
+    #: Passkeys (WebAuthn): registration, sign-in alone, second factor.
+    passkeys: PasskeyService
     #: The CSRF cookie: ``__Host-`` by default, ``__Secure-`` with a Domain
     #: in cookie domain mode (single sign-on across subdomains).
     csrf_cookie: CookieSpec = CSRF_COOKIE
@@ -188,6 +193,17 @@ class Components:
             roles_loader=users_roles(users),
             verified_loader=users_verified(users),
         )
+        # Reset and verification links, and passkey ceremonies' challenges:
+        # account data, beside the users and their second factors (the
+        # database URL).
+        one_time = await open_one_time_token_store(settings.database_url)
+        passkeys = PasskeyService(
+            # Credentials are account data too.
+            store=await open_passkey_store(settings.database_url),
+            challenges=one_time,
+            rp_id=urlsplit(settings.public_url).hostname or "",
+            origin=own_origin,
+        )
         mfa = MFAService(
             # Factors are account data: they live beside the users.
             store=await open_factor_store(settings.database_url),
@@ -195,6 +211,7 @@ class Components:
             # Wrong codes count like wrong passwords, in counters of their own.
             throttle=LoginThrottle(throttle.store, namespace="mfa"),
             issuer=origin_of(settings.public_url) or "gatepass",
+            passkeys=passkeys,
         )
         oauth = None
         providers = load_providers(settings.extra, settings.oauth_config)
@@ -230,9 +247,7 @@ class Components:
             Outbox(settings.data_dir / "outbox"), smtp, retry_delays=settings.mail_retry_delays
         )
         links = OneTimeTokens(
-            # Account data, beside the users and their second factors (the
-            # database URL).
-            await open_one_time_token_store(settings.database_url),
+            one_time,
             reset_ttl=settings.reset_token_ttl,
             verify_ttl=settings.verification_token_ttl,
         )
@@ -265,6 +280,7 @@ class Components:
             csrf_cookie=csrf_cookie,
             rules=rules,
             mfa=mfa,
+            passkeys=passkeys,
             oauth=oauth,
         )
 
@@ -278,5 +294,6 @@ class Components:
             await self.accounts.throttle.store.close()
         await self.sessions.store.close()
         await self.mfa.store.close()
+        await self.passkeys.store.close()
         await self.accounts.users.close()
         self.accounts.hasher.close()

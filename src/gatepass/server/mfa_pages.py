@@ -22,6 +22,7 @@ sign-in within the last 5 minutes: the API's rule
 
 from __future__ import annotations
 
+import json
 from urllib.parse import quote
 
 from markupsafe import Markup
@@ -38,6 +39,7 @@ from gatepass.errors import (
     InvalidCode,
     InvalidCredentials,
     InvalidMFAToken,
+    InvalidPasskey,
     InvalidRequest,
     RateLimited,
 )
@@ -53,6 +55,7 @@ from gatepass.server.second_step import MFA_COOKIE, client_of, held_challenge
 from gatepass.server.signin import renew_with_factor, sign_in
 
 WRONG_CODE = "That code is not right, or it was already used. Try the next code."
+PASSKEY_FAILED = "That passkey could not be verified. Try again."
 
 
 def _form(
@@ -93,6 +96,8 @@ async def second_step_submit(request: Request) -> Response:
     if held is None:
         return _restart(request, form_next)
     methods, token = held
+    if "passkey" in methods and isinstance(fields.get("passkey"), str) and fields["passkey"]:
+        return await _passkey_submit(request, methods, token, fields["passkey"], form_next)
     code = fields.get("code")
     if not isinstance(code, str) or not code.strip() or len(code) > MAX_CODE_LENGTH:
         # Nothing to check: no attempt is spent on an empty form.
@@ -113,6 +118,36 @@ async def second_step_submit(request: Request) -> Response:
             status=429, headers={"retry-after": str(exc.retry_after)},
         )  # fmt: skip
     except InvalidMFAToken:  # taken by a concurrent request
+        return _restart(request, next_path)
+    user = await parts.accounts.users.get(challenge.user_id)
+    if user is None or user.disabled:
+        return _restart(request, next_path)
+    await sign_in(request, user, amr=passed.amr, remember=challenge.data.get("remember") is True)
+    response = RedirectResponse(next_path, status_code=303)
+    response.headers.append("set-cookie", MFA_COOKIE.deletion_header())
+    return response
+
+
+async def _passkey_submit(request: Request, methods: tuple[str, ...], token: str, raw: str,
+                          form_next: str) -> Response:  # fmt: skip
+    """The second step answered with a passkey (the assertion passkeys.js put
+    in the form): the rules of ``POST /auth/mfa/verify`` with ``passkey``."""
+    parts = components(request)
+    try:
+        credential = json.loads(raw)
+    except ValueError:
+        return _form(request, methods, form_next, PASSKEY_FAILED, status=400)
+    try:
+        challenge = await parts.mfa.attempt(token, client=client_of(request))
+    except InvalidMFAToken:
+        return _restart(request, form_next)
+    saved_next = challenge.data.get("next")
+    next_path = parts.safe_next(saved_next if isinstance(saved_next, str) else None)
+    try:
+        passed = await parts.mfa.finish_with_passkey(token, challenge, credential)
+    except (InvalidPasskey, InvalidRequest):
+        return _form(request, methods, next_path, PASSKEY_FAILED, status=401)
+    except InvalidMFAToken:
         return _restart(request, next_path)
     user = await parts.accounts.users.get(challenge.user_id)
     if user is None or user.disabled:

@@ -7,7 +7,8 @@
   authenticated within the last 5 minutes.
 * ``POST /auth/mfa/recovery-codes``: ten new codes (the same re-authentication).
 * ``GET /auth/mfa``: which factors are on.
-* ``POST /auth/mfa/verify`` ``{mfa_token, code}``: the second step of
+* ``POST /auth/mfa/verify`` ``{mfa_token, code}`` or ``{mfa_token, passkey}``
+  (an assertion for options from ``POST /auth/passkeys/login/options``): the second step of
   ``/auth/login`` or ``/auth/token``, answering exactly as that first step
   would have.  It is CSRF-exempt in the middleware and runs the CSRF checks
   itself when the first step was ``/auth/login`` (SPEC: "exactly when the
@@ -58,12 +59,14 @@ async def _user(request: Request, user_id: str) -> User:
 
 async def status(request: Request) -> Response:
     identity = await require_user(request)
-    factors = await components(request).mfa.factors(identity.user_id)
+    parts = components(request)
+    factors = await parts.mfa.factors(identity.user_id)
     return JSONResponse(
         {
             "totp": factors.totp_enabled,
             "recovery_codes_left": factors.recovery_codes_left,
-            "methods": list(factors.methods),
+            "passkeys": await parts.passkeys.count(identity.user_id),
+            "methods": list(await parts.mfa.methods(identity.user_id)),
         },
         headers=NO_STORE,
     )
@@ -162,12 +165,16 @@ async def verify(request: Request) -> Response:
     parts = components(request)
     fields = await read_fields(request, parts.settings.max_body_bytes)
     token = string_field(fields, "mfa_token")
-    code = string_field(fields, "code")
+    passkey = fields.get("passkey")
+    code = "" if passkey is not None else string_field(fields, "code")
     challenge = await parts.mfa.attempt(token, client=client_of(request))
     if challenge.kind == "login":
         # The browser first step needed CSRF; so does its second.
         await enforce_csrf(request)
-    passed = await parts.mfa.finish(token, challenge, code, ip=client_ip(request.scope))
+    if passkey is not None:
+        passed = await parts.mfa.finish_with_passkey(token, challenge, passkey)
+    else:
+        passed = await parts.mfa.finish(token, challenge, code, ip=client_ip(request.scope))
     user = await parts.accounts.users.get(challenge.user_id)
     if user is None or user.disabled:
         raise InvalidMFAToken()
@@ -305,11 +312,15 @@ api_docs = apidoc.ApiDocs(
     schemas={
         "MFAStatus": {
             "type": "object",
-            "required": ["totp", "recovery_codes_left", "methods"],
+            "required": ["totp", "recovery_codes_left", "passkeys", "methods"],
             "properties": {
                 "totp": {"type": "boolean"},
                 "recovery_codes_left": {"type": "integer", "minimum": 0},
-                "methods": {"type": "array", "items": {"enum": ["totp", "recovery_code"]}},
+                "passkeys": {"type": "integer", "minimum": 0},
+                "methods": {
+                    "type": "array",
+                    "items": {"enum": ["totp", "recovery_code", "passkey"]},
+                },
             },
             "additionalProperties": False,
         },
@@ -352,7 +363,9 @@ api_docs = apidoc.ApiDocs(
         },
         "MFAVerify": {
             "type": "object",
-            "required": ["mfa_token", "code"],
+            "required": ["mfa_token"],
+            "description": "`code`, or `passkey` (an assertion for the options of "
+            "`POST /auth/passkeys/login/options` with this `mfa_token`).",
             "properties": {
                 "mfa_token": {"type": "string", "minLength": 1},
                 "code": {
@@ -361,6 +374,7 @@ api_docs = apidoc.ApiDocs(
                     "maxLength": 64,
                     "description": "A TOTP code or a recovery code.",
                 },
+                "passkey": ref("PasskeyCredential"),
             },
         },
     },

@@ -38,6 +38,7 @@ from gatepass.server.components import components
 from gatepass.server.devices import present_logins
 from gatepass.server.mfa_policy import SETUP_PAGE, enrolment_required
 from gatepass.server.oauth_routes import linked_providers, offered_providers
+from gatepass.server.passkey_views import present_passkeys
 from gatepass.server.rendering import error_page, render
 from gatepass.server.second_step import page_second_step
 from gatepass.server.signin import sign_in, sign_out
@@ -192,6 +193,8 @@ async def account(request: Request) -> Response:
     identity = await current_user(request)
     if identity is None:
         return RedirectResponse("/login?next=" + quote("/account", safe=""), status_code=303)
+    if request.query_params.get("passkey") == "added":  # back from passkeys.js
+        return await account_page(request, identity, "Your passkey is added.", ok=True)
     return await account_page(request, identity)
 
 
@@ -211,9 +214,11 @@ async def account_page(
         now=parts.sessions.clock(),
     )  # fmt: skip
     linked, linkable = await linked_providers(request, identity.user_id)
+    passkeys = present_passkeys(await parts.passkeys.passkeys(user.id), now=parts.sessions.clock())
     return render(
         request, "account.html", "Your account", status,
         user=user, logins=logins, message=message or None, message_ok=ok,
+        passkeys=passkeys, passkey_suggestion=f"Passkey {len(passkeys) + 1}",
         providers_enabled=parts.oauth is not None, linked=linked, linkable=linkable,
         can_unlink=user.password_hash is not None or len(linked) > 1,
         verification_on=parts.settings.email_verification != "off",

@@ -1,0 +1,1 @@
+"""Passkeys (WebAuthn): credentials, their stores and the ceremonies."""
