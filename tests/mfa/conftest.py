@@ -2,14 +2,13 @@
 
 As in tests/tokens_store/conftest.py: one fixture parametrised over memory,
 SQLite (a file in tmp_path), Redis, a real Redis Cluster and PostgreSQL.
-``open_again`` opens a second store on the same data: another server
+``backend.open()`` opens a further store on the same data: another server
 process, or the same one after a restart.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -21,30 +20,7 @@ from gatepass.mfa.postgres import PostgresFactorStore
 from gatepass.mfa.redis import RedisFactorStore
 from gatepass.mfa.sql import SQLiteFactorStore
 from gatepass.mfa.store import FactorStore
-
-BACKENDS = [
-    "memory",
-    "sqlite",
-    pytest.param("redis", marks=pytest.mark.redis),
-    pytest.param("redis-cluster", marks=[pytest.mark.redis, pytest.mark.slow]),
-    pytest.param("postgres", marks=pytest.mark.postgres),
-]
-
-
-@dataclass
-class Backend:
-    name: str
-    _open: Callable[[], Awaitable[FactorStore]]
-    opened: list[FactorStore] = field(default_factory=list)
-
-    @property
-    def persistent(self) -> bool:
-        return self.name != "memory"
-
-    async def open_again(self) -> FactorStore:
-        store = await self._open()
-        self.opened.append(store)
-        return store
+from tests.backends import BACKENDS, Backend, backend_of, service_for
 
 
 @pytest.fixture(params=BACKENDS)
@@ -55,21 +31,13 @@ def backend_name(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def service(backend_name: str, request: pytest.FixtureRequest) -> tuple[str, str]:
-    if backend_name == "redis-cluster":
-        return request.getfixturevalue("redis_cluster_url"), request.getfixturevalue(
-            "redis_prefix"
-        )
-    if backend_name == "redis":
-        return request.getfixturevalue("redis_url"), request.getfixturevalue("redis_prefix")
-    if backend_name == "postgres":
-        return request.getfixturevalue("postgres_url"), ""
-    return "", ""
+    return service_for(backend_name, request)
 
 
 @pytest.fixture
 async def backend(
     backend_name: str, service: tuple[str, str], tmp_path: Path
-) -> AsyncIterator[Backend]:
+) -> AsyncIterator[Backend[FactorStore]]:
     url, prefix = service
     open_store: Callable[[], Awaitable[FactorStore]]
     if backend_name == "memory":
@@ -93,18 +61,10 @@ async def backend(
         async def open_store() -> FactorStore:
             return PostgresFactorStore(PostgresPool(url))
 
-    b = Backend(backend_name, open_store)
-    try:
-        yield b
-    finally:
-        for store in b.opened:
-            if isinstance(store, RedisFactorStore):
-                keys = [k async for k in store.client.scan_iter(match=f"{prefix}*")]
-                for key in keys:  # one by one: a cluster refuses cross-slot DEL
-                    await store.client.delete(key)
-            await store.close()
+    async with backend_of(backend_name, open_store, prefix) as made:
+        yield made
 
 
 @pytest.fixture
-async def store(backend: Backend) -> FactorStore:
-    return await backend.open_again()
+async def store(backend: Backend[FactorStore]) -> FactorStore:
+    return await backend.open()

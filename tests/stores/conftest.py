@@ -22,6 +22,7 @@ from gatepass.stores.postgres import PostgresSessionStore
 from gatepass.stores.redis import RedisSessionStore
 from gatepass.stores.redis_cache import CachingRedisSessionStore
 from gatepass.stores.sqlite import SQLiteSessionStore
+from tests.backends import service_for
 
 BACKENDS = [
     "memory",
@@ -117,21 +118,7 @@ def backend_name(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def service(backend_name: str, request: pytest.FixtureRequest) -> tuple[str, str]:
-    """The server URL (and Redis key prefix) the backend needs, if any.
-
-    Synchronous so that it can pull in the async service fixtures only for
-    the backends that use them.
-    """
-    if backend_name in ("redis", "redis-cached"):
-        return request.getfixturevalue("redis_url"), request.getfixturevalue("redis_prefix")
-    if backend_name.startswith("redis-cluster"):
-        url = request.getfixturevalue("redis_cluster_url")
-        return url, request.getfixturevalue("redis_prefix")
-    if backend_name == "postgres":
-        return request.getfixturevalue("postgres_url"), ""
-    if backend_name == "mongodb":
-        return request.getfixturevalue("mongodb_url"), ""
-    return "", ""
+    return service_for(backend_name, request)
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from gatepass.throttle.postgres import PostgresThrottleStore
 from gatepass.throttle.redis import RedisThrottleStore
 from gatepass.throttle.sqlite import SQLiteThrottleStore
 from gatepass.throttle.store import ThrottleStore
+from tests.backends import service_for
 
 BACKENDS = [
     "memory",
@@ -54,17 +55,7 @@ def backend_name(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def service(backend_name: str, request: pytest.FixtureRequest) -> tuple[str, str]:
-    # Synchronous, so that only the backends needing a server pull its fixture.
-    if backend_name == "redis":
-        return request.getfixturevalue("redis_url"), request.getfixturevalue("redis_prefix")
-    if backend_name == "redis-cluster":
-        url = request.getfixturevalue("redis_cluster_url")
-        return url, request.getfixturevalue("redis_prefix")
-    if backend_name == "postgres":
-        return request.getfixturevalue("postgres_url"), ""
-    if backend_name == "mongodb":
-        return request.getfixturevalue("mongodb_url"), ""
-    return "", ""
+    return service_for(backend_name, request)
 
 
 @pytest.fixture

@@ -28,6 +28,7 @@ from gatepass.tokens.backends.redis_cache import CachingRedisRevocationStore
 from gatepass.tokens.backends.sqlite import SQLiteRefreshStore, SQLiteRevocationStore
 from gatepass.tokens.refresh import Family, RefreshStore, RotateOutcome
 from gatepass.tokens.revocation import RevocationStore
+from tests.backends import service_for
 
 BACKENDS = [
     "memory",
@@ -127,17 +128,7 @@ def backend_name(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def service(backend_name: str, request: pytest.FixtureRequest) -> tuple[str, str]:
-    """The server URL (and Redis key prefix) the backend needs, if any."""
-    if backend_name.startswith("redis-cluster"):
-        url = request.getfixturevalue("redis_cluster_url")
-        return url, request.getfixturevalue("redis_prefix")
-    if backend_name.startswith("redis"):
-        return request.getfixturevalue("redis_url"), request.getfixturevalue("redis_prefix")
-    if backend_name == "postgres":
-        return request.getfixturevalue("postgres_url"), ""
-    if backend_name == "mongodb":
-        return request.getfixturevalue("mongodb_url"), ""
-    return "", ""
+    return service_for(backend_name, request)
 
 
 @pytest.fixture
