@@ -1,9 +1,10 @@
 """What the store contract suites share: the backends, their servers, a store factory.
 
-Each suite's ``conftest.py`` parametrises over :data:`BACKENDS` (or its own
-list), asks :func:`service_for` for the server a backend needs, and wraps
-its own opener in a :class:`Backend`; :func:`backend_of` closes what was
-opened and empties the test's Redis prefix.
+A plugin of the root ``conftest.py``: the fixtures ``backend_name`` (over
+:data:`BACKENDS`; a suite with other backends defines its own) and
+``backend_service`` (the server URL and Redis prefix that backend needs) are
+there for every store suite, which wraps its own opener in a :class:`Backend`;
+:func:`backend_of` closes what was opened and empties the test's Redis prefix.
 """
 
 from __future__ import annotations
@@ -25,6 +26,19 @@ BACKENDS = [
     pytest.param("redis-cluster", marks=[pytest.mark.redis, pytest.mark.slow]),
     pytest.param("postgres", marks=pytest.mark.postgres),
 ]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend_name(request: pytest.FixtureRequest) -> str:
+    """A suite whose conftest imports this parametrises over :data:`BACKENDS`."""
+    name: str = request.param
+    return name
+
+
+@pytest.fixture
+def backend_service(backend_name: str, request: pytest.FixtureRequest) -> tuple[str, str]:
+    """The server a suite's ``backend_name`` needs (see :func:`service_for`)."""
+    return service_for(backend_name, request)
 
 
 def service_for(backend_name: str, request: pytest.FixtureRequest) -> tuple[str, str]:

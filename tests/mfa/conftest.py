@@ -20,25 +20,14 @@ from gatepass.mfa.postgres import PostgresFactorStore
 from gatepass.mfa.redis import RedisFactorStore
 from gatepass.mfa.sql import SQLiteFactorStore
 from gatepass.mfa.store import FactorStore
-from tests.backends import BACKENDS, Backend, backend_of, service_for
-
-
-@pytest.fixture(params=BACKENDS)
-def backend_name(request: pytest.FixtureRequest) -> str:
-    name: str = request.param
-    return name
-
-
-@pytest.fixture
-def service(backend_name: str, request: pytest.FixtureRequest) -> tuple[str, str]:
-    return service_for(backend_name, request)
+from tests.backends import Backend, backend_of
 
 
 @pytest.fixture
 async def backend(
-    backend_name: str, service: tuple[str, str], tmp_path: Path
+    backend_name: str, backend_service: tuple[str, str], tmp_path: Path
 ) -> AsyncIterator[Backend[FactorStore]]:
-    url, prefix = service
+    url, prefix = backend_service
     open_store: Callable[[], Awaitable[FactorStore]]
     if backend_name == "memory":
         memory = MemoryFactorStore()

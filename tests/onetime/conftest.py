@@ -20,25 +20,14 @@ from gatepass.onetime.postgres import PostgresOneTimeTokenStore
 from gatepass.onetime.redis import RedisOneTimeTokenStore
 from gatepass.onetime.sqlite import SQLiteOneTimeTokenStore
 from gatepass.onetime.store import OneTimeTokenStore
-from tests.backends import BACKENDS, Backend, backend_of, service_for
-
-
-@pytest.fixture(params=BACKENDS)
-def backend_name(request: pytest.FixtureRequest) -> str:
-    name: str = request.param
-    return name
-
-
-@pytest.fixture
-def service(backend_name: str, request: pytest.FixtureRequest) -> tuple[str, str]:
-    return service_for(backend_name, request)
+from tests.backends import Backend, backend_of
 
 
 @pytest.fixture
 async def backend(
-    backend_name: str, service: tuple[str, str], tmp_path: Path
+    backend_name: str, backend_service: tuple[str, str], tmp_path: Path
 ) -> AsyncIterator[Backend[OneTimeTokenStore]]:
-    url, prefix = service
+    url, prefix = backend_service
     open_store: Callable[[], Awaitable[OneTimeTokenStore]]
     if backend_name == "memory":
         shared = MemoryOneTimeTokenStore()

@@ -22,7 +22,6 @@ from gatepass.stores.postgres import PostgresSessionStore
 from gatepass.stores.redis import RedisSessionStore
 from gatepass.stores.redis_cache import CachingRedisSessionStore
 from gatepass.stores.sqlite import SQLiteSessionStore
-from tests.backends import service_for
 
 BACKENDS = [
     "memory",
@@ -117,15 +116,10 @@ def backend_name(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def service(backend_name: str, request: pytest.FixtureRequest) -> tuple[str, str]:
-    return service_for(backend_name, request)
-
-
-@pytest.fixture
 async def backend(
-    backend_name: str, service: tuple[str, str], tmp_path: Path
+    backend_name: str, backend_service: tuple[str, str], tmp_path: Path
 ) -> AsyncIterator[Backend]:
-    url, prefix = service
+    url, prefix = backend_service
     store: SessionStore
     if backend_name == "memory":
         store = MemorySessionStore()

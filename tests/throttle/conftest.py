@@ -14,7 +14,6 @@ from gatepass.throttle.postgres import PostgresThrottleStore
 from gatepass.throttle.redis import RedisThrottleStore
 from gatepass.throttle.sqlite import SQLiteThrottleStore
 from gatepass.throttle.store import ThrottleStore
-from tests.backends import service_for
 
 BACKENDS = [
     "memory",
@@ -54,15 +53,10 @@ def backend_name(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def service(backend_name: str, request: pytest.FixtureRequest) -> tuple[str, str]:
-    return service_for(backend_name, request)
-
-
-@pytest.fixture
 async def store(
-    backend_name: str, service: tuple[str, str], tmp_path: Path
+    backend_name: str, backend_service: tuple[str, str], tmp_path: Path
 ) -> AsyncIterator[ThrottleStore]:
-    url, prefix = service
+    url, prefix = backend_service
     made: ThrottleStore
     if backend_name == "memory":
         made = MemoryThrottleStore()

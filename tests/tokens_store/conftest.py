@@ -28,7 +28,6 @@ from gatepass.tokens.backends.redis_cache import CachingRedisRevocationStore
 from gatepass.tokens.backends.sqlite import SQLiteRefreshStore, SQLiteRevocationStore
 from gatepass.tokens.refresh import Family, RefreshStore, RotateOutcome
 from gatepass.tokens.revocation import RevocationStore
-from tests.backends import service_for
 
 BACKENDS = [
     "memory",
@@ -127,15 +126,10 @@ def backend_name(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def service(backend_name: str, request: pytest.FixtureRequest) -> tuple[str, str]:
-    return service_for(backend_name, request)
-
-
-@pytest.fixture
 async def backend(
-    backend_name: str, service: tuple[str, str], tmp_path: Path
+    backend_name: str, backend_service: tuple[str, str], tmp_path: Path
 ) -> AsyncIterator[Backend]:
-    url, prefix = service
+    url, prefix = backend_service
     clock = Clock()
     open_refresh: Callable[[], Awaitable[Any]]
     open_revocation: Callable[[], Awaitable[Any]]

@@ -51,8 +51,12 @@ class RevocationStore(Protocol):
     async def deny(self, jti: str, user_id: str, *, until: float) -> None:
         """Block ``jti`` until ``until`` (the token's ``exp``), then forget it."""
 
+    async def is_denied(self, jti: str, user_id: str) -> bool: ...
+
     async def allow(self, jti: str, user_id: str, *, until: float) -> None:
         """Allowlist mode: record ``jti`` as good until ``until``."""
+
+    async def is_allowed(self, jti: str, user_id: str) -> bool: ...
 
     async def disallow(self, jti: str, user_id: str) -> None:
         """Allowlist mode: revoke ``jti``; a no-op when it is not allowed."""
@@ -113,8 +117,14 @@ class RevocationEntries:
     async def deny(self, jti: str, user_id: str, *, until: float) -> None:
         await self._put("deny", jti, user_id, until)
 
+    async def is_denied(self, jti: str, user_id: str) -> bool:
+        return (await self._check("deny", jti, user_id, None))[0]
+
     async def allow(self, jti: str, user_id: str, *, until: float) -> None:
         await self._put("allow", jti, user_id, until)
+
+    async def is_allowed(self, jti: str, user_id: str) -> bool:
+        return (await self._check("allow", jti, user_id, None))[0]
 
     async def check(
         self, jti: str, user_id: str, *, family_id: str | None = None
