@@ -221,8 +221,9 @@ def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
 
 
 # Secrets stay secret (issue 7 item 6): the session-wide log and error-message
-# watch, and the registry tests feed with the secrets they produce.
-pytest_plugins = ["tests.fuzz.secret_guard"]
+# watch, and the registry tests feed with the secrets they produce.  And the
+# store suites' shared backend fixtures (tests/backends.py).
+pytest_plugins = ["tests.fuzz.secret_guard", "tests.backends"]
 
 
 def remember_secret(value: str | None, *, kind: str = "token") -> None:

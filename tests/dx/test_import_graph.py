@@ -8,6 +8,8 @@ import ast
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[2] / "src"
+
+
 def _graph() -> dict[str, set[str]]:
     modules = {}
     for path in SRC.rglob("*.py"):

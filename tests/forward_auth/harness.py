@@ -128,9 +128,7 @@ def make_certificate(directory: Path) -> Certificate:
 
 
 class Gatepass(ServeProcess):
-    def __init__(
-        self, root: Path, certificate: Certificate, rules: str, **extra_env: str
-    ) -> None:
+    def __init__(self, root: Path, certificate: Certificate, rules: str, **extra_env: str) -> None:
         root.mkdir(parents=True, exist_ok=True)
         self.rules = root / "rules.toml"
         self.rules.write_text(rules)

@@ -21,7 +21,7 @@ import pyotp
 import pytest
 
 from tests.mail.test_account_flows import text_of
-from tests.server.test_serve_e2e import PASSWORD, Served, login, serve
+from tests.server.test_serve_e2e import PASSWORD, Served, login, serve, session_token
 
 pytestmark = pytest.mark.mongodb
 
@@ -109,6 +109,9 @@ def test_serve_on_mongodb_account_flows_and_totp(
         )
         assert confirm.status_code == 200, confirm.text
         codes = confirm.json()["recovery_codes"]
+        # Confirming renews this login with "otp" in its amr: a new session id.
+        assert server.request("GET", "/auth/me", session).status_code == 401
+        session = session_token(confirm)
         first = server.request(
             "POST", "/auth/login", json={"email": NEW_EMAIL, "password": NEW_PASSWORD}
         )

@@ -3,14 +3,13 @@
 As in tests/tokens_store/conftest.py: one fixture parametrised over memory,
 SQLite (a file in tmp_path), Redis, a real Redis Cluster, PostgreSQL and
 MongoDB (the nx-27017 emulator).
-``open_again`` opens a second store on the same data: another server
+``backend.open()`` opens a further store on the same data: another server
 process, or the same one after a restart.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -24,61 +23,20 @@ from gatepass.mfa.postgres import PostgresFactorStore
 from gatepass.mfa.redis import RedisFactorStore
 from gatepass.mfa.sql import SQLiteFactorStore
 from gatepass.mfa.store import FactorStore
-
-BACKENDS = [
-    "memory",
-    "sqlite",
-    pytest.param("redis", marks=pytest.mark.redis),
-    pytest.param("redis-cluster", marks=[pytest.mark.redis, pytest.mark.slow]),
-    pytest.param("postgres", marks=pytest.mark.postgres),
-    # Against the nx-27017 wire-protocol emulator, not a real MongoDB server
-    # (none installs here; see docs/storage.md).
-    pytest.param("mongodb", marks=pytest.mark.mongodb),
-]
+from tests.backends import BACKENDS_WITH_MONGODB, Backend, backend_of
 
 
-@dataclass
-class Backend:
-    name: str
-    _open: Callable[[], Awaitable[FactorStore]]
-    opened: list[FactorStore] = field(default_factory=list)
-
-    @property
-    def persistent(self) -> bool:
-        return self.name != "memory"
-
-    async def open_again(self) -> FactorStore:
-        store = await self._open()
-        self.opened.append(store)
-        return store
-
-
-@pytest.fixture(params=BACKENDS)
+@pytest.fixture(params=BACKENDS_WITH_MONGODB)
 def backend_name(request: pytest.FixtureRequest) -> str:
     name: str = request.param
     return name
 
 
 @pytest.fixture
-def service(backend_name: str, request: pytest.FixtureRequest) -> tuple[str, str]:
-    if backend_name == "redis-cluster":
-        return request.getfixturevalue("redis_cluster_url"), request.getfixturevalue(
-            "redis_prefix"
-        )
-    if backend_name == "redis":
-        return request.getfixturevalue("redis_url"), request.getfixturevalue("redis_prefix")
-    if backend_name == "postgres":
-        return request.getfixturevalue("postgres_url"), ""
-    if backend_name == "mongodb":
-        return request.getfixturevalue("mongodb_url"), ""
-    return "", ""
-
-
-@pytest.fixture
 async def backend(
-    backend_name: str, service: tuple[str, str], tmp_path: Path
-) -> AsyncIterator[Backend]:
-    url, prefix = service
+    backend_name: str, backend_service: tuple[str, str], tmp_path: Path
+) -> AsyncIterator[Backend[FactorStore]]:
+    url, prefix = backend_service
     open_store: Callable[[], Awaitable[FactorStore]]
     if backend_name == "memory":
         memory = MemoryFactorStore()
@@ -107,18 +65,10 @@ async def backend(
         async def open_store() -> FactorStore:
             return PostgresFactorStore(PostgresPool(url))
 
-    b = Backend(backend_name, open_store)
-    try:
-        yield b
-    finally:
-        for store in b.opened:
-            if isinstance(store, RedisFactorStore):
-                keys = [k async for k in store.client.scan_iter(match=f"{prefix}*")]
-                for key in keys:  # one by one: a cluster refuses cross-slot DEL
-                    await store.client.delete(key)
-            await store.close()
+    async with backend_of(backend_name, open_store, prefix) as made:
+        yield made
 
 
 @pytest.fixture
-async def store(backend: Backend) -> FactorStore:
-    return await backend.open_again()
+async def store(backend: Backend[FactorStore]) -> FactorStore:
+    return await backend.open()

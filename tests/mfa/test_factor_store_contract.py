@@ -8,7 +8,7 @@ import time
 import pytest
 
 from gatepass.mfa.store import Challenge, FactorStore
-from tests.mfa.conftest import Backend
+from tests.backends import Backend
 
 
 def challenge(token_hash: str = "a" * 64, *, user_id: str = "alice", ttl: float = 300.0,
@@ -185,12 +185,12 @@ async def test_purge_removes_expired_challenges(store: FactorStore, backend: Bac
 async def test_state_survives_a_restart(backend: Backend) -> None:
     if not backend.persistent:
         pytest.skip("memory keeps nothing across processes")
-    first = await backend.open_again()
+    first = await backend.open()
     await enabled(first, step=7, codes=("h1",))
     await first.create_challenge(challenge())
     await first.close()
     backend.opened.remove(first)
-    second = await backend.open_again()
+    second = await backend.open()
     factors = await second.get("alice")
     assert factors.totp_secret == "sealed-1" and factors.totp_last_step == 7
     assert not await second.use_totp_step("alice", 7)
@@ -199,7 +199,7 @@ async def test_state_survives_a_restart(backend: Backend) -> None:
 
 
 async def test_two_instances_see_one_state(backend: Backend, store: FactorStore) -> None:
-    other = await backend.open_again()
+    other = await backend.open()
     await enabled(store, step=10)
     assert await other.use_totp_step("alice", 11)
     assert not await store.use_totp_step("alice", 11)

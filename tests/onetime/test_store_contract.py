@@ -10,7 +10,7 @@ import pytest
 from gatepass.errors import InvalidLinkToken
 from gatepass.onetime.store import Grant, OneTimeTokenStore
 from gatepass.onetime.tokens import OneTimeTokens, token_hash
-from tests.onetime.conftest import Backend
+from tests.backends import Backend
 
 
 def h(n: int) -> str:

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from gatepass.passkeys.store import Passkey, PasskeyStore, public_id
-from tests.passkeys.conftest import Backend
+from tests.backends import Backend
 
 
 def passkey(credential_id: str = "cred-a", *, user_id: str = "alice", count: int = 0,
@@ -110,11 +110,11 @@ async def test_user_ids_are_strings(store: PasskeyStore) -> None:
         await store.add(passkey(user_id=42))  # type: ignore[arg-type]
 
 
-async def test_another_store_on_the_same_data_sees_it(backend: Backend) -> None:
-    first = await backend.open_again()
+async def test_another_store_on_the_same_data_sees_it(backend: Backend[PasskeyStore]) -> None:
+    first = await backend.open()
     await first.add(passkey(count=1))
     await first.record_use("cred-a", seen_count=1, new_count=2, now=3000.0)
-    second = await backend.open_again()
+    second = await backend.open()
     found = await second.get("cred-a")
     assert found is not None and found.sign_count == 2 and found.last_used_at == 3000.0
     assert found.transports == ("internal", "hybrid") and found.backup_eligible

@@ -9,20 +9,15 @@ sends, so a request to instance B proves that B (not a jar) accepted it.
 from __future__ import annotations
 
 import contextlib
-import glob
 import os
 import secrets
-import shutil
-import subprocess
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 
-from tests.conftest import IN_CI
-from tests.server.test_outage import PostgresServer
+# The throw-away PostgreSQL cluster of the outage tests, for the fault tests.
+from tests.server.test_outage import PostgresServer, private_postgres  # noqa: F401
 from tests.serving import ServeProcess
 
 PASSWORD = "correct horse battery staple"
@@ -161,37 +156,3 @@ def assert_clean_log(instance: Instance) -> None:
 
 def unique_redis_url(url: str) -> str:
     return f"{url}?prefix=gpscale:{secrets.token_hex(6)}:"
-
-
-def _skip_or_fail(message: str) -> None:
-    if IN_CI:
-        pytest.fail(f"{message} (CI=true: service tests must run, not skip)")
-    pytest.skip(message)
-
-
-@pytest.fixture
-def private_postgres() -> Iterator[PostgresServer]:
-    """A throw-away PostgreSQL cluster (see tests/server/test_outage.py)."""
-    bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    if not bins:
-        _skip_or_fail("PostgreSQL server binaries (initdb) are not installed")
-    if os.geteuid() != 0 or shutil.which("runuser") is None:
-        _skip_or_fail("a private PostgreSQL needs root (to run initdb as the postgres user)")
-    import pwd
-
-    try:
-        owner = pwd.getpwnam("postgres")
-    except KeyError:
-        _skip_or_fail("there is no postgres OS user")
-    directory = Path(tempfile.mkdtemp(prefix="gatepass-scale-pg-"))
-    os.chown(directory, owner.pw_uid, owner.pw_gid)
-    server = PostgresServer(Path(bins[-1]).parent, directory)
-    try:
-        server.init()
-        server.start()
-        yield server
-    finally:
-        if server.running():
-            with contextlib.suppress(subprocess.SubprocessError):
-                server.stop()
-        shutil.rmtree(directory, ignore_errors=True)

@@ -53,25 +53,10 @@ def backend_name(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def service(backend_name: str, request: pytest.FixtureRequest) -> tuple[str, str]:
-    # Synchronous, so that only the backends needing a server pull its fixture.
-    if backend_name == "redis":
-        return request.getfixturevalue("redis_url"), request.getfixturevalue("redis_prefix")
-    if backend_name == "redis-cluster":
-        url = request.getfixturevalue("redis_cluster_url")
-        return url, request.getfixturevalue("redis_prefix")
-    if backend_name == "postgres":
-        return request.getfixturevalue("postgres_url"), ""
-    if backend_name == "mongodb":
-        return request.getfixturevalue("mongodb_url"), ""
-    return "", ""
-
-
-@pytest.fixture
 async def store(
-    backend_name: str, service: tuple[str, str], tmp_path: Path
+    backend_name: str, backend_service: tuple[str, str], tmp_path: Path
 ) -> AsyncIterator[ThrottleStore]:
-    url, prefix = service
+    url, prefix = backend_service
     made: ThrottleStore
     if backend_name == "memory":
         made = MemoryThrottleStore()

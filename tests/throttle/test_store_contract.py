@@ -144,10 +144,10 @@ async def test_purge_removes_only_what_is_over(store: ThrottleStore, backend_nam
 # Memory is in-process by design; the others must share state.
 @pytest.mark.parametrize("backend_name", [b for b in BACKENDS if b != "memory"])
 async def test_state_is_shared_between_instances(
-    backend_name: str, service: tuple[str, str], tmp_path: Path
+    backend_name: str, backend_service: tuple[str, str], tmp_path: Path
 ) -> None:
     # What makes throttling hold across server processes.
-    url, prefix = service
+    url, prefix = backend_service
 
     async def make() -> ThrottleStore:
         if backend_name == "sqlite":

@@ -126,25 +126,10 @@ def backend_name(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def service(backend_name: str, request: pytest.FixtureRequest) -> tuple[str, str]:
-    """The server URL (and Redis key prefix) the backend needs, if any."""
-    if backend_name.startswith("redis-cluster"):
-        url = request.getfixturevalue("redis_cluster_url")
-        return url, request.getfixturevalue("redis_prefix")
-    if backend_name.startswith("redis"):
-        return request.getfixturevalue("redis_url"), request.getfixturevalue("redis_prefix")
-    if backend_name == "postgres":
-        return request.getfixturevalue("postgres_url"), ""
-    if backend_name == "mongodb":
-        return request.getfixturevalue("mongodb_url"), ""
-    return "", ""
-
-
-@pytest.fixture
 async def backend(
-    backend_name: str, service: tuple[str, str], tmp_path: Path
+    backend_name: str, backend_service: tuple[str, str], tmp_path: Path
 ) -> AsyncIterator[Backend]:
-    url, prefix = service
+    url, prefix = backend_service
     clock = Clock()
     open_refresh: Callable[[], Awaitable[Any]]
     open_revocation: Callable[[], Awaitable[Any]]

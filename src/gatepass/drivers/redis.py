@@ -96,10 +96,6 @@ def redis_client(url: str, stats: Stats | None = None) -> RedisClient:
     return client
 
 
-def is_cluster(client: RedisClient) -> bool:
-    return isinstance(client, RedisCluster)
-
-
 class _RedisCluster(RedisCluster):
     """RedisCluster that finishes its lazy start-up before running any command.
 
@@ -244,10 +240,6 @@ class RedisConnection(SharedConnection):
         """``url`` without its ``prefix`` parameter (see :func:`split_prefix`)."""
         super().__init__()
         self.client = redis_client(url, self.stats)
-
-    @property
-    def is_cluster(self) -> bool:
-        return isinstance(self.client, RedisCluster)
 
     async def ping(self) -> None:
         await _ping(self.client)

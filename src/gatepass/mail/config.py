@@ -120,8 +120,3 @@ def default_sender(public_url: str) -> str:
     if not any(c.isalpha() for c in host) or ":" in host:
         host = "localhost"  # an IP address is no mail domain
     return f"gatepass <gatepass@{host}>"
-
-
-def _host_port(host: str, port: int | None) -> str:
-    shown = f"[{host}]" if ":" in host else host
-    return f"{shown}:{port}" if port else shown

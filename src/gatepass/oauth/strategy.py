@@ -81,8 +81,5 @@ class Strategies:
             raise NotFound("No such sign-in method.")
         return strategy
 
-    def redirecting(self) -> list[RedirectStrategy]:
-        return [s for s in self._by_name.values() if isinstance(s, RedirectStrategy)]
-
     def __contains__(self, name: object) -> bool:
         return name in self._by_name

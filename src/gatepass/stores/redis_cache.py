@@ -52,7 +52,6 @@ class CachingRedisSessionStore(RedisSessionStore):
         self._entries: OrderedDict[str, tuple[SessionRecord, float]] = OrderedDict()
         self._max_entries = max_entries
         self._max_age = max_age
-        self._ping_interval = ping_interval
         self._session_prefix = self.session_key("").encode()
         # Local writes bump this too (see _forget), on top of the stream's.
         self._local_generation = 0

@@ -156,9 +156,6 @@ class AccessTokenCodec:
             raise InvalidToken(reason="key_retired")
         return claims
 
-    def clear_cache(self) -> None:
-        self._cache.clear()
-
     def _check(self, header: Mapping[str, Any], raw: dict[str, Any], now: float) -> AccessClaims:
         # Token type first: an ID token or a refresh JWT signed by the same
         # key must not pass as an access token (RFC 8725 §3.11).
