@@ -15,6 +15,7 @@ from gatepass.server import (
     account_api,
     account_pages,
     api,
+    dbsc_routes,
     forward_auth,
     mfa_routes,
     oauth_routes,
@@ -71,6 +72,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             *forward_auth.routes,
             *oauth_routes.routes,
             *account_api.routes,
+            *dbsc_routes.routes,
             *openapi.routes,
             *pages.routes,
             *account_pages.routes,
@@ -80,7 +82,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     # The token endpoints take their credential in the body, never a cookie;
     # browsers that ask for HTML get error pages, not JSON.
     layers = Layers(
-        csrf_exempt=tuple(token_api.CSRF_EXEMPT | mfa_routes.CSRF_EXEMPT),
+        csrf_exempt=tuple(token_api.CSRF_EXEMPT | mfa_routes.CSRF_EXEMPT | dbsc_routes.CSRF_EXEMPT),
         error_pages=_error_renderer,
     )
     app.state.gatepass = Gatepass(settings, layers=layers).install(app)

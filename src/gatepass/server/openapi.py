@@ -319,6 +319,10 @@ _SCHEMAS: Schema = {
             "ip": {"type": ["string", "null"]},
             "user_agent": {"type": ["string", "null"]},
             "current": {"type": "boolean"},
+            "device_bound": {
+                "type": "boolean",
+                "description": "Bound to a key its browser keeps (device-bound sessions).",
+            },
         },
         "additionalProperties": False,
     },
@@ -614,6 +618,7 @@ def _paths() -> Schema:
             )
         },
         **_account_paths(),
+        **_dbsc_paths(),
         "/auth/token": {
             "post": _operation(
                 "Password grant for API clients: an access token and a refresh token.",
@@ -989,6 +994,108 @@ def _account_paths() -> Schema:
                 {"202": accepted, "404": _error("The account no longer exists."), "429": quota},
                 security=_USER_UNSAFE,
                 unsafe=True,
+            )
+        },
+    }
+
+
+# -- Device-bound sessions (W3C DBSC): one block, SPEC "Device-bound sessions" --
+
+_DBSC_PROOF_HEADER: Schema = {
+    "name": "Secure-Session-Response",
+    "in": "header",
+    "description": "The proof: a JWT (`typ` dbsc+jwt, `alg` ES256 or RS256) signed by the "
+    "browser's key, whose `jti` is our challenge; as an sf-string or bare.",
+    "schema": {"type": "string"},
+}
+_DBSC_SESSION_ID_HEADER: Schema = {
+    "name": "Sec-Secure-Session-Id",
+    "in": "header",
+    "required": True,
+    "description": "The DBSC session's `session_identifier`; as an sf-string or bare.",
+    "schema": {"type": "string"},
+}
+_DBSC_INSTRUCTIONS: Schema = {
+    "type": "object",
+    "description": "JSON session instructions (W3C DBSC), or `continue: false` when the "
+    "login has ended (logout, ended elsewhere): the browser drops the DBSC session.",
+    "required": ["session_identifier"],
+    "properties": {
+        "session_identifier": {"type": "string"},
+        "continue": {"const": False},
+        "refresh_url": {"const": "/auth/dbsc/refresh"},
+        "scope": {"type": "object"},
+        "credentials": {"type": "array", "items": {"type": "object"}},
+    },
+}
+
+
+@functools.cache
+def _dbsc_paths() -> Schema:
+    """SPEC "Device-bound sessions (DBSC)" (GATEPASS_DEVICE_BOUND_SESSIONS=on)."""
+    bound_cookie = {
+        "Set-Cookie": {
+            "description": "`__Host-gatepass-bound`, lifetime GATEPASS_DBSC_COOKIE_TTL.",
+            "schema": {"type": "string"},
+        },
+        **_NO_STORE,
+    }
+    bad_proof = _error(
+        "`invalid_dbsc_proof`: a missing or garbled header, a proof that does not verify "
+        "(typ, alg, key, signature), or a challenge that is unknown, used, expired or was "
+        "issued for another login."
+    )
+    off = _error("Device-bound sessions are off.")
+    return {
+        "/auth/dbsc/register": {
+            "post": _operation(
+                "Bind the caller's browser login to the key in the proof (the browser "
+                "posts here when it accepts the `Secure-Session-Registration` offer of a "
+                "sign-in). No CSRF token: the proof answers a challenge issued for this login.",
+                {
+                    "200": {
+                        "description": "Bound.",
+                        "headers": bound_cookie,
+                        **_json(_DBSC_INSTRUCTIONS),
+                    },
+                    "400": bad_proof,
+                    "404": off,
+                    "409": _error("This login is already bound (`conflict`)."),
+                },
+                security=[{"sessionCookie": []}],
+                parameters=[{**_DBSC_PROOF_HEADER, "required": True}],
+            )
+        },
+        "/auth/dbsc/refresh": {
+            "post": _operation(
+                "Renew the bound cookie: without a proof, a 403 with a challenge; with a "
+                "proof signed by the registered key over that challenge, a fresh cookie.",
+                {
+                    "200": {
+                        "description": "A fresh bound cookie, or `continue: false`.",
+                        "headers": bound_cookie,
+                        **_json(_DBSC_INSTRUCTIONS),
+                    },
+                    "400": bad_proof,
+                    "403": _error(
+                        "`dbsc_challenge`: sign the challenge and retry.",
+                        headers={
+                            "Secure-Session-Challenge": {
+                                "description": '`"<challenge>";id="<session_identifier>"`',
+                                "schema": {"type": "string"},
+                                "required": True,
+                            }
+                        },
+                    ),
+                    "404": off,
+                    "429": _error(
+                        "Too many refreshes of this DBSC session (`rate_limited`; "
+                        "GATEPASS_DBSC_REFRESH_LIMIT an hour).",
+                        headers=_RETRY_AFTER,
+                    ),
+                },
+                security=[{"sessionCookie": []}, {}],
+                parameters=[_DBSC_SESSION_ID_HEADER, _DBSC_PROOF_HEADER],
             )
         },
     }

@@ -15,6 +15,7 @@ from starlette.requests import Request
 
 from gatepass.asgi.dependencies import auth_of
 from gatepass.identity import Identity
+from gatepass.server import dbsc_routes
 from gatepass.server.components import components
 from gatepass.server.token_api import jwt_login, jwt_logout
 from gatepass.users.model import User
@@ -24,10 +25,16 @@ async def sign_in(
     request: Request, user: User, *, amr: tuple[str, ...] = (), remember: bool = False
 ) -> None:
     """Start a browser login for ``user`` (the credentials were checked)."""
-    if components(request).settings.browser_mode == "jwt":
+    parts = components(request)
+    if parts.settings.browser_mode == "jwt":
         await jwt_login(request, user, amr=amr)
     else:
         await auth_of(request).login(user.id, user.roles, remember=remember, amr=amr)
+    if parts.dbsc is not None:
+        identity = request.scope.get("user")
+        if isinstance(identity, Identity):
+            # Both modes: the browser is offered to bind this login to a key.
+            await dbsc_routes.offer(request, identity, user.roles)
 
 
 async def sign_out(request: Request, identity: Identity | None) -> None:
@@ -37,3 +44,6 @@ async def sign_out(request: Request, identity: Identity | None) -> None:
         await jwt_logout(request)
     else:
         await auth_of(request).logout()
+    parts = components(request)
+    if parts.dbsc is not None:
+        auth_of(request).set_cookies.append(parts.dbsc.cookies.spec.deletion_header())
