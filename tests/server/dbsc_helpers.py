@@ -100,9 +100,8 @@ class DeviceKey:
 
     def register(self, client: Any, offer: Offer, **kwargs: Any) -> httpx.Response:
         proof = self.proof(offer.challenge, offer.authorization)
-        response: httpx.Response = client.post(
-            offer.path, headers={"secure-session-response": proof}, **kwargs
-        )
+        headers = {"secure-session-response": proof, **kwargs.pop("headers", {})}
+        response: httpx.Response = client.post(offer.path, headers=headers, **kwargs)
         return response
 
     def refresh(self, client: Any, session_id: str, **kwargs: Any) -> httpx.Response:

@@ -113,6 +113,13 @@ def test_on_needs_https(tmp_path: Path) -> None:
         Settings(data_dir=tmp_path, device_bound_sessions="yes", public_url="https://a.test")
     with pytest.raises(ConfigurationError, match="DBSC_COOKIE_TTL"):
         Settings(data_dir=tmp_path, **DBSC, dbsc_cookie_ttl=60)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="COOKIE_SECURE"):
+        Settings(data_dir=tmp_path, **DBSC, cookie_secure=False)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="COOKIE_DOMAIN"):
+        Settings(data_dir=tmp_path, **{**DBSC, "public_url": "https://a.example.test"},
+                 cookie_domain="example.test")  # type: ignore[arg-type]  # fmt: skip
+    with pytest.raises(ConfigurationError, match="REQUIRED_ROLES"):
+        Settings(data_dir=tmp_path, dbsc_required_roles=("admin",))
     env = {
         "GATEPASS_DEVICE_BOUND_SESSIONS": "on",
         "GATEPASS_PUBLIC_URL": "https://a.test",
@@ -455,6 +462,37 @@ def test_registration_with_my_other_logins_challenge_is_refused(client: TestClie
     first = offer_of(fresh_login(client))
     offer_of(fresh_login(client))
     assert refused(DeviceKey().register(client, first)) == "invalid_dbsc_proof"
+
+
+def test_registration_with_a_bearer_token_is_refused(tmp_path: Path) -> None:
+    """The browser's access token copied into an Authorization header is not
+    a browser login: it cannot bind (nor be bound by) a key."""
+    with dbsc_client(tmp_path, browser_mode="jwt") as client:
+        register(client)
+        offer = offer_of(fresh_login(client))
+        token = client.cookies[ACCESS]
+        client.cookies = httpx.Cookies()
+        r = DeviceKey().register(client, offer, headers={"authorization": f"Bearer {token}"})
+        assert refused(r, 401) == "not_authenticated"
+
+
+def test_a_refresh_challenge_is_for_one_dbsc_session(client: TestClient) -> None:
+    key_a, sid_a = bind(client)
+    jar_a = client.cookies
+    key_b, sid_b = bind(client)  # another login of the same user, another device
+    jar_b = client.cookies
+    client.cookies = jar_a
+    challenge_a, _ = challenge_of(client.post(REFRESH, headers={"sec-secure-session-id": sid_a}))
+    # Device B signs A's challenge and presents it for its own session.
+    client.cookies = jar_b
+    client.cookies.delete(BOUND)
+    r = client.post(REFRESH, headers={
+        "sec-secure-session-id": sid_b,
+        "secure-session-response": key_b.proof(challenge_a, embed=False),
+    })  # fmt: skip
+    assert refused(r) == "invalid_dbsc_proof"
+    assert BOUND not in client.cookies
+    del key_a
 
 
 def test_registration_needs_a_login(client: TestClient) -> None:
