@@ -632,3 +632,38 @@ def test_a_second_instance_refreshes_with_the_key_in_the_shared_store(
         assert a.post("/auth/logout").status_code == 204
         r = b.post(REFRESH, headers={"sec-secure-session-id": sid})
         assert r.json() == {"session_identifier": sid, "continue": False}
+
+
+# -- every backend ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("browser_mode", ["session", "jwt"])
+@pytest.mark.parametrize("backend", ["memory", "sqlite", "redis", "postgres", "mongodb"])
+def test_bind_refresh_and_end_on_every_store(
+    tmp_path: Path, request: pytest.FixtureRequest, backend: str, browser_mode: str
+) -> None:
+    """The binding lives on the login's own record (session data, or refresh
+    family data through RefreshStore.set_data) in every session store; the
+    challenges in the database's one-time token store (MongoDB runs against
+    the nx-27017 emulator, with users and challenges in SQLite)."""
+    overrides: dict[str, object] = {"browser_mode": browser_mode}
+    if backend == "memory":
+        overrides["session_store_url"] = "memory://"
+    elif backend == "redis":
+        overrides["session_store_url"] = request.getfixturevalue("isolated_redis_url")
+    elif backend == "postgres":
+        dsn = request.getfixturevalue("postgres_url")
+        overrides.update(database_url=dsn, session_store_url=dsn)
+    elif backend == "mongodb":
+        overrides["session_store_url"] = request.getfixturevalue("mongodb_url")
+    with dbsc_client(tmp_path, **overrides) as client:
+        register(client)
+        key, sid = bind(client)
+        assert [s["device_bound"] for s in client.get("/auth/sessions").json()] == [True]
+        assert as_cookies(client, credentials(client)) == 401
+        client.cookies.delete(BOUND)
+        assert key.refresh(client, sid).status_code == 200
+        assert client.get("/auth/me").status_code == 200
+        assert client.post("/auth/logout").status_code == 204
+        r = client.post(REFRESH, headers={"sec-secure-session-id": sid})
+        assert r.json() == {"session_identifier": sid, "continue": False}
