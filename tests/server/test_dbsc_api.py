@@ -25,6 +25,7 @@ from starlette.testclient import TestClient
 
 from gatepass.dbsc import BoundCookies
 from gatepass.server.components import Components
+from tests.conftest import RedisServer
 from tests.server.conftest import PASSWORD, make_client, register
 from tests.server.dbsc_helpers import (
     BOUND,
@@ -667,3 +668,29 @@ def test_bind_refresh_and_end_on_every_store(
         assert client.post("/auth/logout").status_code == 204
         r = client.post(REFRESH, headers={"sec-secure-session-id": sid})
         assert r.json() == {"session_identifier": sid, "continue": False}
+
+
+# -- store outage ----------------------------------------------------------------------------
+
+
+def test_store_outage_is_a_503_never_an_end_of_the_session(
+    tmp_path: Path, private_redis: RedisServer
+) -> None:
+    """With the session store down, neither endpoint tells the browser to
+    drop its DBSC session, nor lets a request through: 503 store_unavailable."""
+    with dbsc_client(tmp_path, session_store_url=private_redis.url) as client:
+        register(client)
+        offer = offer_of(fresh_login(client))
+        key = DeviceKey()
+        private_redis.stop()
+        r = key.register(client, offer)
+        assert refused(r, 503) == "store_unavailable"
+        r = client.post(REFRESH, headers={"sec-secure-session-id": "A" * 22})
+        assert refused(r, 503) == "store_unavailable"
+        private_redis.start()  # empty again: the login is gone
+        deadline = time.monotonic() + 10
+        while client.get("/readyz").status_code != 200:
+            assert time.monotonic() < deadline, "the store did not come back"
+            time.sleep(0.1)
+        r = client.post(REFRESH, headers={"sec-secure-session-id": "A" * 22})
+        assert r.json() == {"session_identifier": "A" * 22, "continue": False}
