@@ -325,6 +325,8 @@ def _number(value: object) -> float | None:
     if isinstance(value, int | float) and not isinstance(value, bool):
         return float(value)
     return None
+
+
 def _binding_claim(value: object) -> dict[str, object] | None:
     """What access tokens carry of a family's device binding: only what the
     auth path checks (the DBSC session id, or the deadline to bind by), never
