@@ -47,6 +47,8 @@ class Login:
     last_seen_at: float
     ip: str | None
     user_agent: str | None
+    #: Whether the login is bound to a key its browser keeps (DBSC).
+    device_bound: bool = False
 
     def as_json(self, *, current: bool) -> dict[str, Any]:
         return {
@@ -57,6 +59,7 @@ class Login:
             "ip": self.ip,
             "user_agent": self.user_agent,
             "current": current,
+            "device_bound": self.device_bound,
         }
 
 
@@ -73,6 +76,7 @@ def of_session(record: SessionRecord) -> Login:
         last_seen_at=record.last_seen_at,
         ip=record.ip,
         user_agent=record.user_agent,
+        device_bound=_bound(record.data),
     )
 
 
@@ -88,7 +92,13 @@ def of_family(family: Family) -> Login:
         last_seen_at=family.rotated_at or family.created_at,
         ip=ip if isinstance(ip, str) else None,
         user_agent=ua if isinstance(ua, str) else None,
+        device_bound=_bound(data),
     )
+
+
+def _bound(data: dict[str, Any]) -> bool:
+    binding = data.get("dbsc")
+    return isinstance(binding, dict) and isinstance(binding.get("sid"), str)
 
 
 def current_login_id(identity: Identity | None) -> str | None:

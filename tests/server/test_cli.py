@@ -276,7 +276,10 @@ def test_sessions_list_and_revoke(app: TestClient, data_dir: Path) -> None:
     sessions = json.loads(listed.stdout)
     assert len(sessions) == 2
     for s in sessions:
-        assert set(s) == {"id", "kind", "created_at", "last_seen_at", "ip", "user_agent", "current"}
+        assert set(s) == {
+            "id", "kind", "created_at", "last_seen_at", "ip", "user_agent", "current",
+            "device_bound",
+        }  # fmt: skip
         assert s["kind"] == "session"
         assert s["current"] is False
     # Public ids only: no cookie value is ever printed.

@@ -174,7 +174,7 @@ def test_every_kind_of_login_is_listed_with_the_current_one_marked(h: Harness) -
     assert [r["current"] for r in rows].count(True) == 1
     for row in rows:
         assert set(row) == {"id", "kind", "created_at", "last_seen_at", "ip", "user_agent",
-                            "current"}  # fmt: skip
+                            "current", "device_bound"}  # fmt: skip
         assert row["ip"] == "testclient"
     # Public ids only: no credential is ever listed.
     listing = str(rows)

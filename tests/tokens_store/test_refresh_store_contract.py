@@ -215,6 +215,21 @@ async def test_revoke(refresh_store: RefreshStore) -> None:
     assert (await rotate(refresh_store, token, now=family.created_at))[0] is RotateOutcome.REVOKED
 
 
+async def test_set_data_replaces_only_the_data(refresh_store: RefreshStore) -> None:
+    """Device binding (DBSC) is written into a live family's data: nothing
+    else moves, a rotation afterwards keeps it, an absent family is not created."""
+    token, family = new_family(data={"kind": "browser"})
+    await refresh_store.create(family)
+    data = {"kind": "browser", "dbsc": {"sid": "A" * 22, "jwk": {"kty": "EC"}}, **AWKWARD_DATA}
+    assert await refresh_store.set_data(family.family_id, data) is True
+    assert await refresh_store.get(family.family_id) == replace(family, data=data)
+    outcome, rotated, _ = await rotate(refresh_store, token, now=family.created_at + 1)
+    assert outcome is RotateOutcome.ROTATED and rotated is not None and rotated.data == data
+    missing = new_family()[1].family_id
+    assert await refresh_store.set_data(missing, data) is False
+    assert await refresh_store.get(missing) is None
+
+
 async def test_revoke_user_and_list_user(refresh_store: RefreshStore) -> None:
     now = time.time()
     mine = [new_family("alice", now=now + i) for i in (2, 0, 1)]

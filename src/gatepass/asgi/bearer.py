@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 
 from gatepass.asgi.types import Scope, header
 from gatepass.cookies import CookieSpec, read_cookie
+from gatepass.dbsc import DATA_KEY, BoundCookies
 from gatepass.errors import InvalidToken
 from gatepass.identity import Identity, RolePermissions, Scheme
 from gatepass.tokens.access import AccessClaims
@@ -34,8 +35,11 @@ class BearerResolver:
         *,
         cookie: CookieSpec | None = None,
         roles_loader: RolesLoader | None = None,
+        bound: BoundCookies | None = None,
     ) -> None:
-        """``cookie`` enables browser JWT mode (the access token in that cookie)."""
+        """``cookie`` enables browser JWT mode (the access token in that cookie);
+        ``bound`` enforces device-bound logins (see :mod:`gatepass.dbsc`)."""
+        self.bound = bound
         self.verify = verify
         self.permissions = permissions
         self.cookie = cookie
@@ -51,18 +55,26 @@ class BearerResolver:
             # itself strictly (alphabet, segments, size) before anything else.
             if not credentials or " " in credentials:
                 raise InvalidToken(reason="malformed")
-            return await self._identity(credentials, "bearer")
+            return await self._identity(credentials, "bearer", scope)
         if self.cookie is not None:
             value = read_cookie(header(scope, b"cookie"), self.cookie.name)
             if value is not None:
                 try:
-                    return await self._identity(value, "jwt-cookie")
+                    return await self._identity(value, "jwt-cookie", scope)
                 except InvalidToken:
                     return None
         return None
 
-    async def _identity(self, token: str, scheme: Scheme) -> Identity:
+    async def _identity(self, token: str, scheme: Scheme, scope: Scope) -> Identity:
         claims = await self.verify(token)
+        if (
+            DATA_KEY in claims.raw
+            and self.bound is not None
+            and not self.bound.check(header(scope, b"cookie"), claims.raw[DATA_KEY])
+        ):
+            # A device-bound browser login's token without its bound cookie
+            # (as a cookie, or copied into an Authorization header).
+            raise InvalidToken(reason="unbound")
         roles: tuple[str, ...] | None = None
         if self.roles_loader is not None:
             roles = await self.roles_loader(claims.sub)

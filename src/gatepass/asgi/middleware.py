@@ -27,6 +27,7 @@ from gatepass.asgi.bearer import BearerResolver
 from gatepass.asgi.errors import error_parts
 from gatepass.asgi.types import ASGIApp, Message, Receive, Scope, Send, client_ip, header
 from gatepass.cookies import CookieSpec, read_cookie
+from gatepass.dbsc import DATA_KEY, BoundCookies
 from gatepass.errors import GatepassError
 from gatepass.identity import ANONYMOUS, Anonymous, Identity, RolePermissions
 from gatepass.sessions.manager import IssuedSession, SessionManager
@@ -45,7 +46,10 @@ class RequestAuth:
     Obtain it with ``request.auth`` (Starlette) or :func:`gatepass.asgi.auth_of`.
     """
 
-    __slots__ = ("_middleware", "_scope", "clear_site_data", "record", "set_cookies", "token")
+    __slots__ = (
+        "_middleware", "_scope", "clear_site_data", "extra_headers", "record", "set_cookies",
+        "token",
+    )  # fmt: skip
 
     def __init__(
         self, middleware: AuthMiddleware, scope: Scope, token: str | None,
@@ -59,6 +63,8 @@ class RequestAuth:
         self.set_cookies: list[str] = []
         #: Set by logout: the browser is asked to drop cached pages and storage.
         self.clear_site_data = False
+        #: Other headers that go with the cookies (a device-binding offer).
+        self.extra_headers: list[tuple[bytes, bytes]] = []
 
     @property
     def scopes(self) -> list[str]:
@@ -141,9 +147,12 @@ class AuthMiddleware:
         cookie: CookieSpec | None = None,
         permissions: RolePermissions | None = None,
         bearer: BearerResolver | None = None,
+        bound: BoundCookies | None = None,
     ) -> None:
-        """``bearer`` enables ``Authorization: Bearer`` (see :mod:`gatepass.asgi.bearer`)."""
+        """``bearer`` enables ``Authorization: Bearer`` (see :mod:`gatepass.asgi.bearer`);
+        ``bound`` enforces device-bound sessions (see :mod:`gatepass.dbsc`)."""
         self.app = app
+        self.bound = bound
         self.sessions = sessions
         self.cookie = cookie or CookieSpec()
         self.permissions = permissions or RolePermissions()
@@ -169,6 +178,15 @@ class AuthMiddleware:
                 token = read_cookie(header(scope, b"cookie"), self._cookie_name)
                 if token is not None:
                     record = await self.sessions.load(token)
+                    if (
+                        record is not None
+                        and DATA_KEY in record.data
+                        and self.bound is not None
+                        and not self.bound.check(header(scope, b"cookie"), record.data[DATA_KEY])
+                    ):
+                        # A device-bound login without its bound cookie: anonymous.
+                        # The cookie stays: the browser needs it to refresh.
+                        token = record = None
         except GatepassError as exc:
             await _send_error(send, exc)
             return
@@ -198,6 +216,7 @@ class AuthMiddleware:
                     # stored by a shared cache and served to someone else.
                     headers = [(k, v) for k, v in headers if k.lower() != b"cache-control"]
                     headers.append((b"cache-control", b"no-store"))
+                    headers.extend(auth.extra_headers)
                     if auth.clear_site_data:
                         # Not "cookies": that would clear every cookie of the
                         # registrable domain, sibling apps' included; ours are

@@ -91,7 +91,9 @@ def build_stack(app: ASGIApp, parts: Components, layers: Layers = Layers()) -> A
             parts.permissions,
             cookie=ACCESS_COOKIE if settings.browser_mode == "jwt" else None,
             roles_loader=users_roles(parts.accounts.users) if settings.jwt_stateful else None,
+            bound=parts.dbsc.cookies if parts.dbsc is not None else None,
         ),
+        bound=parts.dbsc.cookies if parts.dbsc is not None else None,
     )
     if layers.cors:
         app = CORSMiddleware(app, origins=settings.cors_origins)

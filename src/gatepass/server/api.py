@@ -327,6 +327,10 @@ api_docs = apidoc.ApiDocs(
                 "ip": {"type": ["string", "null"]},
                 "user_agent": {"type": ["string", "null"]},
                 "current": {"type": "boolean"},
+                "device_bound": {
+                    "type": "boolean",
+                    "description": "Bound to a key its browser keeps (device-bound sessions).",
+                },
             },
             "additionalProperties": False,
         },

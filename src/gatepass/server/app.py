@@ -16,6 +16,7 @@ from gatepass.server import (
     account_api,
     account_pages,
     api,
+    dbsc_routes,
     forward_auth,
     mfa_pages,
     mfa_routes,
@@ -77,6 +78,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             *forward_auth.routes,
             *oauth_routes.routes,
             *account_api.routes,
+            *dbsc_routes.routes,
             *openapi.routes,
             *pages.routes,
             *account_pages.routes,
@@ -91,7 +93,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
     # browsers that ask for HTML get error pages, not JSON.
     layers = Layers(
         csrf_exempt=tuple(
-            token_api.CSRF_EXEMPT | mfa_routes.CSRF_EXEMPT | passkey_routes.CSRF_EXEMPT
+            token_api.CSRF_EXEMPT
+            | mfa_routes.CSRF_EXEMPT
+            | passkey_routes.CSRF_EXEMPT
+            | dbsc_routes.CSRF_EXEMPT
         ),
         error_pages=_error_renderer,
     )

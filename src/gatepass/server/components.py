@@ -17,6 +17,7 @@ from gatepass.asgi.csrf import CSRF_COOKIE
 from gatepass.clientip import TrustedProxies
 from gatepass.cookies import CookieSpec
 from gatepass.csrf import CSRFSigner, origin_of
+from gatepass.dbsc import BoundCookies, DeviceBinding
 from gatepass.drivers.opener import (
     open_factor_store,
     open_identity_store,
@@ -129,6 +130,8 @@ class Components:
     rules: RulesSource | None = None
     #: Social/OIDC sign-in; None when no provider is configured.
     oauth: OAuthService | None = None
+    #: Device-bound sessions (W3C DBSC); None when the setting is off.
+    dbsc: DeviceBinding | None = None
 
     def safe_next(self, value: str | None, default: str = "/account") -> str:
         """Where to send a user after login: a local path, or an absolute URL
@@ -251,8 +254,20 @@ class Components:
             reset_ttl=settings.reset_token_ttl,
             verify_ttl=settings.verification_token_ttl,
         )
+        dbsc = None
+        if settings.dbsc:
+            dbsc = DeviceBinding(
+                cookies=BoundCookies(secrets, ttl=settings.dbsc_cookie_ttl),
+                # Single-use challenges: the one-time token store's atomic take.
+                challenges=links.store,
+                refreshes=Quota(throttle.store, "dbsc-refresh", settings.dbsc_refresh_limit),
+                origin=own_origin,
+                required_roles=frozenset(settings.dbsc_required_roles),
+                keys=secrets,
+            )
         return cls(
             settings=settings,
+            dbsc=dbsc,
             links=links,
             mail_per_address=Quota(throttle.store, "mail-address", settings.mail_limit),
             mail_per_email=Quota(throttle.store, "mail-email", MAIL_PER_EMAIL),

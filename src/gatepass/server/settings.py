@@ -120,6 +120,17 @@ class Settings:
     #: Roles whose users must have a second factor (``admin,ops``): such a
     #: login without one is walked through enrolment and refused elsewhere.
     mfa_required_roles: tuple[str, ...] = ()
+    #: Device-bound sessions (W3C DBSC): ``on`` offers every browser login a
+    #: binding to a key the browser keeps; needs an https public URL.
+    device_bound_sessions: Literal["on", "off"] = "off"
+    #: Lifetime of the bound cookie (seconds): how long a copied session
+    #: cookie can be used with a copied bound cookie, at most.
+    dbsc_cookie_ttl: int = 600
+    #: Roles whose logins must bind: such a login is refused after the
+    #: registration window (5 minutes) unless its browser registered a key.
+    dbsc_required_roles: tuple[str, ...] = ()
+    #: Bound-cookie refreshes allowed per DBSC session per hour.
+    dbsc_refresh_limit: int = 60
 
     def __post_init__(self) -> None:
         # Library callers pass plain strings and lists; keep the declared types.
@@ -128,6 +139,7 @@ class Settings:
         object.__setattr__(self, "trusted_proxies", tuple(self.trusted_proxies))
         object.__setattr__(self, "mfa_required_roles", tuple(self.mfa_required_roles))
         _check_roles(self.mfa_required_roles)
+        object.__setattr__(self, "dbsc_required_roles", tuple(self.dbsc_required_roles))
         if not 0 < self.port < 65536:
             raise ConfigurationError("port must be between 1 and 65535.")
         if self.browser_mode not in ("session", "jwt"):
@@ -184,10 +196,48 @@ class Settings:
             raise ConfigurationError("GATEPASS_RESET_TOKEN_TTL must be 60 s to 24 hours.")
         if not 60 <= self.verification_token_ttl <= 30 * 24 * 3600:
             raise ConfigurationError("GATEPASS_VERIFICATION_TOKEN_TTL must be 60 s to 30 days.")
+        self._check_dbsc()
         if self.session_idle_timeout > self.session_absolute_timeout:
             raise ConfigurationError(
                 "GATEPASS_SESSION_IDLE_TIMEOUT cannot exceed GATEPASS_SESSION_ABSOLUTE_TIMEOUT."
             )
+
+    def _check_dbsc(self) -> None:
+        if self.device_bound_sessions not in ("on", "off"):
+            raise ConfigurationError("GATEPASS_DEVICE_BOUND_SESSIONS must be 'on' or 'off'.")
+        if not 130 <= self.dbsc_cookie_ttl <= 24 * 3600:
+            # Chromium refreshes when less than ~120 s are left: a shorter
+            # lifetime would have it refresh before every request.
+            raise ConfigurationError("GATEPASS_DBSC_COOKIE_TTL must be 130 s to 24 hours.")
+        if self.dbsc_refresh_limit < 0:
+            raise ConfigurationError("GATEPASS_DBSC_REFRESH_LIMIT must be 0 or more.")
+        if self.device_bound_sessions == "off":
+            if self.dbsc_required_roles:
+                raise ConfigurationError(
+                    "GATEPASS_DBSC_REQUIRED_ROLES needs GATEPASS_DEVICE_BOUND_SESSIONS=on."
+                )
+            return
+        if not self.public_url.startswith("https://"):
+            # Browsers ignore the offer on plain http, and the bound cookie
+            # is a __Host- cookie: on http it would be a silent no-op.
+            raise ConfigurationError(
+                "GATEPASS_DEVICE_BOUND_SESSIONS=on needs an https GATEPASS_PUBLIC_URL."
+            )
+        if not self.cookie_secure:
+            raise ConfigurationError(
+                "GATEPASS_DEVICE_BOUND_SESSIONS=on needs GATEPASS_COOKIE_SECURE=true."
+            )
+        if self.cookie_domain is not None:
+            # The bound cookie is __Host- (this host only): sibling hosts
+            # would receive the session cookie but never the bound one.
+            raise ConfigurationError(
+                "GATEPASS_DEVICE_BOUND_SESSIONS=on cannot be combined with GATEPASS_COOKIE_DOMAIN."
+            )
+
+    @property
+    def dbsc(self) -> bool:
+        """Whether device-bound sessions are on."""
+        return self.device_bound_sessions == "on"
 
     def _check_cookie_domain(self) -> None:
         domain = (self.cookie_domain or "").lower().removeprefix(".")
@@ -269,7 +319,8 @@ def _convert(name: str, raw: str) -> Any:
     if name in ("port", "session_idle_timeout", "session_absolute_timeout", "max_body_bytes",
                 "access_token_ttl", "refresh_token_ttl", "key_rotation_days",
                 "refresh_grace", "registration_limit", "forward_auth_cache", "mail_limit",
-                "reset_token_ttl", "verification_token_ttl"):  # fmt: skip
+                "reset_token_ttl", "verification_token_ttl", "dbsc_cookie_ttl",
+                "dbsc_refresh_limit"):  # fmt: skip
         try:
             return int(raw)
         except ValueError:
@@ -287,6 +338,8 @@ def _convert(name: str, raw: str) -> Any:
             raise ConfigurationError(
                 "GATEPASS_MAIL_RETRY_DELAYS must be comma-separated seconds."
             ) from None
-    if name in ("cors_origins", "trusted_proxies", "mfa_required_roles"):
+    if name == "device_bound_sessions":
+        return raw.strip().lower()
+    if name in ("cors_origins", "trusted_proxies", "mfa_required_roles", "dbsc_required_roles"):
         return tuple(part.strip() for part in raw.split(",") if part.strip())
     return raw

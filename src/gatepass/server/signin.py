@@ -19,6 +19,7 @@ from gatepass.asgi.dependencies import auth_of
 from gatepass.errors import NotFound
 from gatepass.identity import Identity
 from gatepass.logins import current_login_id
+from gatepass.server import dbsc_routes
 from gatepass.server.components import components
 from gatepass.server.token_api import jwt_login, jwt_logout
 from gatepass.users.model import User
@@ -28,10 +29,21 @@ async def sign_in(
     request: Request, user: User, *, amr: tuple[str, ...] = (), remember: bool = False
 ) -> None:
     """Start a browser login for ``user`` (the credentials were checked)."""
-    if components(request).settings.browser_mode == "jwt":
+    parts = components(request)
+    if parts.settings.browser_mode == "jwt":
         await jwt_login(request, user, amr=amr)
     else:
         await auth_of(request).login(user.id, user.roles, remember=remember, amr=amr)
+    await _offer_binding(request, user)
+
+
+async def _offer_binding(request: Request, user: User) -> None:
+    """With device-bound sessions on, offer the browser to bind the login
+    this request just started (either mode) to a key it keeps."""
+    if components(request).dbsc is not None:
+        identity = request.scope.get("user")
+        if isinstance(identity, Identity):
+            await dbsc_routes.offer(request, identity, user.roles)
 
 
 async def sign_out(request: Request, identity: Identity | None) -> None:
@@ -41,6 +53,9 @@ async def sign_out(request: Request, identity: Identity | None) -> None:
         await jwt_logout(request)
     else:
         await auth_of(request).logout()
+    parts = components(request)
+    if parts.dbsc is not None:
+        auth_of(request).set_cookies.append(parts.dbsc.cookies.spec.deletion_header())
 
 
 async def renew_with_factor(request: Request, identity: Identity, user: User,
@@ -48,7 +63,8 @@ async def renew_with_factor(request: Request, identity: Identity, user: User,
     """After the user proved a second factor while signed in (confirming TOTP):
     replace this browser login by a fresh one whose ``amr`` adds ``amr``,
     under a new id (a privilege change), keeping "remember me".  The old
-    login ends.  A Bearer client cannot be handed new tokens here: False,
+    login ends (and with it any device binding: the new login is offered
+    one afresh).  A Bearer client cannot be handed new tokens here: False,
     and its token stays as it was (it signs in again with its factor).
     """
     upgraded = tuple(dict.fromkeys((*identity.amr, *amr)))
@@ -57,6 +73,7 @@ async def renew_with_factor(request: Request, identity: Identity, user: User,
         remember = record.remember if record is not None else False
         # login() destroys the current session first.
         await auth_of(request).login(user.id, user.roles, remember=remember, amr=upgraded)
+        await _offer_binding(request, user)
         return True
     if identity.scheme == "jwt-cookie":
         old = current_login_id(identity)
@@ -64,5 +81,6 @@ async def renew_with_factor(request: Request, identity: Identity, user: User,
         if old is not None:
             with suppress(NotFound):  # ended meanwhile (signed out elsewhere)
                 await components(request).accounts.logins.end(user.id, old)
+        await _offer_binding(request, user)
         return True
     return False

@@ -18,13 +18,14 @@ from gatepass.asgi.csrf import enforce_csrf
 from gatepass.asgi.dependencies import auth_of
 from gatepass.asgi.middleware import client_ip
 from gatepass.cookies import CookieSpec, read_cookie
+from gatepass.dbsc import DATA_KEY
 from gatepass.errors import InvalidGrant, InvalidRequest, InvalidToken
 from gatepass.server import apidoc
 from gatepass.server.apidoc import Operation, error, json_content, ref
 from gatepass.server.bodies import read_fields, string_field
 from gatepass.server.components import components
 from gatepass.server.second_step import second_step_needed
-from gatepass.tokens.refresh import is_well_formed
+from gatepass.tokens.refresh import family_id_of, is_well_formed
 from gatepass.tokens.service import TokenPair
 from gatepass.users.model import User
 
@@ -78,6 +79,8 @@ async def refresh(request: Request) -> Response:
         presented = read_cookie(request.headers.get("cookie"), REFRESH_COOKIE.name)
     if not isinstance(presented, str) or not presented:
         raise InvalidGrant(reason="missing")
+    if parts.dbsc is not None:
+        await _check_bound(request, presented)
     try:
         pair = await parts.tokens.refresh(presented)
     except InvalidGrant:
@@ -113,6 +116,22 @@ async def jwks(request: Request) -> Response:
         parts.keys().jwks(parts.tokens.codec.clock()),
         headers={"cache-control": "public, max-age=60"},
     )
+
+
+async def _check_bound(request: Request, presented: str) -> None:
+    """A device-bound family refreshes only with its bound cookie (DBSC),
+    whether its refresh token came as a cookie or was copied into a body.
+    Checked before the rotation, so a refused attempt changes nothing."""
+    parts = components(request)
+    assert parts.dbsc is not None
+    family_id = family_id_of(presented)
+    if family_id is None:
+        return  # malformed: the service refuses it
+    family = await parts.tokens.refresh_store.get(family_id)
+    if family is not None and not parts.dbsc.cookies.check(
+        request.headers.get("cookie"), family.data.get(DATA_KEY)
+    ):
+        raise InvalidGrant(reason="unbound")
 
 
 def set_token_cookies(request: Request, pair: TokenPair) -> None:

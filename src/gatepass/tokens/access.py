@@ -95,6 +95,7 @@ class AccessTokenCodec:
         amr: tuple[str, ...] = (),
         auth_time: float | None = None,
         email_verified: bool | None = None,
+        dbsc: Mapping[str, Any] | None = None,
     ) -> tuple[str, AccessClaims]:
         if not isinstance(sub, str) or not 0 < len(sub) <= MAX_STRING_CLAIM:
             raise ValueError("sub must be a non-empty string")
@@ -122,6 +123,10 @@ class AccessTokenCodec:
         if email_verified is not None:
             # OIDC's claim name, so relying services read it without a mapping.
             claims["email_verified"] = email_verified
+        if dbsc is not None:
+            # The login's device binding, as the auth path needs it (see
+            # gatepass.dbsc): a bound login's tokens need the bound cookie.
+            claims["dbsc"] = dict(dbsc)
         token = jws.encode(claims, self._ring().active, typ=ACCESS_TYP)
         return token, self._claims(claims)
 

@@ -276,6 +276,10 @@ class RefreshStore(Protocol):
     async def revoke(self, family_id: str) -> Family | None:
         """Mark the family revoked; returns it, or None when absent."""
 
+    async def set_data(self, family_id: str, data: dict[str, object]) -> bool:
+        """Replace the family's data (nothing else); False when it is absent."""
+        ...
+
     async def revoke_user(self, user_id: str) -> int:
         """Revoke every family of a user; returns how many were live."""
         ...

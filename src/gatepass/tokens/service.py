@@ -103,6 +103,7 @@ class TokenService:
         amr: tuple[str, ...] = (),
         auth_time: float | None = None,
         email_verified: bool | None = None,
+        binding: dict[str, object] | None = None,
     ) -> TokenPair:
         """A new family (one login): an access token and the first refresh token.
 
@@ -140,6 +141,7 @@ class TokenService:
                 "amr": list(amr),
                 "auth_time": now if auth_time is None else auth_time,
                 "email_verified": email_verified,
+                **({"dbsc": binding} if binding is not None else {}),
             },
         )
         await self.refresh_store.create(family)
@@ -155,6 +157,7 @@ class TokenService:
             amr=_strings(family.data.get("amr")),
             auth_time=_number(family.data.get("auth_time")),
             email_verified=_flag(family.data.get("email_verified")),
+            dbsc=_binding_claim(family.data.get("dbsc")),
         )
         if self.mode == "allowlist":
             await self.revocation.allow(claims.jti, claims.sub, until=claims.exp)
@@ -279,6 +282,26 @@ class TokenService:
         await self.revocation.bump_generation(user_id)
         return await self.refresh_store.revoke_user(user_id)
 
+    async def set_binding(self, family_id: str, binding: dict[str, object]) -> bool:
+        """Record a device binding on a family (DBSC); False when it is gone."""
+        family = await self.refresh_store.get(family_id)
+        if family is None:
+            return False
+        return await self.refresh_store.set_data(family_id, {**family.data, "dbsc": binding})
+
+    async def bound_access(self, family_id: str) -> tuple[str, int]:
+        """A fresh access token of a family, carrying its current binding
+        (issued when the binding changes; the refresh token stays as is)."""
+        family = await self.refresh_store.get(family_id)
+        if family is None or not await self.is_live_now(family):
+            raise InvalidGrant(reason="unknown")
+        pair = await self._access(family, "")
+        return pair.access_token, pair.expires_in
+
+    async def is_live_now(self, family: Family) -> bool:
+        """Whether ``family`` can still refresh, the user's generation included."""
+        return self.is_live(family, generation=await self.revocation.generation(family.user_id))
+
     def is_live(self, family: Family, *, generation: int | None) -> bool:
         """Whether ``family`` can still refresh (``generation``: the user's, if known)."""
         if family.revoked or self.clock() >= family.absolute_expires_at:
@@ -302,5 +325,20 @@ def _number(value: object) -> float | None:
     if isinstance(value, int | float) and not isinstance(value, bool):
         return float(value)
     return None
+
+
+def _binding_claim(value: object) -> dict[str, object] | None:
+    """What access tokens carry of a family's device binding: only what the
+    auth path checks (the DBSC session id, or the deadline to bind by), never
+    the key."""
+    if not isinstance(value, dict):
+        return None
+    if isinstance(value.get("sid"), str):
+        return {"sid": value["sid"]}
+    if isinstance(value.get("by"), int | float):
+        return {"by": value["by"]}
+    return None
+
+
 def _flag(value: object) -> bool | None:
     return value if isinstance(value, bool) else None

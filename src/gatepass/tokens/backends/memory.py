@@ -49,6 +49,13 @@ class MemoryRefreshStore:
         family = self._families[family_id] = replace(family, revoked=True)
         return family
 
+    async def set_data(self, family_id: str, data: dict[str, object]) -> bool:
+        family = self._families.get(family_id)
+        if family is None:
+            return False
+        self._families[family_id] = replace(family, data=dict(data))
+        return True
+
     async def revoke_user(self, user_id: str) -> int:
         count = 0
         for family_id in self._by_user.get(checked(user_id), ()):

@@ -145,6 +145,13 @@ class MongoRefreshStore(MongoStore):
         return _family(doc)
 
     @guarded
+    async def set_data(self, family_id: str, data: dict[str, object]) -> bool:
+        families = await self.collection(FAMILIES)
+        text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+        result = await families.update_one({"_id": family_id}, {"$set": {"data": text}})
+        return result.matched_count == 1
+
+    @guarded
     async def revoke_user(self, user_id: str) -> int:
         families = await self.collection(FAMILIES)
         result = await families.update_many(

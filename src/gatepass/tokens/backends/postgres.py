@@ -9,6 +9,7 @@ be built while PostgreSQL is down).
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -127,6 +128,12 @@ class PostgresRefreshStore(PostgresStore):
         async with self._connection() as conn:
             row = await conn.fetchrow(sql, family_id)
         return None if row is None else family_from_row(row)
+
+    async def set_data(self, family_id: str, data: dict[str, object]) -> bool:
+        sql = "UPDATE gatepass_refresh_families SET data = $1 WHERE family_id = $2"
+        text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+        async with self._connection() as conn:
+            return count(await conn.execute(sql, text, family_id)) > 0
 
     async def revoke_user(self, user_id: str) -> int:
         sql = (

@@ -102,6 +102,14 @@ redis.call('HSET', KEYS[1], 'v', '1')
 return {was, redis.call('HGETALL', KEYS[1])}
 """
 
+# KEYS[1]: a family.  ARGV[1]: its new data (JSON).  Only an existing
+# family is written (never recreated without its fields and expiry).
+_LUA_SET_DATA = r"""
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'd', ARGV[1])
+return 1
+"""
+
 #: revoke_user re-reads the index until no unseen member appears; bounded so a
 #: user logging in in a tight loop cannot keep it spinning.
 _MAX_REVOKE_PASSES = 8
@@ -144,8 +152,9 @@ def _family(family_id: str, flat: list[bytes] | dict[bytes, bytes]) -> Family | 
 class RedisRefreshStore(RedisStore):
     SCRIPTS: ClassVar[dict[str, str]] = {
         "_rotate": _LUA_ROTATE, "_create": _LUA_CREATE, "_revoke": _LUA_REVOKE,
-        "_index_add": INDEX_ADD_SCRIPT,
+        "_index_add": INDEX_ADD_SCRIPT, "_set_data": _LUA_SET_DATA,
     }  # fmt: skip
+    _set_data: AsyncScript
     _rotate: AsyncScript
     _create: AsyncScript
     _revoke: AsyncScript
@@ -195,6 +204,11 @@ class RedisRefreshStore(RedisStore):
     async def revoke(self, family_id: str) -> Family | None:
         reply = await self._revoke(keys=[self.family_key(family_id)])
         return None if reply is None else _family(family_id, reply[1])
+
+    @guarded
+    async def set_data(self, family_id: str, data: dict[str, object]) -> bool:
+        text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+        return bool(await self._set_data(keys=[self.family_key(family_id)], args=[text]))
 
     async def _members(self, user_id: str) -> list[str]:
         return await self.members(self.index_key(user_id))

@@ -160,6 +160,11 @@ class SQLiteRefreshStore(SQLiteStore):
         row = await self.db.transaction(run)
         return None if row is None else family_from_row(row)
 
+    async def set_data(self, family_id: str, data: dict[str, object]) -> bool:
+        sql = "UPDATE gatepass_refresh_families SET data = ? WHERE family_id = ?"
+        text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+        return await self._changed(sql, (text, family_id)) > 0
+
     async def revoke_user(self, user_id: str) -> int:
         sql = "UPDATE gatepass_refresh_families SET revoked = 1 WHERE user_id = ? AND revoked = 0"
         return await self._changed(sql, (checked(user_id),))
