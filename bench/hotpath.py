@@ -11,6 +11,8 @@ than wrk's requests/s.  Scenarios, on the real ``gatepass serve`` app
 * ``verify``: ``GET /auth/verify`` with a session cookie (forward auth);
 * ``me``: ``GET /auth/me`` with a session cookie;
 * ``bearer``: ``GET /auth/me`` with ``Authorization: Bearer``;
+* ``lib``: ``GET /me`` on ``bench/app.py`` (``AuthMiddleware`` alone, the
+  wrk rows' app) with a session cookie, sessions on ``--store`` too;
 * ``bare``: a plain Starlette route with no gatepass (the honest baseline).
 
 The numbers leave out the HTTP server (parsing, the socket), which costs
@@ -108,7 +110,7 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=5000)
     parser.add_argument("--store", help="GATEPASS_SESSION_STORE_URL (default: embedded SQLite)")
-    parser.add_argument("--only", default="bare,verify,me,bearer")
+    parser.add_argument("--only", default="bare,lib,verify,me,bearer")
     args = parser.parse_args()
     wanted = args.only.split(",")
 
@@ -129,7 +131,15 @@ async def main() -> None:
     pair = await parts.tokens.issue(user.id, roles=("user",))
     cookie = (b"cookie", f"__Host-gatepass={issued.token}".encode())
     bearer = (b"authorization", f"Bearer {pair.access_token}".encode())
+    os.environ["BENCH_STORE"] = args.store or f"sqlite:///{tmp}/bench-app.db"
+    from bench.app import BenchApp
+
+    lib = BenchApp()
+    lib_task, lib_inbox = await lifespan(lib)
+    lib_cookie = await call(lib, dict(scope_for("/_bench/login", []), method="POST"))
+    set_cookie = dict(lib_cookie[1])[b"set-cookie"].split(b";")[0]
     scenarios = {
+        "lib": (lib, scope_for("/me", [(b"cookie", set_cookie)])),
         "bare": (bare, scope_for("/plain", [])),
         "verify": (app, scope_for("/auth/verify", [cookie])),
         "me": (app, scope_for("/auth/me", [cookie])),
@@ -138,8 +148,9 @@ async def main() -> None:
     for name in wanted:
         target, scope = scenarios[name]
         print(f"{name:8} {await measure(target, scope, args.n):8.1f} µs/request", flush=True)
-    await inbox.put({"type": "lifespan.shutdown"})
-    await task
+    for box, running in ((inbox, task), (lib_inbox, lib_task)):
+        await box.put({"type": "lifespan.shutdown"})
+        await running
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from gatepass.asgi.types import Scope, header
+from gatepass.asgi.types import Scope, credentials
 from gatepass.cookies import CookieSpec, read_cookie
 from gatepass.errors import InvalidToken
 from gatepass.identity import Identity, RolePermissions, Scheme
@@ -42,7 +42,13 @@ class BearerResolver:
         self.roles_loader = roles_loader
 
     async def resolve(self, scope: Scope) -> Identity | None:
-        authorization = header(scope, b"authorization")
+        return await self.resolve_headers(*credentials(scope))
+
+    async def resolve_headers(
+        self, authorization: str | None, cookie: str | None
+    ) -> Identity | None:
+        """:meth:`resolve` from the request's ``Authorization`` and ``Cookie``
+        values, for a caller that has read them already."""
         if authorization is not None:
             scheme, _, credentials = authorization.partition(" ")
             if scheme.lower() != "bearer":
@@ -53,7 +59,7 @@ class BearerResolver:
                 raise InvalidToken(reason="malformed")
             return await self._identity(credentials, "bearer")
         if self.cookie is not None:
-            value = read_cookie(header(scope, b"cookie"), self.cookie.name)
+            value = read_cookie(cookie, self.cookie.name)
             if value is not None:
                 try:
                     return await self._identity(value, "jwt-cookie")

@@ -109,6 +109,9 @@ class SQLiteUserStore(SQLiteStore):
 
     async def get(self, user_id: str) -> User | None:
         key = checked(user_id)
+        cached = self._cache.get(key)  # a hit allocates nothing
+        if cached is not None:
+            return cached
         return await self._cache.read_through(key, lambda: self._one("id", key))
 
     async def get_by_email(self, email: str) -> User | None:
