@@ -1,6 +1,6 @@
 """gatepass benchmarks: every scenario and peer, side by side, in one run.
 
-    python3 bench/run.py [--quick] [--only gatepass,peers,login,verify,eventloop,memory]
+    python3 bench/run.py [--quick] [--only gatepass,peers,login,verify,workers,eventloop,memory]
                          [--servers uvicorn,granian] [--duration S] [--rounds N]
 
 One command does everything, on loopback only:
@@ -39,7 +39,7 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 VENV = BENCH / ".venv"
 VENV_PYTHON = VENV / "bin" / "python"
-GROUPS = ("gatepass", "peers", "login", "verify", "eventloop", "memory")
+GROUPS = ("gatepass", "peers", "login", "verify", "workers", "eventloop", "memory")
 #: gatepass as installed into bench/.venv: every store the bench measures
 #: needs its driver (without asyncpg the PostgreSQL rows cannot start).
 GATEPASS_SPEC = f"{ROOT}[redis,postgres,mongodb]"
