@@ -51,14 +51,16 @@ _FORWARDING = frozenset(
 )  # fmt: skip
 
 
-def _forwarding_headers(request: Request) -> Callable[[str], str | None]:
+def _forwarding_headers(request: Request) -> Callable[[str], str | None] | None:
     """A getter over the forwarding headers, found in one pass over the request's
-    (the first of repeated ones, as Starlette's ``headers.get``): none at all
-    on a request straight from a client, so nothing more is looked at."""
+    (the first of repeated ones, as Starlette's ``headers.get``); None when
+    there is none, as on a request straight from a client."""
     found: dict[bytes, bytes] = {}
     for name, value in request.scope["headers"]:
         if name in _FORWARDING and name not in found:
             found[name] = value
+    if not found:
+        return None
 
     def get(name: str) -> str | None:
         value = found.get(name.encode("latin-1"))
@@ -68,7 +70,8 @@ def _forwarding_headers(request: Request) -> Callable[[str], str | None]:
 
 
 def _original(request: Request, parts: Components) -> OriginalRequest | None:
-    found = original_request(_forwarding_headers(request))
+    get = _forwarding_headers(request)
+    found = original_request(get) if get is not None else None
     proxied = bool(request.scope.get(PROXIED))
     if found is not None and not proxied:
         # Anyone can write these headers; only our proxies are believed.
