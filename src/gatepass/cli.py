@@ -379,15 +379,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.workers == 1:
                 uvicorn.run(create_app(settings), **server)
                 return 0
-            # Several processes on one socket (uvicorn's supervisor restarts
-            # one that dies).  Each worker builds the app from the same
-            # settings: the flags go to them as GATEPASS_* variables.
+            # Several processes, each with its own socket on the port (see
+            # gatepass.server.workers).  Each worker builds the app from the
+            # same settings: the flags go to them as GATEPASS_* variables.
+            from gatepass.server.workers import run_workers
+
             _check_shared_stores(settings)
             _export_overrides(overrides)
-            uvicorn.run(
-                "gatepass.server.app:create_app", factory=True, workers=args.workers, **server
-            )
-            return 0
+            return run_workers(args.workers, server)
         asyncio.run(_run_admin(args, settings))
         return 0
     except GatepassError as exc:

@@ -1,4 +1,5 @@
-"""``gatepass serve --workers N``: several processes on one port, caches coherent.
+"""``gatepass serve --workers N``: several processes on one port (each its own
+SO_REUSEPORT socket), caches coherent.
 
 Each worker keeps local caches of sessions and accounts.  A logout answered
 by one worker must be refused by every other worker at its very next
@@ -206,3 +207,22 @@ def test_workers_refuse_stores_that_live_in_one_process(tmp_path: Path) -> None:
     )  # fmt: skip
     assert done.returncode == 1
     assert "memory://" in done.stderr and "--workers" in done.stderr
+
+
+def test_workers_that_cannot_start_stop_the_server_with_status_1(tmp_path: Path) -> None:
+    """A taken port (a socket without SO_REUSEPORT) is a failed start, not a
+    restart loop: the supervisor gives up and exits 1."""
+    import socket
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(1)
+    port = taken.getsockname()[1]
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "gatepass", "serve", "--workers", "2", "--port", str(port)],
+            env=_env(tmp_path / "data"), capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+    finally:
+        taken.close()
+    assert done.returncode == 1
