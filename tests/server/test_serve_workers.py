@@ -226,3 +226,12 @@ def test_workers_that_cannot_start_stop_the_server_with_status_1(tmp_path: Path)
     finally:
         taken.close()
     assert done.returncode == 1
+
+
+@pytest.mark.parametrize("count", ["0", "65", "two"])
+def test_a_worker_count_out_of_range_is_refused(count: str) -> None:
+    from gatepass.cli import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(["serve", "--workers", count])
+    assert exited.value.code == 2
