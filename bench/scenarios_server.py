@@ -169,6 +169,62 @@ def forward_auth(ctx: Context) -> None:
         ctx.add(failed("forward auth", scenario, "gatepass serve", "uvicorn", exc))
 
 
+def serve_workers(ctx: Context, workers: int, data: str) -> Process:
+    """``gatepass serve --workers N`` on the embedded SQLite default, not pinned
+    (its workers may use every core; wrk still runs on CPU 1)."""
+    directory = ctx.tmp / data
+    directory.mkdir(parents=True, exist_ok=True)
+    env = python_env(ctx, GATEPASS_DATA_DIR=str(directory), GATEPASS_SECRET_KEY="k" * 43)
+    added = subprocess.run(
+        [sys.executable, "-m", "gatepass", "users", "add", EMAIL, "--password-stdin"],
+        input=PASSWORD + "\n", text=True, capture_output=True, env={**os.environ, **env},
+    )  # fmt: skip
+    if added.returncode != 0 and "exists" not in (added.stderr + added.stdout):
+        raise BenchError(f"gatepass users add failed: {added.stderr.strip()[-300:]}")
+    argv = [sys.executable, "-m", "gatepass", "serve", "--workers", str(workers),
+            "--port", "{port}", "--log-level", "warning"]  # fmt: skip
+    return Process(f"gatepass serve --workers {workers}", argv, ready_url="/healthz", env=env,
+                   cpu=None)  # fmt: skip
+
+
+def multi_worker(ctx: Context) -> None:
+    """``GET /auth/verify`` with a session cookie: two workers against one.
+
+    On a 2-core machine with wrk on one core this shows what a second worker
+    adds when it has only half a core to itself, not clean scaling."""
+    from harness import interleave
+    from scenarios_wrk import Measure, fill_row
+
+    scenario = "GET /auth/verify, sqlite, 2 workers vs 1"
+    try:
+        with serve_workers(ctx, 1, "serve-w1") as one, serve_workers(ctx, 2, "serve-w2") as two:
+            requests = {}
+            for label, app in (("one", one), ("two", two)):
+                cookie = session_cookie(app.base)
+                requests[label] = Request("/auth/verify", headers=(f"Cookie: {cookie}",))
+                status, _, body = http(app.base + "/auth/verify", headers={"cookie": cookie})
+                if status != 200:
+                    raise BenchError(f"/auth/verify answered {status}: {body[:160]!r}")
+            samples = interleave(
+                one.base,
+                [
+                    Measure("one", requests["one"]),
+                    Measure("two", requests["two"], base=two.base),
+                ],
+                ctx.duration,
+                ctx.rounds,
+            )
+            row = fill_row(
+                Row("workers", scenario, "gatepass serve", "uvicorn"),
+                samples["two"],
+                samples["one"],
+            )
+            row.note = "ratio: 2 workers over 1, both unpinned; wrk on CPU 1"
+            ctx.add(row)
+    except (BenchError, OSError, subprocess.SubprocessError) as exc:
+        ctx.add(failed("workers", scenario, "gatepass serve", "uvicorn", exc))
+
+
 def event_loop(ctx: Context) -> None:
     """wrk on ``GET /auth/me`` alone, then the same with 20 logins fired 0.5 s in."""
     scenario = "GET p50/p99 during 20 logins"
@@ -306,6 +362,9 @@ def run_all(ctx: Context, only: set[str] | None) -> None:
     if only is None or "verify" in only:
         log("forward auth (gatepass serve)")
         forward_auth(ctx)
+    if only is None or "workers" in only:
+        log("gatepass serve --workers (SQLite)")
+        multi_worker(ctx)
     if only is None or "eventloop" in only:
         log("event-loop health (gatepass serve)")
         event_loop(ctx)

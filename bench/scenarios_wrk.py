@@ -63,7 +63,12 @@ class Context:
 
 
 def asgi_argv(server: str, target: str) -> list[str]:
-    """The same settings for every Python app: one worker, uvloop, no access log."""
+    """The same settings for every Python app: one worker, uvloop, no access log.
+
+    ``--lifespan on``: an app whose start-up fails (a store it cannot open)
+    exits with the reason, instead of uvicorn's default of going on without
+    lifespan and answering every request with a 500.
+    """
     if server == "uvicorn":
         return [
             sys.executable,
@@ -81,6 +86,8 @@ def asgi_argv(server: str, target: str) -> list[str]:
             "uvloop",
             "--http",
             "httptools",
+            "--lifespan",
+            "on",
         ]
     if server == "granian":
         return [
@@ -113,11 +120,15 @@ def python_env(ctx: Context, **extra: str) -> dict[str, str]:
     }
 
 
-def credential_of(base: str) -> str:
-    """Sign in through the app's ``/_bench/login``: a header line or its cookies."""
+def credential_of(base: str, app: Process | None = None) -> str:
+    """Sign in through the app's ``/_bench/login``: a header line or its cookies.
+
+    ``app``: the server, whose log tail goes into the error when it fails.
+    """
     status, headers, body = http(base + "/_bench/login", method="POST", body=b"")
     if status >= 400:
-        raise BenchError(f"/_bench/login answered {status}: {body[:200]!r}")
+        log_tail = f"; server log: {app.output(1200)}" if app is not None else ""
+        raise BenchError(f"/_bench/login answered {status}: {body[:200]!r}{log_tail}")
     text = body.decode().strip()
     if text.startswith(("Authorization:", "Cookie:")):
         return text
@@ -177,6 +188,7 @@ def guarded(
     try:
         run()
     except (BenchError, OSError, subprocess.SubprocessError) as exc:
+        log(f"  {implementation} ({server}) failed: {exc}")  # whole, the table cuts it
         for group, scenario, _ in names:
             ctx.add(failed(group, scenario, implementation, server, exc))
 
@@ -200,13 +212,16 @@ def gatepass_store(ctx: Context, server: str, store: str, url: str) -> None:
         if store == "redis":
             ctx.redis.flush()
         env = python_env(ctx, BENCH_STORE=url, BENCH_ALG="HS256")
-        with bare_app(ctx, server) as bare, Process(
-            f"gatepass {store} ({server})",
-            asgi_argv(server, "bench.app:app"),
-            ready_url="/plain",
-            env=env,
-        ) as app:
-            session = Request("/me", headers=(credential_of(app.base),))
+        with (
+            bare_app(ctx, server) as bare,
+            Process(
+                f"gatepass {store} ({server})",
+                asgi_argv(server, "bench.app:app"),
+                ready_url="/plain",
+                env=env,
+            ) as app,
+        ):
+            session = Request("/me", headers=(credential_of(app.base, app),))
             token = http(app.base + "/_bench/token", method="POST", body=b"")[2].decode()
             bearer = Request("/me", headers=(f"Authorization: Bearer {token}",))
             for r in (session, bearer):
@@ -315,12 +330,15 @@ def gatepass_browser(ctx: Context, server: str) -> None:
 
     def run() -> None:
         env = python_env(ctx, BENCH_STORE="memory://", BENCH_CSRF="1", BENCH_ALG="HS256")
-        with bare_app(ctx, server) as bare, Process(
-            f"gatepass browser ({server})",
-            asgi_argv(server, "bench.app:app"),
-            ready_url="/plain",
-            env=env,
-        ) as app:
+        with (
+            bare_app(ctx, server) as bare,
+            Process(
+                f"gatepass browser ({server})",
+                asgi_argv(server, "bench.app:app"),
+                ready_url="/plain",
+                env=env,
+            ) as app,
+        ):
             session_cookie = credential_of(app.base).removeprefix("Cookie: ")
             csrf = http(app.base + "/_bench/csrf", headers={"Cookie": session_cookie})[2].decode()
             token = http(app.base + "/_bench/token", method="POST", body=b"")[2].decode()

@@ -11,9 +11,10 @@ import argparse
 import asyncio
 import getpass
 import json
+import os
 import re
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Any, NoReturn
@@ -104,6 +105,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--data-dir", type=Path, dest="serve_data_dir",
                        help="data directory (GATEPASS_DATA_DIR, default ./.gatepass)")  # fmt: skip
     serve.add_argument("--log-level", default="info", help="uvicorn's log level (default info)")
+    serve.add_argument(
+        "--workers", type=_workers, default=1,
+        help="worker processes sharing the port (default 1); their caches stay exact "
+        "across them through the stores' change signals (not with memory:// stores)",
+    )  # fmt: skip
     serve.add_argument("--tls-cert", help="serve HTTPS: PEM certificate chain (GATEPASS_TLS_CERT)")
     serve.add_argument("--tls-key", help="serve HTTPS: PEM private key (GATEPASS_TLS_KEY)")
 
@@ -152,9 +158,7 @@ def _parser() -> argparse.ArgumentParser:
     which.add_argument("--all", action="store_true")
     which.add_argument("session_id", nargs="?")
 
-    mfa = sub.add_parser("mfa", help="second factors").add_subparsers(
-        dest="action", required=True
-    )
+    mfa = sub.add_parser("mfa", help="second factors").add_subparsers(dest="action", required=True)
     mfa.add_parser(
         "reset", help="remove a user's second factors (passkeys too) and end every login"
     ).add_argument("email")
@@ -291,6 +295,35 @@ def _check_tls(cert: str, key: str) -> None:
             from None  # fmt: skip
 
 
+def _workers(value: str) -> int:
+    try:
+        count = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError("must be a whole number") from None
+    if not 1 <= count <= 64:
+        raise argparse.ArgumentTypeError("must be between 1 and 64")
+    return count
+
+
+def _check_shared_stores(settings: Settings) -> None:
+    """Several workers need stores they all see: never in-process memory."""
+    for name in ("database_url", "session_store_url"):
+        if getattr(settings, name).startswith("memory:"):
+            raise ConfigurationError(
+                f"--workers needs stores every worker shares; GATEPASS_{name.upper()} "
+                "is memory://, which lives inside one process."
+            )
+
+
+def _export_overrides(overrides: Mapping[str, Any]) -> None:
+    """The flags, as the ``GATEPASS_*`` variables the worker processes read
+    (each builds its settings with :meth:`Settings.load`)."""
+    for name, value in overrides.items():
+        if value is not None:
+            resolved = value.resolve() if isinstance(value, Path) else value
+            os.environ[f"GATEPASS_{name.upper()}"] = str(resolved)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     overrides: dict[str, Any] = {"data_dir": args.data_dir}
@@ -333,18 +366,27 @@ def main(argv: Sequence[str] | None = None) -> int:
             log_config["loggers"]["gatepass"] = {
                 "handlers": ["default"], "level": args.log_level.upper(), "propagate": False,
             }  # fmt: skip
-            uvicorn.run(
-                create_app(settings),
-                host=settings.host,
-                port=settings.port,
-                log_level=args.log_level,
-                log_config=log_config,
-                server_header=False,
-                proxy_headers=False,
-                ssl_certfile=settings.tls_cert or None,
-                ssl_keyfile=settings.tls_key or None,
-            )
-            return 0
+            server: dict[str, Any] = {
+                "host": settings.host,
+                "port": settings.port,
+                "log_level": args.log_level,
+                "log_config": log_config,
+                "server_header": False,
+                "proxy_headers": False,
+                "ssl_certfile": settings.tls_cert or None,
+                "ssl_keyfile": settings.tls_key or None,
+            }
+            if args.workers == 1:
+                uvicorn.run(create_app(settings), **server)
+                return 0
+            # Several processes, each with its own socket on the port (see
+            # gatepass.server.workers).  Each worker builds the app from the
+            # same settings: the flags go to them as GATEPASS_* variables.
+            from gatepass.server.workers import run_workers
+
+            _check_shared_stores(settings)
+            _export_overrides(overrides)
+            return run_workers(args.workers, server)
         asyncio.run(_run_admin(args, settings))
         return 0
     except GatepassError as exc:

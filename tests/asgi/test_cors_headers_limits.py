@@ -132,3 +132,43 @@ def test_streamed_body_over_the_limit_is_413(client: TestClient) -> None:
 
     r = client.post("/change", content=chunks(), headers={"x-csrf-token": token})
     assert r.status_code == 413
+
+
+@pytest.mark.parametrize(
+    ("http_version", "headers"),
+    [
+        ("2", []),  # HTTP/2 may stream a body with no length header at all
+        ("1.1", [(b"transfer-encoding", b"chunked")]),
+        ("1.1", [(b"content-length", b"5")]),  # a server that delivers more than declared
+    ],
+)
+def test_a_body_without_a_declared_length_is_still_counted(
+    http_version: str, headers: list[tuple[bytes, bytes]]
+) -> None:
+    """The limit layer passes bodyless HTTP/1.x requests through untouched; every
+    other request's body is counted as it arrives."""
+    import asyncio
+
+    from gatepass.asgi.limits import RequestLimitsMiddleware
+
+    async def app(scope, receive, send):  # type: ignore[no-untyped-def]
+        while (await receive()).get("more_body"):
+            pass
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"read"})
+
+    limited = RequestLimitsMiddleware(app, max_body_bytes=1024)
+    chunks = [{"type": "http.request", "body": b"x" * 600, "more_body": True}] * 3
+    chunks.append({"type": "http.request", "body": b"", "more_body": False})
+    sent: list[dict[str, object]] = []
+
+    async def receive():  # type: ignore[no-untyped-def]
+        return chunks.pop(0)
+
+    async def send(message):  # type: ignore[no-untyped-def]
+        sent.append(message)
+
+    scope = {"type": "http", "http_version": http_version, "method": "POST", "path": "/",
+             "headers": headers}  # fmt: skip
+    asyncio.run(limited(scope, receive, send))
+    assert sent[0]["status"] == 413

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from gatepass.asgi.types import Scope, header
+from gatepass.asgi.types import Scope, credentials
 from gatepass.cookies import CookieSpec, read_cookie
 from gatepass.dbsc import DATA_KEY, BoundCookies
 from gatepass.errors import InvalidToken
@@ -46,7 +46,13 @@ class BearerResolver:
         self.roles_loader = roles_loader
 
     async def resolve(self, scope: Scope) -> Identity | None:
-        authorization = header(scope, b"authorization")
+        return await self.resolve_headers(*credentials(scope))
+
+    async def resolve_headers(
+        self, authorization: str | None, cookie: str | None
+    ) -> Identity | None:
+        """:meth:`resolve` from the request's ``Authorization`` and ``Cookie``
+        values, for a caller that has read them already."""
         if authorization is not None:
             scheme, _, credentials = authorization.partition(" ")
             if scheme.lower() != "bearer":
@@ -55,22 +61,22 @@ class BearerResolver:
             # itself strictly (alphabet, segments, size) before anything else.
             if not credentials or " " in credentials:
                 raise InvalidToken(reason="malformed")
-            return await self._identity(credentials, "bearer", scope)
+            return await self._identity(credentials, "bearer", cookie)
         if self.cookie is not None:
-            value = read_cookie(header(scope, b"cookie"), self.cookie.name)
+            value = read_cookie(cookie, self.cookie.name)
             if value is not None:
                 try:
-                    return await self._identity(value, "jwt-cookie", scope)
+                    return await self._identity(value, "jwt-cookie", cookie)
                 except InvalidToken:
                     return None
         return None
 
-    async def _identity(self, token: str, scheme: Scheme, scope: Scope) -> Identity:
+    async def _identity(self, token: str, scheme: Scheme, cookie: str | None) -> Identity:
         claims = await self.verify(token)
         if (
             DATA_KEY in claims.raw
             and self.bound is not None
-            and not self.bound.check(header(scope, b"cookie"), claims.raw[DATA_KEY])
+            and not self.bound.check(cookie, claims.raw[DATA_KEY])
         ):
             # A device-bound browser login's token without its bound cookie
             # (as a cookie, or copied into an Authorization header).

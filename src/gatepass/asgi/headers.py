@@ -60,7 +60,7 @@ def csp_with_form_target(target: str) -> dict[str, str]:
 _CACHE_HEADERS = (b"cache-control", b"vary")
 #: ASGI header names are lower-case bytes.
 _CREDENTIALS = frozenset({b"cookie", b"authorization"})
-_BANNERS = (b"server", b"x-powered-by")
+_BANNERS = frozenset({b"server", b"x-powered-by"})
 
 
 class SecurityHeadersMiddleware:
@@ -71,8 +71,13 @@ class SecurityHeadersMiddleware:
             **DEFAULT_HEADERS,
             **{k.lower(): v for k, v in (headers or {}).items()},
         }
-        self._headers = [(k.encode(), v.encode()) for k, v in merged.items() if v is not None]
+        self._headers = [
+            (k.encode(), v.encode())
+            for k, v in merged.items()
+            if v is not None and k.encode() not in _BANNERS
+        ]
         self._plain_headers = [h for h in self._headers if h[0] != b"strict-transport-security"]
+        self._names = frozenset(k for k, _ in self._headers)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -82,23 +87,27 @@ class SecurityHeadersMiddleware:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = list(message.get("headers", ()))
-                present = {k.lower() for k, _ in headers}
+                # One pass: drop the banners, note which names are present.
+                headers: list[tuple[bytes, bytes]] = []
+                present: set[bytes] = set()
+                for h in message.get("headers", ()):
+                    name = h[0].lower()
+                    if name not in _BANNERS:  # the server software is nobody's business
+                        present.add(name)
+                        headers.append(h)
                 # The scheme as TrustedProxyMiddleware (installed outside
                 # this one) settled it.
                 own = self._headers if scope.get("scheme") == "https" else self._plain_headers
-                headers.extend(h for h in own if h[0] not in present)
+                if present.isdisjoint(self._names):  # the usual case: none overridden
+                    headers += own
+                else:
+                    headers.extend(h for h in own if h[0] not in present)
                 if credentialed and b"cache-control" not in present:
                     headers.append((b"cache-control", b"no-store"))
                 if b"set-cookie" in present:
-                    headers = [
-                        h for h in headers if h[0].lower() not in (b"cache-control", b"vary")
-                    ]
+                    headers = [h for h in headers if h[0].lower() not in _CACHE_HEADERS]
                     headers += [(b"cache-control", b"no-store"), (b"vary", b"Cookie, Origin")]
-                # No banner: the server software is nobody's business.
-                message["headers"] = [
-                    h for h in headers if h[0].lower() not in (b"server", b"x-powered-by")
-                ]
+                message["headers"] = headers
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

@@ -33,6 +33,7 @@ class RequestLimitsMiddleware:
             return
         total = 0
         declared: int | None = None
+        chunked = False
         for name, value in scope["headers"]:
             total += len(name) + len(value)
             if len(value) > self.max_header_value or total > self.max_header_bytes:
@@ -44,8 +45,17 @@ class RequestLimitsMiddleware:
                     await _refuse(send, 400, "invalid_request", "Invalid Content-Length.")
                     return
                 declared = int(value)
+            elif name == b"transfer-encoding":
+                chunked = True
         if declared is not None and declared > self.max_body_bytes:
             await _refuse(send, 413, "payload_too_large", "The request body is too large.")
+            return
+        if not declared and not chunked and scope.get("http_version") in _FRAMED_BY_HEADERS:
+            # HTTP/1.x: a request with neither a Content-Length nor a
+            # Transfer-Encoding (or a zero length) has no body (RFC 9112
+            # 6.3), so there is nothing to count: receive and send pass
+            # through untouched, as on most GETs.
+            await self.app(scope, receive, send)
             return
 
         received = 0
@@ -72,6 +82,11 @@ class RequestLimitsMiddleware:
             if started:
                 raise
             await _refuse(send, 413, "payload_too_large", "The request body is too large.")
+
+
+#: HTTP versions whose request bodies exist only when a header says so
+#: (HTTP/2 and 3 may stream a body with neither).
+_FRAMED_BY_HEADERS = frozenset({"1.0", "1.1"})
 
 
 class _BodyTooLarge(Exception):

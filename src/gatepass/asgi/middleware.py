@@ -25,7 +25,16 @@ from typing import Any
 
 from gatepass.asgi.bearer import BearerResolver
 from gatepass.asgi.errors import error_parts
-from gatepass.asgi.types import ASGIApp, Message, Receive, Scope, Send, client_ip, header
+from gatepass.asgi.types import (
+    ASGIApp,
+    Message,
+    Receive,
+    Scope,
+    Send,
+    client_ip,
+    credentials,
+    header,
+)
 from gatepass.cookies import CookieSpec, read_cookie
 from gatepass.dbsc import DATA_KEY, BoundCookies
 from gatepass.errors import GatepassError
@@ -77,7 +86,11 @@ class RequestAuth:
         return self._middleware.sessions
 
     async def login(
-        self, user_id: str, roles: tuple[str, ...] = (), *, remember: bool = False,
+        self,
+        user_id: str,
+        roles: tuple[str, ...] = (),
+        *,
+        remember: bool = False,
         amr: tuple[str, ...] = (),
     ) -> IssuedSession:
         """Start a session under a fresh id and set its cookie.
@@ -168,21 +181,26 @@ class AuthMiddleware:
         token: str | None = None
         record: SessionRecord | None = None
         user: Identity | Anonymous = ANONYMOUS
+        authorization, cookie = credentials(scope)  # one pass over the headers
         try:
-            presented = await self.bearer.resolve(scope) if self.bearer is not None else None
+            presented = (
+                await self.bearer.resolve_headers(authorization, cookie)
+                if self.bearer is not None
+                else None
+            )
             if presented is not None:
                 # A bearer token decides alone: no cookie is consulted, so a
                 # request cannot mix one user's token with another's session.
                 user = presented
             else:
-                token = read_cookie(header(scope, b"cookie"), self._cookie_name)
+                token = read_cookie(cookie, self._cookie_name)
                 if token is not None:
                     record = await self.sessions.load(token)
                     if (
                         record is not None
                         and DATA_KEY in record.data
                         and self.bound is not None
-                        and not self.bound.check(header(scope, b"cookie"), record.data[DATA_KEY])
+                        and not self.bound.check(cookie, record.data[DATA_KEY])
                     ):
                         # A device-bound login without its bound cookie: anonymous.
                         # The cookie stays: the browser needs it to refresh.

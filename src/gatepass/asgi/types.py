@@ -26,6 +26,22 @@ def header(scope: Scope, name: bytes) -> str | None:
     return sep.join(found).decode("latin-1")
 
 
+def credentials(scope: Scope) -> tuple[str | None, str | None]:
+    """``Authorization`` and ``Cookie`` in one pass over the headers, each
+    joined as :func:`header` joins repeated ones."""
+    authorization: bytes | None = None
+    cookie: bytes | None = None
+    for name, value in scope.get("headers", ()):
+        if name == b"cookie":
+            cookie = value if cookie is None else cookie + b"; " + value
+        elif name == b"authorization":
+            authorization = value if authorization is None else authorization + b", " + value
+    return (
+        None if authorization is None else authorization.decode("latin-1"),
+        None if cookie is None else cookie.decode("latin-1"),
+    )
+
+
 def client_ip(scope: Scope) -> str | None:
     client = scope.get("client")
     return str(client[0]) if client else None

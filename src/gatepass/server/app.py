@@ -71,11 +71,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings.load()
     app = Starlette(
         routes=[
+            # First: a proxy asks /auth/verify on every request it passes on,
+            # and Starlette tries routes in order.
+            *forward_auth.routes,
             *api.routes,
             *token_api.routes,
             *mfa_routes.routes,
             *passkey_routes.routes,
-            *forward_auth.routes,
             *oauth_routes.routes,
             *account_api.routes,
             *dbsc_routes.routes,

@@ -18,6 +18,7 @@ access rules:
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from urllib.parse import quote
 
 from starlette.requests import Request
@@ -45,8 +46,34 @@ from gatepass.server.components import Components, components
 logger = logging.getLogger("gatepass.forward_auth")
 
 
+#: The request headers :func:`original_request` may ask for.
+_FORWARDING = frozenset(
+    {b"x-original-method", b"x-forwarded-method", b"x-original-url", b"x-forwarded-host",
+     b"x-forwarded-uri", b"x-forwarded-proto"}
+)  # fmt: skip
+
+
+def _forwarding_headers(request: Request) -> Callable[[str], str | None] | None:
+    """A getter over the forwarding headers, found in one pass over the request's
+    (the first of repeated ones, as Starlette's ``headers.get``); None when
+    there is none, as on a request straight from a client."""
+    found: dict[bytes, bytes] = {}
+    for name, value in request.scope["headers"]:
+        if name in _FORWARDING and name not in found:
+            found[name] = value
+    if not found:
+        return None
+
+    def get(name: str) -> str | None:
+        value = found.get(name.encode("latin-1"))
+        return None if value is None else value.decode("latin-1")
+
+    return get
+
+
 def _original(request: Request, parts: Components) -> OriginalRequest | None:
-    found = original_request(request.headers.get)
+    get = _forwarding_headers(request)
+    found = original_request(get) if get is not None else None
     proxied = bool(request.scope.get(PROXIED))
     if found is not None and not proxied:
         # Anyone can write these headers; only our proxies are believed.
@@ -73,9 +100,43 @@ def login_url(parts: Components, original: OriginalRequest | None) -> str:
     return f"{base}?next={quote(original.url, safe='')}"
 
 
+#: Identity headers of an account's answer, encoded once per account state.
+_IDENTITY_CACHE_SIZE = 4096
+_identity_cache: dict[tuple[str, str, frozenset[str]], list[tuple[bytes, bytes]]] = {}
+
+
+def _identity_raw(user_id: str, email: str, roles: frozenset[str]) -> list[tuple[bytes, bytes]]:
+    key = (user_id, email, roles)
+    raw = _identity_cache.get(key)
+    if raw is None:
+        headers = identity_headers(user_id, email, roles)
+        raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+        if len(_identity_cache) >= _IDENTITY_CACHE_SIZE:
+            _identity_cache.clear()
+        _identity_cache[key] = raw
+    return raw
+
+
+def _raw(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
+    return [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+
+
+_ANONYMOUS_RAW = _raw(ANONYMOUS_HEADERS)
+
+
+def _allowed(max_age: int, identity: list[tuple[bytes, bytes]]) -> Response:
+    """The 200: an empty body, the cache headers and the identity headers."""
+    response = Response(status_code=200)  # content-length: 0
+    response.raw_headers += _raw(cache_headers(max_age, cacheable=True))
+    response.raw_headers += identity
+    return response
+
+
 async def verify(request: Request) -> Response:
     parts = components(request)
-    if request.query_params.get("redirect", "0") not in ("0", "1"):
+    # Most proxies ask with no query at all: nothing to parse then.
+    query = request.query_params if request.scope["query_string"] else None
+    if query is not None and query.get("redirect", "0") not in ("0", "1"):
         raise InvalidRequest("redirect must be 0 or 1.")
     original = _original(request, parts)
     identity = await current_user(request)
@@ -85,7 +146,7 @@ async def verify(request: Request) -> Response:
         rule = rules.match(original.host, original.path, original.method)
     caller = None if identity is None else Caller(identity.roles, identity.amr)
     decision = decide(rule, caller)
-    role = request.query_params.get("role")
+    role = query.get("role") if query is not None else None
     if decision.outcome is Outcome.ALLOW and role is not None:
         if caller is None:
             decision = decide(None, None)
@@ -101,16 +162,15 @@ async def verify(request: Request) -> Response:
         raise PermissionDenied(f"Access denied: {decision.reason}.")
     if decision.outcome is Outcome.SIGN_IN:
         return _sign_in(request, parts, original)
-    headers = cache_headers(parts.settings.forward_auth_cache, cacheable=True)
-    headers.update(ANONYMOUS_HEADERS)
-    if identity is not None:
-        user = await parts.accounts.users.get(identity.user_id)
-        if user is None or user.disabled:
-            # Normally ended with its sessions; if not, sign in again (with
-            # the Location nginx needs, which a bare 401 would lack).
-            return _sign_in(request, parts, original)
-        headers.update(identity_headers(user.id, user.email, identity.roles))
-    return Response(status_code=200, headers=headers)
+    if identity is None:
+        return _allowed(parts.settings.forward_auth_cache, _ANONYMOUS_RAW)
+    user = await parts.accounts.users.get(identity.user_id)
+    if user is None or user.disabled:
+        # Normally ended with its sessions; if not, sign in again (with
+        # the Location nginx needs, which a bare 401 would lack).
+        return _sign_in(request, parts, original)
+    raw = _identity_raw(user.id, user.email, identity.roles)
+    return _allowed(parts.settings.forward_auth_cache, raw)
 
 
 def _sign_in(request: Request, parts: Components, original: OriginalRequest | None) -> Response:

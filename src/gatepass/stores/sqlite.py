@@ -184,6 +184,9 @@ class CachingSQLiteSessionStore(SQLiteSessionStore):
         )
 
     async def get(self, key: str) -> SessionRecord | None:
+        cached = self._cache.get(key)  # a hit allocates nothing
+        if cached is not None and _live(cached):
+            return cached
         load = super().get
         return await self._cache.read_through(key, lambda: load(key), _live)
 

@@ -13,6 +13,7 @@ import time
 import uuid
 from collections.abc import Callable
 
+from gatepass.drivers.changes import ChangeCache
 from gatepass.drivers.ids import user_id as checked
 from gatepass.drivers.sqlite import SQLiteDatabase, SQLiteStore
 from gatepass.errors import InvalidRequest, UserExists
@@ -55,11 +56,31 @@ def _user(row: tuple[object, ...]) -> User:
 
 
 class SQLiteUserStore(SQLiteStore):
+    """Accounts in SQLite; :meth:`get` by id is answered from a local cache.
+
+    ``/auth/verify`` and ``/auth/me`` read the account on every request: the
+    cache saves that trip to the database thread.  It is exact across
+    processes by the database's change word, as the session cache is (see
+    :mod:`gatepass.drivers.changes`): any committed write by any gatepass
+    process on the file, a disabled account or new roles included, empties
+    it before the next read.
+    """
+
     SCHEMA = _SCHEMA
 
-    def __init__(self, db: SQLiteDatabase, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        db: SQLiteDatabase,
+        *,
+        clock: Callable[[], float] = time.time,
+        max_entries: int = 100_000,
+        max_age: float = 30.0,
+    ) -> None:
         super().__init__(db)
         self._clock = clock
+        self._cache: ChangeCache[str, User] = ChangeCache(
+            lambda: db.changes.word(), max_entries=max_entries, max_age=max_age
+        )
 
     async def create(
         self, email: str, password_hash: str | None, roles: tuple[str, ...] = ()
@@ -87,7 +108,11 @@ class SQLiteUserStore(SQLiteStore):
         return user
 
     async def get(self, user_id: str) -> User | None:
-        return await self._one("id", checked(user_id))
+        key = checked(user_id)
+        cached = self._cache.get(key)  # a hit allocates nothing
+        if cached is not None:
+            return cached
+        return await self._cache.read_through(key, lambda: self._one("id", key))
 
     async def get_by_email(self, email: str) -> User | None:
         return await self._one("email", email)
