@@ -28,31 +28,37 @@ from tests.stores.conftest import Backend, make_record, new_key, read_twice
 
 T = TypeVar("T")
 
+
 # Field values that would break a careless encoder or the Lua splicer: JSON
 # escapes, separators, brackets, non-ASCII, empty containers, full-precision
 # floats.
-AWKWARD = make_record(
-    user_id='us"er\\,[1]{}é',
-    roles=("admin", 'r"o,le]', "ロール"),
-    created_at=1_700_000_000.123456,
-    expires_at=time.time() + 1800.987654321,
-    absolute_expires_at=time.time() + 28800.000001,
-    ip=None,
-    user_agent='UA "quoted", [bracketed] \\ ünïcode \u2028',
-    remember=True,
-    data={"cart": [], "nested": {"a": [1, 2.5, None, True], "b": {}}, "s": 'x,"]'},
-)
+def awkward() -> SessionRecord:
+    """A record with awkward fields, made now: its deadlines are real wall-clock
+    times (Redis and MongoDB expire by their own clocks), so it is made per test,
+    never once at import (a slow run would find it expired)."""
+    return make_record(
+        user_id='us"er\\,[1]{}é',
+        roles=("admin", 'r"o,le]', "ロール"),
+        created_at=1_700_000_000.123456,
+        expires_at=time.time() + 1800.987654321,
+        absolute_expires_at=time.time() + 28800.000001,
+        ip=None,
+        user_agent='UA "quoted", [bracketed] \\ ünïcode \u2028',
+        remember=True,
+        data={"cart": [], "nested": {"a": [1, 2.5, None, True], "b": {}}, "s": 'x,"]'},
+    )
 
 
 # ---------------------------------------------------------------- core
 
 
 async def test_create_then_get_round_trips(store: SessionStore) -> None:
+    odd = awkward()
     plain = make_record()
     await store.create(plain)
-    await store.create(AWKWARD)
+    await store.create(odd)
     assert await read_twice(store, plain.key) == plain
-    assert await read_twice(store, AWKWARD.key) == AWKWARD
+    assert await read_twice(store, odd.key) == odd
 
 
 async def test_creating_an_existing_key_is_refused(store: SessionStore) -> None:
@@ -76,15 +82,16 @@ async def test_get_unknown_is_none(store: SessionStore) -> None:
 
 
 async def test_touch_moves_both_deadlines_and_nothing_else(backend: Backend) -> None:
+    odd = awkward()
     store = backend.store
-    await store.create(AWKWARD)
-    await read_twice(store, AWKWARD.key)
-    seen, expires = AWKWARD.last_seen_at + 61.25, AWKWARD.expires_at + 61.000001
-    assert await store.touch(AWKWARD.key, last_seen_at=seen, expires_at=expires) is True
-    assert await store.get(AWKWARD.key) == replace(AWKWARD, last_seen_at=seen, expires_at=expires)
+    await store.create(odd)
+    await read_twice(store, odd.key)
+    seen, expires = odd.last_seen_at + 61.25, odd.expires_at + 61.000001
+    assert await store.touch(odd.key, last_seen_at=seen, expires_at=expires) is True
+    assert await store.get(odd.key) == replace(odd, last_seen_at=seen, expires_at=expires)
     if backend.is_redis:
         # The key's own expiry moved with the stored deadline.
-        expiry_ms = await backend.redis.client.pexpiretime(backend.redis.session_key(AWKWARD.key))
+        expiry_ms = await backend.redis.client.pexpiretime(backend.redis.session_key(odd.key))
         assert expiry_ms == pytest.approx(expires * 1000, abs=1)
 
 
@@ -115,11 +122,12 @@ async def test_touch_past_the_absolute_deadline_keeps_the_session_listed(
 
 
 async def test_update_data_replaces_data_only(store: SessionStore) -> None:
-    await store.create(AWKWARD)
-    await read_twice(store, AWKWARD.key)
+    odd = awkward()
+    await store.create(odd)
+    await read_twice(store, odd.key)
     data: dict[str, object] = {"csrf": "t0k3n", "list": [], "deep": {"x": [{"y": None}]}}
-    assert await store.update_data(AWKWARD.key, data) is True
-    assert await store.get(AWKWARD.key) == replace(AWKWARD, data=data)
+    assert await store.update_data(odd.key, data) is True
+    assert await store.get(odd.key) == replace(odd, data=data)
     assert await store.update_data(new_key(), {"a": 1}) is False
 
 
@@ -142,8 +150,9 @@ async def _replace(
 
 
 async def test_replace_moves_the_session_and_the_index(store: SessionStore) -> None:
-    old = replace(AWKWARD, key=new_key(), data={"csrf": "x"})
-    other = replace(AWKWARD, key=new_key(), created_at=AWKWARD.created_at + 1)
+    odd = awkward()
+    old = replace(odd, key=new_key(), data={"csrf": "x"})
+    other = replace(odd, key=new_key(), created_at=odd.created_at + 1)
     await store.create(old)
     await store.create(other)
     await read_twice(store, old.key)
@@ -151,7 +160,7 @@ async def test_replace_moves_the_session_and_the_index(store: SessionStore) -> N
     assert await _replace(store, old.key, expected) == expected
     assert await store.get(old.key) is None
     assert await read_twice(store, expected.key) == expected
-    assert await store.list_user(AWKWARD.user_id) == [expected, other]
+    assert await store.list_user(odd.user_id) == [expected, other]
     # Only the key moved: its old name is free, the new one is taken.
     assert await _replace(store, old.key, _moved(old, new_key())) is None
 
@@ -330,19 +339,20 @@ async def test_delete_user_keeps_one_and_spares_other_users(store: SessionStore)
 
 
 async def test_set_roles_rewrites_every_session_of_the_user(store: SessionStore) -> None:
+    odd = awkward()
     t = time.time()
-    mine = [replace(AWKWARD, key=new_key(), created_at=t + i) for i in range(3)]
+    mine = [replace(odd, key=new_key(), created_at=t + i) for i in range(3)]
     bobs = make_record("bob")
     for record in [*mine, bobs]:
         await store.create(record)
         await read_twice(store, record.key)
     roles = ("auditor", 'we"ird,]')
-    assert await store.set_roles(AWKWARD.user_id, roles) == 3
-    assert await store.list_user(AWKWARD.user_id) == [replace(r, roles=roles) for r in mine]
+    assert await store.set_roles(odd.user_id, roles) == 3
+    assert await store.list_user(odd.user_id) == [replace(r, roles=roles) for r in mine]
     assert [await store.get(r.key) for r in mine] == [replace(r, roles=roles) for r in mine]
     assert await store.get(bobs.key) == bobs
-    assert await store.set_roles(AWKWARD.user_id, ()) == 3
-    assert all(r.roles == () for r in await store.list_user(AWKWARD.user_id))
+    assert await store.set_roles(odd.user_id, ()) == 3
+    assert all(r.roles == () for r in await store.list_user(odd.user_id))
     assert await store.set_roles("nobody", roles) == 0
 
 
