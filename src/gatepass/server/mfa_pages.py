@@ -45,6 +45,7 @@ from gatepass.errors import (
 )
 from gatepass.identity import Identity
 from gatepass.mfa.service import AMR_OTP, MAX_CODE_LENGTH
+from gatepass.mfa.store import Challenge
 from gatepass.server.bodies import read_fields
 from gatepass.server.components import components
 from gatepass.server.mfa_policy import enrolment_required
@@ -119,10 +120,16 @@ async def second_step_submit(request: Request) -> Response:
         )  # fmt: skip
     except InvalidMFAToken:  # taken by a concurrent request
         return _restart(request, next_path)
-    user = await parts.accounts.users.get(challenge.user_id)
+    return await _signed_in(request, challenge, passed.amr, next_path)
+
+
+async def _signed_in(request: Request, challenge: Challenge, amr: tuple[str, ...],
+                     next_path: str) -> Response:  # fmt: skip
+    """The second step passed: sign in as the first step would have, and go on."""
+    user = await components(request).accounts.users.get(challenge.user_id)
     if user is None or user.disabled:
         return _restart(request, next_path)
-    await sign_in(request, user, amr=passed.amr, remember=challenge.data.get("remember") is True)
+    await sign_in(request, user, amr=amr, remember=challenge.data.get("remember") is True)
     response = RedirectResponse(next_path, status_code=303)
     response.headers.append("set-cookie", MFA_COOKIE.deletion_header())
     return response
@@ -149,13 +156,7 @@ async def _passkey_submit(request: Request, methods: tuple[str, ...], token: str
         return _form(request, methods, next_path, PASSKEY_FAILED, status=401)
     except InvalidMFAToken:
         return _restart(request, next_path)
-    user = await parts.accounts.users.get(challenge.user_id)
-    if user is None or user.disabled:
-        return _restart(request, next_path)
-    await sign_in(request, user, amr=passed.amr, remember=challenge.data.get("remember") is True)
-    response = RedirectResponse(next_path, status_code=303)
-    response.headers.append("set-cookie", MFA_COOKIE.deletion_header())
-    return response
+    return await _signed_in(request, challenge, passed.amr, next_path)
 
 
 # -- enrolment and management from /account ---------------------------------
