@@ -10,7 +10,6 @@ token bound to its browser, and the form's CSRF check.
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ import pyotp
 import pytest
 
 from tests.browser.screens import VIEWPORT, shoot
+from tests.browser.spa import api
 from tests.conftest import free_port
 from tests.oauth.conftest import Gatepass, gatepass
 
@@ -54,25 +54,6 @@ def site(request: pytest.FixtureRequest,
 def ctx(context: BrowserContext) -> BrowserContext:
     """The shared fixture's context: JS on, external requests and CSP violations fail."""
     return context
-
-
-def api(page: Page, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-    """A same-origin fetch from the page, with the CSRF header (as an SPA would)."""
-    result: dict[str, Any] = page.evaluate(
-        """async ([method, path, body]) => {
-            const t = (await (await fetch('/auth/csrf')).json()).csrf_token;
-            const init = {method, headers: {'x-csrf-token': t}};
-            if (body !== null) {
-                init.headers['content-type'] = 'application/json';
-                init.body = JSON.stringify(body);
-            }
-            const r = await fetch(path, init);
-            return {status: r.status, text: await r.text()};
-        }""",
-        [method, path, body],
-    )
-    text = result["text"]
-    return result["status"], json.loads(text) if text.startswith("{") else text
 
 
 def signed_in(page: Page) -> bool:

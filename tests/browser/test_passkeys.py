@@ -21,6 +21,7 @@ import pytest
 
 from tests.browser.conftest import PageServer
 from tests.browser.screens import VIEWPORT, shoot
+from tests.browser.spa import api
 from tests.conftest import free_port
 from tests.oauth.conftest import running, wait_until
 
@@ -79,24 +80,6 @@ def credentials(cdp: CDPSession, authenticator_id: str) -> list[dict[str, Any]]:
     found = cdp.send("WebAuthn.getCredentials", {"authenticatorId": authenticator_id})
     listed: list[dict[str, Any]] = found["credentials"]
     return listed
-
-
-def api(page: Page, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-    result: dict[str, Any] = page.evaluate(
-        """async ([method, path, body]) => {
-            const t = (await (await fetch('/auth/csrf')).json()).csrf_token;
-            const init = {method, headers: {'x-csrf-token': t}};
-            if (body !== null) {
-                init.headers['content-type'] = 'application/json';
-                init.body = JSON.stringify(body);
-            }
-            const r = await fetch(path, init);
-            return {status: r.status, text: await r.text()};
-        }""",
-        [method, path, body],
-    )
-    text = result["text"]
-    return result["status"], json.loads(text) if text.startswith("{") else text
 
 
 def register(page: Page, site: Site) -> str:
