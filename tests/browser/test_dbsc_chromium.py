@@ -289,6 +289,8 @@ def test_chromium_binds_and_refreshes_and_stolen_cookies_fail(
     page, events, sid = bound_sign_in(context, server)
     listed = page.evaluate("fetch('/auth/sessions').then(r => r.json())")
     assert [login["device_bound"] for login in listed] == [True]
+    page.goto(f"{server.url}/account")
+    assert page.locator(".badge", has_text="Device-bound").count() == 1
 
     jar = cookies(context)
     stolen = credentials(server, jar)

@@ -88,7 +88,7 @@ def test_logins_are_presented_from_dicts_or_objects() -> None:
             Row(),
             {"id": "a", "created_at": "1970-01-01T00:16:40Z",
              "last_seen_at": "1970-01-01T05:00:00Z",
-             "ip": None, "user_agent": CHROME_LINUX, "current": True},
+             "ip": None, "user_agent": CHROME_LINUX, "current": True, "device_bound": True},
         ],
         now=1_000.0 + 5 * 3600,
     )
@@ -97,6 +97,7 @@ def test_logins_are_presented_from_dicts_or_objects() -> None:
                                                                    "now")  # fmt: skip
     assert (rows[1].kind, rows[1].device, rows[1].last_active) == ("api", "curl", "2 hours ago")
     assert rows[1].signed_in == "1 Jan 1970, 00:16 UTC"
+    assert (rows[0].device_bound, rows[1].device_bound) == (True, False)
 
 
 # -- sign-up and sign-in ---------------------------------------------------------

@@ -65,12 +65,14 @@ class LoginView:
     last_active: str
     last_active_iso: str
     current: bool
+    #: Bound to a key its browser keeps (device-bound sessions).
+    device_bound: bool = False
 
 
 def present_logins(items: list[Any], *, now: float) -> list[LoginView]:
     """Rows from the data behind ``GET /auth/sessions``: mappings or objects with
     ``id``, ``kind`` (default "session"), ``created_at``, ``last_seen_at`` (epoch
-    seconds, ISO 8601 text or datetimes), ``ip``, ``user_agent``, ``current``.
+    seconds, ISO 8601 text or datetimes), ``ip``, ``user_agent``, ``current``, ``device_bound``.
     The current login comes first, then the most recently active."""
     rows = []
     for item in items:
@@ -87,6 +89,7 @@ def present_logins(items: list[Any], *, now: float) -> list[LoginView]:
                 last_active="now" if _field(item, "current") else _relative(seen, now),
                 last_active_iso=_iso(seen),
                 current=bool(_field(item, "current")),
+                device_bound=bool(_field(item, "device_bound", False)),
             )
         )
     current = [r for r in rows if r.current]
