@@ -181,9 +181,16 @@ def _strip_credentials(case: Case) -> None:
             del case.cookies[name]
 
 
-#: Operations whose request carries a token mailed to the user.
-MAILED_TOKEN_OPERATIONS = frozenset(
-    {"/auth/password/reset", "/auth/email/verify", "/auth/email/change/confirm"}
+#: Operations whose request carries a token mailed to the user, or an
+#: authenticator's signed answer to a challenge of ours.
+UNGUESSABLE_OPERATIONS = frozenset(
+    {
+        "/auth/password/reset",
+        "/auth/email/verify",
+        "/auth/email/change/confirm",
+        "/auth/passkeys/register",
+        "/auth/passkeys/login",
+    }
 )
 
 
@@ -203,9 +210,10 @@ def _call(
     """
     server.http.cookies.clear()
     before = server.state()
-    if case.operation.path in MAILED_TOKEN_OPERATIONS:
-        # Their token exists only in a mail: no schema-valid value the
-        # fuzzer makes up can be accepted (400 invalid_token is right).
+    if case.operation.path in UNGUESSABLE_OPERATIONS:
+        # Their token exists only in a mail, their assertion only in an
+        # authenticator: no schema-valid value the fuzzer makes up can be
+        # accepted (400 is right).
         excluded = (*excluded, checks.positive_data_acceptance)
     response = case.call_and_validate(
         base_url=server.url,
@@ -246,9 +254,7 @@ def test_with_a_session_and_its_csrf_token(
     server = fuzz_server
     _strip_credentials(case)
     cookie = f"__Host-gatepass={browser['session']}; __Host-gatepass-csrf={browser['csrf']}"
-    response = _call(
-        server, case, credentials={"Cookie": cookie, "X-CSRF-Token": browser["csrf"]}
-    )
+    response = _call(server, case, credentials={"Cookie": cookie, "X-CSRF-Token": browser["csrf"]})
     ended = response.status_code == 204 and case.operation.path in (
         "/auth/logout", "/auth/sessions/{session_id}",
     )  # fmt: skip

@@ -366,8 +366,10 @@ class PasskeyService:
         raise NotFound("There is no such passkey.")
 
     async def rename(self, user_id: str, passkey_id: str, name: object) -> Passkey:
-        chosen = passkey_name(name)
+        # Whose passkey first: another user's (or a made-up) id is 404
+        # whatever the name.
         found = await self.find(user_id, passkey_id)
+        chosen = passkey_name(name)
         if not await self.store.rename(user_id, found.credential_id, chosen):
             raise NotFound("There is no such passkey.")
         return found.with_name(chosen)

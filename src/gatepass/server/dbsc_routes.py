@@ -257,14 +257,15 @@ _PROOF_HEADER: Schema = {
     "name": "Secure-Session-Response",
     "in": "header",
     "description": "The proof: a JWT (`typ` dbsc+jwt, `alg` ES256 or RS256) signed by the "
-    "browser's key, whose `jti` is our challenge; as an sf-string or bare.",
+    "browser's key, whose `jti` is our challenge; as an sf-string or bare. Needed to "
+    "register, and to refresh after a challenge (404 when device-bound sessions are off).",
     "schema": {"type": "string"},
 }
 _SESSION_ID_HEADER: Schema = {
     "name": "Sec-Secure-Session-Id",
     "in": "header",
-    "required": True,
-    "description": "The DBSC session's `session_identifier`; as an sf-string or bare.",
+    "description": "The DBSC session's `session_identifier`; as an sf-string or bare. "
+    "Needed when device-bound sessions are on (400 without it; 404 when they are off).",
     "schema": {"type": "string"},
 }
 _BOUND_COOKIE: Schema = {
@@ -298,7 +299,7 @@ api_docs = apidoc.ApiDocs(
                 "409": error("This login is already bound (`conflict`)."),
             },
             security=[{"sessionCookie": []}],
-            parameters=[{**_PROOF_HEADER, "required": True}],
+            parameters=[_PROOF_HEADER],
             csrf=False,
         ),
         (REFRESH_PATH, "POST"): Operation(

@@ -366,6 +366,7 @@ api_docs = apidoc.ApiDocs(
             "required": ["mfa_token"],
             "description": "`code`, or `passkey` (an assertion for the options of "
             "`POST /auth/passkeys/login/options` with this `mfa_token`).",
+            "anyOf": [{"required": ["code"]}, {"required": ["passkey"]}],
             "properties": {
                 "mfa_token": {"type": "string", "minLength": 1},
                 "code": {

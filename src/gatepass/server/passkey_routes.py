@@ -30,7 +30,7 @@ from starlette.routing import Route
 
 from gatepass.asgi.csrf import enforce_csrf
 from gatepass.asgi.dependencies import require_user
-from gatepass.errors import EmailUnverified, InvalidMFAToken, InvalidPasskey
+from gatepass.errors import EmailUnverified, InvalidMFAToken, InvalidPasskey, InvalidRequest
 from gatepass.passkeys.service import AMR_MFA
 from gatepass.server import apidoc
 from gatepass.server.api import user_json
@@ -93,6 +93,11 @@ async def login_options(request: Request) -> Response:
     parts = components(request)
     fields = await read_fields(request, parts.settings.max_body_bytes, allow_empty=True)
     token = fields.get("mfa_token")
+    if "mfa_token" in fields and not isinstance(token, str):
+        # Present but not a string (null included): never read as "absent".
+        raise InvalidRequest("The field 'mfa_token' must be a string.")
+    if "second_step" in fields and not isinstance(fields["second_step"], bool):
+        raise InvalidRequest("The field 'second_step' must be true or false.")
     if token is None and fields.get("second_step") is True:
         # The second-step page: its mfa_token is in the HttpOnly cookie.
         held = held_challenge(request)
@@ -126,20 +131,30 @@ async def login(request: Request) -> Response:
     return JSONResponse({"user": user_json(user)}, headers=NO_STORE)
 
 
+async def one_passkey(request: Request) -> Response:
+    return await (rename if request.method == "PATCH" else remove)(request)
+
+
 routes = [
     Route("/auth/passkeys", list_passkeys, methods=["GET"]),
     Route("/auth/passkeys/register/options", register_options, methods=["POST"]),
     Route("/auth/passkeys/register", register, methods=["POST"]),
     Route("/auth/passkeys/login/options", login_options, methods=["POST"]),
     Route("/auth/passkeys/login", login, methods=["POST"]),
-    Route("/auth/passkeys/{passkey_id}", rename, methods=["PATCH"]),
-    Route("/auth/passkeys/{passkey_id}", remove, methods=["DELETE"]),
+    # One route for both methods, so a 405 names both in its Allow header.
+    Route("/auth/passkeys/{passkey_id}", one_passkey, methods=["PATCH", "DELETE"]),
 ]
 
 _OPTIONS = {"description": "OK", "headers": apidoc.NO_STORE, **json_content(ref("WebAuthnOptions"))}
 _ONE = {"description": "OK", "headers": apidoc.NO_STORE, **json_content(ref("Passkey"))}
 _PASSKEY_ID = apidoc.path_parameter("passkey_id", "The passkey's id here (from the list).")
-_NAME = {"type": "string", "minLength": 1, "maxLength": 64}
+_NAME = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": 64,
+    "description": "Printable characters (no control, format or unassigned code points; "
+    "400 otherwise); runs of white space become one space.",
+}
 
 api_docs = apidoc.ApiDocs(
     {
@@ -308,7 +323,12 @@ api_docs = apidoc.ApiDocs(
                     "type": "string",
                     "description": "For the second step of a sign-in (counts as one of its "
                     "attempts); without it, options for a sign-in with a passkey alone.",
-                }
+                },
+                "second_step": {
+                    "type": "boolean",
+                    "description": "The second-step page's own request: its mfa_token is "
+                    "in the page's HttpOnly cookie.",
+                },
             },
         },
         "WebAuthnOptions": {
