@@ -374,13 +374,15 @@ class BoundCookies:
         bound, or with ``by`` (a deadline) while a required binding is still
         awaited.  True when the request may be authenticated as that login.
         """
+        # Only the two shapes this module writes authenticate; anything else
+        # under the key is not ours to trust (fail closed).
         if not isinstance(binding, dict):
-            return True
+            return False
         sid = binding.get("sid")
         if isinstance(sid, str):
             return self.valid(read_cookie(cookie_header, self.spec.name), sid)
         by = binding.get("by")
-        return not isinstance(by, int | float) or self.clock() < by
+        return isinstance(by, int | float) and not isinstance(by, bool) and self.clock() < by
 
 
 # -- the server side's state -----------------------------------------------------

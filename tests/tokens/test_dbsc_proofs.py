@@ -226,4 +226,6 @@ def test_bound_cookie_check_of_a_required_binding() -> None:
     assert not cookies.check(None, {"by": now})
     assert not cookies.check(None, {"sid": "A" * 22})
     assert cookies.check(f"__Host-gatepass-bound={cookies.value('A' * 22)}", {"sid": "A" * 22})
-    assert cookies.check(None, None)
+    # Anything but the two shapes the server writes is refused (fail closed).
+    for odd in (None, {}, {"by": "later"}, {"by": True}, {"sid": 7}, ["A" * 22]):
+        assert not cookies.check(None, odd), odd
