@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
@@ -42,16 +43,15 @@ async def logout(request: Request) -> Response:
     return PlainTextResponse("bye")
 
 
-def make_app() -> Starlette:
-    from starlette.middleware import Middleware
-
+def make_app(sessions: SessionManager | None = None) -> Starlette:
+    sessions = sessions or SessionManager(MemorySessionStore())
     return Starlette(
         routes=[
             Route("/me", me),
             Route("/login", login, methods=["POST"]),
             Route("/logout", logout, methods=["POST"]),
         ],
-        middleware=[Middleware(AuthMiddleware, sessions=SessionManager(MemorySessionStore()))],
+        middleware=[Middleware(AuthMiddleware, sessions=sessions)],
     )
 
 
