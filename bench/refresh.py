@@ -1,10 +1,14 @@
 """CPU time and Redis round trips per refresh, in process, per signing algorithm.
 
-    python bench/refresh.py [--n 2000] [--algs RS256,ES256,EdDSA,HS256] [--profile ALG]
+    python bench/refresh.py [--n 2000] [--concurrency 32] [--algs RS256,ES256,EdDSA,HS256]
+                            [--profile ALG [--sort tottime]]
 
 What ``bench/run.py --only login`` drives over HTTP, without the HTTP server:
 ``POST /auth/refresh`` with a JSON body, each request presenting the refresh
-token the previous one returned, handed as a synthetic ASGI scope to the real
+token the previous one of its chain returned (``--concurrency`` chains, one
+family each, in flight together, as under load: a lone request would also
+pay for the event loop going to sleep on every Redis reply), handed as a
+synthetic ASGI scope to the real
 ``gatepass serve`` app (users in SQLite, sessions and tokens on a private
 redis-server on a free port, stopped at the end; Redis's own CPU is not
 counted).  Per algorithm it prints:
@@ -72,18 +76,20 @@ async def post(app: Any, token: str) -> str:
     return token_
 
 
-async def best_of(batches: int, n: int, step: Any) -> float:
-    """µs of CPU per call of ``step`` (a coroutine function): the best batch."""
+async def best_of(batches: int, rounds: int, step: Any) -> float:
+    """CPU seconds of ``rounds`` calls of ``step`` (a coroutine function): the best batch."""
     best = float("inf")
     for _ in range(batches):
         t0 = time.process_time()
-        for _ in range(n):
+        for _ in range(rounds):
             await step()
         best = min(best, time.process_time() - t0)
-    return best / n * 1e6
+    return best
 
 
-async def one_algorithm(alg: str, redis_url: str, n: int, profile: str | None) -> None:
+async def one_algorithm(
+    alg: str, redis_url: str, n: int, concurrency: int, profile: str | None
+) -> None:
     """Print the numbers for ``alg``, or (``profile``: a pstats order) its profile."""
     from gatepass.server.app import create_app
     from gatepass.server.settings import Settings
@@ -97,29 +103,41 @@ async def one_algorithm(alg: str, redis_url: str, n: int, profile: str | None) -
     parts = app.state.gatepass.components
     user = await parts.accounts.users.create(f"{alg}@example.com", None, ("user",))
     stats = parts.sessions.store.stats
-    state = {"token": (await parts.tokens.issue(user.id, roles=("user",))).refresh_token}
+    # One family per concurrent client, each refreshing in a chain.
+    chains = [
+        (await parts.tokens.issue(user.id, roles=("user",))).refresh_token
+        for _ in range(concurrency)
+    ]
+
+    async def chain_app(i: int) -> None:
+        chains[i] = await post(app, chains[i])
+
+    async def chain_service(i: int) -> None:
+        chains[i] = (await parts.tokens.refresh(chains[i])).refresh_token
 
     async def through_app() -> None:
-        state["token"] = await post(app, state["token"])
+        await asyncio.gather(*(chain_app(i) for i in range(concurrency)))
 
     async def service_only() -> None:
-        state["token"] = (await parts.tokens.refresh(state["token"])).refresh_token
+        await asyncio.gather(*(chain_service(i) for i in range(concurrency)))
 
-    for _ in range(max(n // 10, 20)):  # warm-up: caches, streams, connections
+    rounds = max(n // concurrency, 1)
+    for _ in range(max(rounds // 10, 5)):  # warm-up: caches, streams, connections
         await through_app()
     if profile is not None:
         profiler = cProfile.Profile()
         profiler.enable()
-        for _ in range(n):
+        for _ in range(rounds):
             await through_app()
         profiler.disable()
         pstats.Stats(profiler).sort_stats(profile).print_stats(45)
     else:
         before = stats.round_trips
-        await through_app()
+        await chain_app(0)
         trips = stats.round_trips - before
-        app_us = await best_of(5, n, through_app)
-        service_us = await best_of(5, n, service_only)
+        per = rounds * concurrency / 1e6
+        app_us = await best_of(5, rounds, through_app) / per
+        service_us = await best_of(5, rounds, service_only) / per
         codec = parts.tokens.codec
         sign_n = max(n // 4, 50)
         t0 = time.process_time()
@@ -138,6 +156,9 @@ async def one_algorithm(alg: str, redis_url: str, n: int, profile: str | None) -
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=2000)
+    parser.add_argument(
+        "--concurrency", type=int, default=32, help="refreshes in flight (wrk's -c32)"
+    )
     parser.add_argument("--algs", default="RS256,ES256,EdDSA,HS256")
     parser.add_argument("--profile", metavar="ALG", help="cProfile the app loop for ALG")
     parser.add_argument("--sort", default="cumulative", help="the profile's order (pstats)")
@@ -150,7 +171,7 @@ async def main() -> None:
     try:
         for alg in [args.profile] if args.profile else args.algs.split(","):
             profile = args.sort if args.profile else None
-            await one_algorithm(alg, redis.url, args.n, profile=profile)
+            await one_algorithm(alg, redis.url, args.n, args.concurrency, profile=profile)
     finally:
         redis.stop()
 
