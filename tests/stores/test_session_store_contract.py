@@ -91,6 +91,9 @@ async def test_touch_moves_both_deadlines_and_nothing_else(backend: Backend) -> 
     assert await store.touch(odd.key, last_seen_at=seen, expires_at=expires) is True
     assert await store.get(odd.key) == replace(odd, last_seen_at=seen, expires_at=expires)
     if backend.is_redis:
+        # The Lua script's arithmetic writes what dumps() would, byte for byte.
+        raw = await backend.redis.client.get(backend.redis.session_key(odd.key))
+        assert raw == dumps(replace(odd, last_seen_at=seen, expires_at=expires))
         # The key's own expiry moved with the stored deadline.
         expiry_ms = await backend.redis.client.pexpiretime(backend.redis.session_key(odd.key))
         assert expiry_ms == pytest.approx(expires * 1000, abs=1)
@@ -412,8 +415,8 @@ async def test_redis_layout_expiry_and_size(backend: Backend) -> None:
     raw = await r.client.get(r.session_key(record.key))
     assert raw == dumps(record)
     print(f"Redis value of a typical session: {len(raw)} bytes")
-    # The key names the value and is not repeated in it; timestamps are
-    # integer milliseconds.
+    # The key names the value and is not repeated in it; created_at is in
+    # integer milliseconds (the other times are offsets from it).
     assert r.session_key(record.key) == f"{r.prefix}s:{session_id(record.key)}"
     assert len(session_id(record.key)) == 43
     assert record.key.encode() not in raw
@@ -587,6 +590,14 @@ def test_timestamps_are_kept_to_the_millisecond() -> None:
         assert replace(record, last_seen_at=record.created_at) == record
     assert make_record(created_at=1.0004).created_at == 1.0
     assert make_record(created_at=1.0006).created_at == 1.001
+    # Redis keeps created_at in ms, the other times as ms after it.
+    t = 1_700_000_000.5
+    record = make_record(
+        created_at=t, expires_at=t + 1800, absolute_expires_at=t + 8 * 3600, ip=None
+    )
+    assert dumps(record).startswith(b'["alice",["user"],1700000000500,0,1800000,28800000,1800,0,')
+    earlier = replace(record, last_seen_at=t - 2.5)  # not expected, but kept exactly
+    assert b",-2500," in dumps(earlier) and loads(dumps(earlier), record.key) == earlier
 
 
 # ---------------------------------------------------------------- user ids

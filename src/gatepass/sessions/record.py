@@ -83,19 +83,22 @@ _FIELDS = (
 
 
 def dumps(record: SessionRecord) -> bytes:
-    """Compact JSON: a list of the values in ``_FIELDS`` order, timestamps as
-    integer milliseconds and ``remember`` as 0 or 1.
+    """Compact JSON: a list of the values in ``_FIELDS`` order, ``remember``
+    as 0 or 1, ``created_at`` in integer milliseconds and the three other
+    timestamps as milliseconds after it (``1800000``, not ``1764533100123``).
 
-    A typical record is about 110 bytes.  The Redis store's Lua scripts splice
-    values into this list (see gatepass.stores.redis), so its shape matters.
+    A typical record is about 90 bytes plus its user agent.  The Redis
+    store's Lua scripts splice values into this list (see
+    gatepass.stores.redis), so its shape matters.
     """
+    created = to_ms(record.created_at)
     values = [
         record.user_id,
         list(record.roles),
-        to_ms(record.created_at),
-        to_ms(record.last_seen_at),
-        to_ms(record.expires_at),
-        to_ms(record.absolute_expires_at),
+        created,
+        to_ms(record.last_seen_at) - created,
+        to_ms(record.expires_at) - created,
+        to_ms(record.absolute_expires_at) - created,
         record.idle_timeout,
         1 if record.remember else 0,
         record.ip,
@@ -120,9 +123,9 @@ def loads(raw: bytes | str, key: str) -> SessionRecord:
         user_id=user_id,
         roles=tuple(roles),
         created_at=from_ms(created),
-        last_seen_at=from_ms(seen),
-        expires_at=from_ms(expires),
-        absolute_expires_at=from_ms(absolute),
+        last_seen_at=from_ms(created + seen),
+        expires_at=from_ms(created + expires),
+        absolute_expires_at=from_ms(created + absolute),
         idle_timeout=idle,
         remember=bool(remember),
         ip=ip,

@@ -12,13 +12,15 @@ in unpadded base64url: 43 characters, none of them a hash-tag brace.
 
 Why it looks like this:
 
-* ``get`` is a single GET of compact JSON (a ~110-byte list, see
+* ``get`` is a single GET of compact JSON (a list of ~90 bytes plus the
+  user agent, see
   :func:`~gatepass.sessions.record.dumps`) and never writes.
-* Memory: a user with one session costs about 530 bytes of
-  Redis memory (``bench/run.py --only memory``), most of it the fixed cost of
-  two keys with a TTL.  The key is not repeated in the value, timestamps are
-  integer milliseconds, and the id and the index score are short, since every
-  byte of a key name and of a ZSET member is paid once per session.
+* Memory: a user with one session costs about 500 bytes of Redis memory
+  (``bench/run.py --only memory``), most of it the fixed cost of two keys
+  with a TTL.  The key is not repeated in the value, timestamps are integer
+  milliseconds (offsets from ``created_at``), and the id and the index score
+  are short, since every byte of a key name and of a ZSET member is paid
+  once per session.
 * Redis forgets a session at ``expires_at`` by itself, so ``purge_expired``
   has nothing to do.
 * The index is scored by the *absolute* deadline, which no sliding renewal can
@@ -155,19 +157,23 @@ end
 local function join(parts) return '[' .. table.concat(parts, ',') .. ']' end
 """
 
-# ARGV: last_seen_at, expires_at (integer ms, as dumps writes them), the
-# key's expiry in ms, force flag.  Returns {1} done, {0} no session, {2,
-# user_id} when expires_at would pass the absolute deadline (which scores the
-# index): the caller raises the score first and calls again with force, so
-# the index never expires before the session.
+# ARGV: last_seen_at, expires_at (integer ms since the epoch), the key's
+# expiry in ms, force flag.  dumps() keeps them as ms after created_at (p[3]);
+# Lua numbers are doubles, exact for integers of this size, and '%d' prints
+# them whole.  Returns {1} done, {0} no session, {2, user_id} when expires_at
+# would pass the absolute deadline (which scores the index): the caller
+# raises the score first and calls again with force, so the index never
+# expires before the session.
 _LUA_TOUCH = (
     _LUA_SPLIT
     + r"""
 local p = split(redis.call('GET', KEYS[1]))
 if not p then return {0} end
 if p.err then return p end
-if ARGV[4] ~= '1' and tonumber(ARGV[2]) > tonumber(p[6]) then return {2, p[1]} end
-p[4], p[5] = ARGV[1], ARGV[2]
+local created = tonumber(p[3])
+if ARGV[4] ~= '1' and tonumber(ARGV[2]) > created + tonumber(p[6]) then return {2, p[1]} end
+p[4] = string.format('%d', tonumber(ARGV[1]) - created)
+p[5] = string.format('%d', tonumber(ARGV[2]) - created)
 redis.call('SET', KEYS[1], join(p), 'PXAT', ARGV[3])
 return {1}
 """
