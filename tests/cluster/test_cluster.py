@@ -284,7 +284,7 @@ async def test_unreachable_cluster_is_store_unavailable() -> None:
             with pytest.raises(StoreUnavailable):
                 await store.ping()
         with pytest.raises(StoreUnavailable):
-            await stores[0].get("x")  # type: ignore[attr-defined]
+            await stores[0].get("0" * 64)  # type: ignore[attr-defined]
         with pytest.raises(StoreUnavailable):
             await stores[3].check("j", "u")  # type: ignore[attr-defined]
     finally:

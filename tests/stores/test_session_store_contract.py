@@ -10,6 +10,7 @@ size, outages) follow the shared suite.
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -19,10 +20,10 @@ from typing import Any, TypeVar
 import pytest
 
 from gatepass.errors import StoreUnavailable
-from gatepass.sessions.record import SessionRecord, dumps
+from gatepass.sessions.record import SessionRecord, dumps, loads
 from gatepass.sessions.store import UNKNOWN, SessionStore
 from gatepass.stores.postgres import PostgresSessionStore
-from gatepass.stores.redis import RedisSessionStore
+from gatepass.stores.redis import RedisSessionStore, session_id
 from tests.conftest import RedisServer, free_port
 from tests.stores.conftest import Backend, make_record, new_key, read_twice
 
@@ -90,6 +91,9 @@ async def test_touch_moves_both_deadlines_and_nothing_else(backend: Backend) -> 
     assert await store.touch(odd.key, last_seen_at=seen, expires_at=expires) is True
     assert await store.get(odd.key) == replace(odd, last_seen_at=seen, expires_at=expires)
     if backend.is_redis:
+        # The Lua script's arithmetic writes what dumps() would, byte for byte.
+        raw = await backend.redis.client.get(backend.redis.session_key(odd.key))
+        assert raw == dumps(replace(odd, last_seen_at=seen, expires_at=expires))
         # The key's own expiry moved with the stored deadline.
         expiry_ms = await backend.redis.client.pexpiretime(backend.redis.session_key(odd.key))
         assert expiry_ms == pytest.approx(expires * 1000, abs=1)
@@ -116,7 +120,7 @@ async def test_touch_past_the_absolute_deadline_keeps_the_session_listed(
     assert (await backend.store.get(record.key) or record).expires_at == later
     if backend.is_redis:
         r = backend.redis
-        score = await r.client.zscore(r.index_key("alice"), record.key)
+        score = await r.client.zscore(r.index_key("alice"), session_id(record.key))
         assert score is not None and score >= later
         assert await r.client.pexpiretime(r.index_key("alice")) >= int(later * 1000)
 
@@ -190,7 +194,9 @@ async def test_replace_onto_an_existing_key_is_refused(
         await _replace(store, old.key, _moved(old, taken.key))
     assert await store.get(old.key) == old
     assert await store.get(taken.key) == taken
-    assert await store.list_user("alice") == sorted([old, taken], key=lambda r: r.created_at)
+    # Made in the same millisecond, perhaps: ties are broken by key.
+    oldest_first = sorted([old, taken], key=lambda r: (r.created_at, r.key))
+    assert await store.list_user("alice") == oldest_first
 
 
 async def test_replace_keeps_roles_and_data_written_after_the_caller_read(
@@ -409,16 +415,23 @@ async def test_redis_layout_expiry_and_size(backend: Backend) -> None:
     raw = await r.client.get(r.session_key(record.key))
     assert raw == dumps(record)
     print(f"Redis value of a typical session: {len(raw)} bytes")
-    assert len(raw) < 400
+    # The key names the value and is not repeated in it; created_at is in
+    # integer milliseconds (the other times are offsets from it).
+    assert r.session_key(record.key) == f"{r.prefix}s:{session_id(record.key)}"
+    assert len(session_id(record.key)) == 43
+    assert record.key.encode() not in raw
+    assert str(round(record.created_at * 1000)).encode() in raw
+    assert len(raw) < 250
     # The session key expires at expires_at, the index with its newest member.
     assert await r.client.pexpiretime(r.session_key(record.key)) == pytest.approx(
         record.expires_at * 1000, abs=1
     )
     index = r.index_key(record.user_id)
-    assert await r.client.zscore(index, record.key) == record.absolute_expires_at
-    assert await r.client.pexpiretime(index) == pytest.approx(
-        record.absolute_expires_at * 1000, abs=1
+    # Members are the ids of the session keys, scored in whole seconds.
+    assert await r.client.zscore(index, session_id(record.key)) == math.ceil(
+        record.absolute_expires_at
     )
+    assert await r.client.pexpiretime(index) == math.ceil(record.absolute_expires_at) * 1000
 
 
 @pytest.mark.redis
@@ -434,12 +447,15 @@ async def test_redis_index_is_trimmed_and_dead_members_are_skipped(backend: Back
     # Its key has expired; its member lingers (the index lives on for
     # ``alive``) but is not listed.
     assert await r.client.exists(r.session_key(dead.key)) == 0
-    assert await r.client.zscore(r.index_key("alice"), dead.key) is not None
+    assert await r.client.zscore(r.index_key("alice"), session_id(dead.key)) is not None
     assert await r.list_user("alice") == [alive]
+    # Scores are whole seconds rounded up: the member goes once that second
+    # has passed on the Redis clock (the same machine's clock here).
+    await asyncio.sleep(math.ceil(dead.absolute_expires_at) - time.time() + 0.05)
     newer = make_record(created_at=t + 2)
     await r.create(newer)  # trims members past their absolute deadline
     members = await r.client.zrange(r.index_key("alice"), 0, -1)
-    assert sorted(members) == sorted([alive.key.encode(), newer.key.encode()])
+    assert sorted(members) == sorted(session_id(r.key).encode() for r in (alive, newer))
 
 
 @pytest.mark.redis
@@ -558,8 +574,30 @@ def test_records_compare_by_value() -> None:
     # The suite leans on == between records: make sure it can fail.
     record = make_record()
     assert record != replace(record, data={"x": 1})
-    assert record != replace(record, created_at=record.created_at + 1e-6)
+    assert record != replace(record, created_at=record.created_at + 0.001)
     assert isinstance(record, SessionRecord)
+
+
+def test_timestamps_are_kept_to_the_millisecond() -> None:
+    # Every store gives back what it was given, the Redis store keeping
+    # integer milliseconds: so a record rounds its timestamps when made.
+    rng = random.Random(14)
+    for _ in range(10_000):
+        t = rng.uniform(0, 4e9)
+        record = make_record(created_at=t, expires_at=t + rng.uniform(0, 1e5))
+        assert record.created_at == round(t * 1000) / 1000
+        assert loads(dumps(record), record.key) == record
+        assert replace(record, last_seen_at=record.created_at) == record
+    assert make_record(created_at=1.0004).created_at == 1.0
+    assert make_record(created_at=1.0006).created_at == 1.001
+    # Redis keeps created_at in ms, the other times as ms after it.
+    t = 1_700_000_000.5
+    record = make_record(
+        created_at=t, expires_at=t + 1800, absolute_expires_at=t + 8 * 3600, ip=None
+    )
+    assert dumps(record).startswith(b'["alice",["user"],1700000000500,0,1800000,28800000,1800,0,')
+    earlier = replace(record, last_seen_at=t - 2.5)  # not expected, but kept exactly
+    assert b",-2500," in dumps(earlier) and loads(dumps(earlier), record.key) == earlier
 
 
 # ---------------------------------------------------------------- user ids

@@ -45,11 +45,11 @@ async def pair(
         await b.close()
 
 
-async def mget_calls(server: RedisServer) -> int:
+async def mget_calls(server: RedisServer, command: str = "mget") -> int:
     probe = redis_client(server.url)
     try:
         stats = await probe.info("commandstats")
-        return int(stats.get("cmdstat_mget", {}).get("calls", 0))
+        return int(stats.get(f"cmdstat_{command}", {}).get("calls", 0))
     finally:
         await probe.aclose()
 
@@ -63,6 +63,18 @@ async def test_repeat_checks_are_answered_locally(
     for _ in range(200):
         assert await a.check("jti-1", "user-1") == (False, 0)
     assert await mget_calls(private_redis) == before
+
+
+async def test_repeat_generation_reads_are_answered_locally(
+    pair: tuple[CachingRedisRevocationStore, ...], private_redis: RedisServer
+) -> None:
+    # What every refresh asks after its rotation.
+    a, _ = pair
+    assert await a.generation("user-g") == 0
+    before = await mget_calls(private_redis, "get")
+    for _ in range(200):
+        assert await a.generation("user-g") == 0
+    assert await mget_calls(private_redis, "get") == before
 
 
 async def test_a_revocation_on_one_instance_reaches_the_other(
@@ -84,12 +96,25 @@ async def test_a_generation_bump_on_one_instance_reaches_the_other(
     a, b = pair
     assert await a.check("jti-2", "user-2") == (False, 0)
     assert await a.check("jti-3", "user-2") == (False, 0)
+    assert await a.generation("user-2") == 0
     await b.bump_generation("user-2")
 
     async def bumped() -> bool:
         return await a.check("jti-2", "user-2") == (False, 1) == await a.check("jti-3", "user-2")
 
     await eventually(bumped, within=1.0)
+
+    async def read_alone() -> bool:
+        return await a.generation("user-2") == 1
+
+    await eventually(read_alone, within=1.0)
+    # And a second bump, now that 1 is the cached value.
+    await b.bump_generation("user-2")
+
+    async def twice() -> bool:
+        return await a.generation("user-2") == 2
+
+    await eventually(twice, within=1.0)
 
 
 async def test_own_writes_are_seen_at_once(
@@ -99,8 +124,10 @@ async def test_own_writes_are_seen_at_once(
     assert await a.check("jti-4", "user-4") == (False, 0)
     await a.deny("jti-4", "user-4", until=10**10)
     assert (await a.check("jti-4", "user-4"))[0] is True  # no waiting for the push
+    assert await a.generation("user-4") == 0
     await a.bump_generation("user-4")
     assert (await a.check("jti-4", "user-4"))[1] == 1
+    assert await a.generation("user-4") == 1
 
 
 async def test_outage_is_never_answered_from_the_cache(
@@ -108,6 +135,8 @@ async def test_outage_is_never_answered_from_the_cache(
 ) -> None:
     a, _ = pair
     assert await a.check("jti-5", "user-5") == (False, 0)
+    assert await a.generation("user-5") == 0
+    assert await a.generation("user-5") == 0  # cached
     private_redis.stop()
 
     async def bypassed() -> bool:
@@ -116,3 +145,5 @@ async def test_outage_is_never_answered_from_the_cache(
     await eventually(bypassed)
     with pytest.raises(StoreUnavailable):
         await a.check("jti-5", "user-5")
+    with pytest.raises(StoreUnavailable):
+        await a.generation("user-5")

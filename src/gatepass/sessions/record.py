@@ -1,7 +1,10 @@
 """The session record: what a store keeps for one session.
 
-Pure data, no I/O.  Stores serialise it with :func:`dumps` / :func:`loads`
-(compact JSON), so every backend writes the same bytes.
+Pure data, no I/O.  Timestamps are kept to the millisecond (a record rounds
+them when it is made), so every store gives back exactly what it was given
+even where it keeps integers.  :func:`dumps` / :func:`loads` are the compact
+encoding of the Redis store; the SQL and MongoDB stores keep one column or
+field per attribute.
 """
 
 from __future__ import annotations
@@ -33,6 +36,10 @@ class SessionRecord:
     user_agent: str | None = None
     data: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        for name in _TIMES:
+            object.__setattr__(self, name, from_ms(to_ms(getattr(self, name))))
+
     @property
     def public_id(self) -> str:
         """An identifier safe to show and to accept in URLs.
@@ -54,23 +61,74 @@ class SessionRecord:
         return now >= self.expires_at
 
 
+_TIMES = ("created_at", "last_seen_at", "expires_at", "absolute_expires_at")
+
+
+def to_ms(timestamp: float) -> int:
+    """Epoch seconds as whole milliseconds, rounded to the nearest."""
+    return round(timestamp * 1000)
+
+
+def from_ms(millis: int) -> float:
+    """Inverse of :func:`to_ms` for a timestamp already rounded to the millisecond."""
+    return millis / 1000
+
+
+# The order of the values in dumps(); the key is not among them, since the
+# store keeps the record under a name made from it.
 _FIELDS = (
-    "key", "user_id", "roles", "created_at", "last_seen_at", "expires_at",
+    "user_id", "roles", "created_at", "last_seen_at", "expires_at",
     "absolute_expires_at", "idle_timeout", "remember", "ip", "user_agent", "data",
 )  # fmt: skip
 
 
 def dumps(record: SessionRecord) -> bytes:
-    """Serialise a record as compact JSON (a list, to keep it small)."""
-    values = [getattr(record, name) for name in _FIELDS]
+    """Compact JSON: a list of the values in ``_FIELDS`` order, ``remember``
+    as 0 or 1, ``created_at`` in integer milliseconds and the three other
+    timestamps as milliseconds after it (``1800000``, not ``1764533100123``).
+
+    A typical record is about 90 bytes plus its user agent.  The Redis
+    store's Lua scripts splice values into this list (see
+    gatepass.stores.redis), so its shape matters.
+    """
+    created = to_ms(record.created_at)
+    values = [
+        record.user_id,
+        list(record.roles),
+        created,
+        to_ms(record.last_seen_at) - created,
+        to_ms(record.expires_at) - created,
+        to_ms(record.absolute_expires_at) - created,
+        record.idle_timeout,
+        1 if record.remember else 0,
+        record.ip,
+        record.user_agent,
+        record.data,
+    ]
     return json.dumps(values, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def loads(raw: bytes | str) -> SessionRecord:
-    """Inverse of :func:`dumps`.  Raises ``ValueError`` on anything else."""
+def loads(raw: bytes | str, key: str) -> SessionRecord:
+    """Inverse of :func:`dumps` for the record stored under ``key``.
+
+    Raises ``ValueError`` on anything else, including the twelve-value lists
+    (with the key first) that releases before this one wrote.
+    """
     values = json.loads(raw)
     if not isinstance(values, list) or len(values) != len(_FIELDS):
         raise ValueError("not a session record")
-    kwargs = dict(zip(_FIELDS, values, strict=True))
-    kwargs["roles"] = tuple(kwargs["roles"])
-    return SessionRecord(**kwargs)
+    user_id, roles, created, seen, expires, absolute, idle, remember, ip, agent, data = values
+    return SessionRecord(
+        key=key,
+        user_id=user_id,
+        roles=tuple(roles),
+        created_at=from_ms(created),
+        last_seen_at=from_ms(created + seen),
+        expires_at=from_ms(created + expires),
+        absolute_expires_at=from_ms(created + absolute),
+        idle_timeout=idle,
+        remember=bool(remember),
+        ip=ip,
+        user_agent=agent,
+        data=data,
+    )

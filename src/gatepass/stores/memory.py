@@ -63,7 +63,8 @@ class MemorySessionStore:
 
     async def list_user(self, user_id: str) -> list[SessionRecord]:
         keys = self._by_user.get(checked(user_id), ())
-        return sorted((self._records[k] for k in keys), key=lambda r: r.created_at)
+        # Ties (same millisecond) in key order, as the other stores break them.
+        return sorted((self._records[k] for k in keys), key=lambda r: (r.created_at, r.key))
 
     async def delete_user(self, user_id: str, *, keep: str | None = None) -> int:
         doomed = [k for k in self._by_user.get(checked(user_id), ()) if k != keep]

@@ -2,14 +2,25 @@
 
 Key layout (``P`` is the prefix, ``gatepass:`` by default)::
 
-    P s:<key>      STRING  dumps(record), expiring at record.expires_at (PXAT)
-    P u:<user_id>  ZSET    member <key>, score max(expires_at, absolute_expires_at);
-                           the key itself expires with its highest score
+    P s:<id>       STRING  dumps(record), expiring at record.expires_at (PXAT)
+    P i:<user_id>  ZSET    member <id>, score max(expires_at, absolute_expires_at)
+                           in whole seconds, rounded up; the key itself expires
+                           with its highest score
+
+``<id>`` is the session key (a SHA-256 digest, 64 hex digits in the record)
+in unpadded base64url: 43 characters, none of them a hash-tag brace.
 
 Why it looks like this:
 
-* ``get`` is a single GET of compact JSON (a ~300-byte list, see
+* ``get`` is a single GET of compact JSON (a list of ~90 bytes plus the
+  user agent, see
   :func:`~gatepass.sessions.record.dumps`) and never writes.
+* Memory: a user with one session costs about 500 bytes of Redis memory
+  (``bench/run.py --only memory``), most of it the fixed cost of two keys
+  with a TTL.  The key is not repeated in the value, timestamps are integer
+  milliseconds (offsets from ``created_at``), and the id and the index score
+  are short, since every byte of a key name and of a ZSET member is paid
+  once per session.
 * Redis forgets a session at ``expires_at`` by itself, so ``purge_expired``
   has nothing to do.
 * The index is scored by the *absolute* deadline, which no sliding renewal can
@@ -49,11 +60,19 @@ Why it looks like this:
   index until it finds no member it has not revoked, which catches a rotation
   that claimed the old key before the revocation reached it.  Readers treat
   anything that is not a JSON list (tombstones, pending markers) as absent.
+* **Upgrading** from a release that wrote ``P s:<64 hex digits>`` and ``P
+  u:<user_id>`` (the key repeated in the value, float timestamps): those keys
+  are never read; their sessions count as logged out and the keys expire on
+  their own by their absolute deadlines.  Nothing of the new layout is in
+  the old names either, so a rollback sees only the old sessions.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
+import math
 from dataclasses import replace
 from typing import ClassVar
 
@@ -67,7 +86,7 @@ from gatepass.drivers.redis import (
     ms,
     queue_script,
 )
-from gatepass.sessions.record import SessionRecord, dumps, loads
+from gatepass.sessions.record import SessionRecord, dumps, loads, to_ms
 
 #: How long a revoked session key stays blocked against a late ``SET NX``.
 #: It only has to outlast one in-flight ``replace``.
@@ -81,14 +100,13 @@ _PENDING = b"~\n"
 _MAX_REVOKE_PASSES = 8
 
 # Positions (1-based, as in Lua) of fields in the list written by dumps().
-_ROLES, _DATA = 3, 12
+_ROLES, _DATA = 2, 11
 
-# Splits a record written by dumps() into its twelve top-level JSON values
-# without decoding them: Redis's cjson prints numbers with 14 significant
-# digits (a timestamp would lose its milliseconds) and turns [] into {}, so
-# decoding and re-encoding would corrupt the fields we are not changing.
-# The first eleven values are strings, numbers, booleans, null or (roles) a
-# list of strings; the twelfth (data) is kept verbatim.
+# Splits a record written by dumps() into its eleven top-level JSON values
+# without decoding them: Redis's cjson turns [] into {} and re-escapes
+# strings, so decoding and re-encoding could change the fields we are not
+# changing.  The first ten values are strings, integers, null or (roles) a
+# list of strings; the eleventh (data) is kept verbatim.
 _LUA_SPLIT = r"""
 local function skip_string(s, i)
   if string.sub(s, i, i) ~= '"' then return nil end
@@ -124,7 +142,7 @@ end
 local function split(raw)
   if not raw or string.sub(raw, 1, 1) ~= '[' then return nil end
   local parts, i = {}, 2
-  for n = 1, 11 do
+  for n = 1, 10 do
     local j = skip_value(raw, i)
     if not j or string.sub(raw, j, j) ~= ',' then
       return redis.error_reply('gatepass: corrupt session record')
@@ -132,25 +150,30 @@ local function split(raw)
     parts[n] = string.sub(raw, i, j - 1)
     i = j + 1
   end
-  parts[12] = string.sub(raw, i, -2)
+  parts[11] = string.sub(raw, i, -2)
   return parts
 end
 
 local function join(parts) return '[' .. table.concat(parts, ',') .. ']' end
 """
 
-# ARGV: last_seen_at, expires_at (JSON numbers), expiry in ms, force flag.
-# Returns {1} done, {0} no session, {2, user_id} when expires_at would pass
-# the index score (the absolute deadline): the caller raises the score first
-# and calls again with force, so the index never expires before the session.
+# ARGV: last_seen_at, expires_at (integer ms since the epoch), the key's
+# expiry in ms, force flag.  dumps() keeps them as ms after created_at (p[3]);
+# Lua numbers are doubles, exact for integers of this size, and '%d' prints
+# them whole.  Returns {1} done, {0} no session, {2, user_id} when expires_at
+# would pass the absolute deadline (which scores the index): the caller
+# raises the score first and calls again with force, so the index never
+# expires before the session.
 _LUA_TOUCH = (
     _LUA_SPLIT
     + r"""
 local p = split(redis.call('GET', KEYS[1]))
 if not p then return {0} end
 if p.err then return p end
-if ARGV[4] ~= '1' and tonumber(ARGV[2]) > tonumber(p[7]) then return {2, p[2]} end
-p[5], p[6] = ARGV[1], ARGV[2]
+local created = tonumber(p[3])
+if ARGV[4] ~= '1' and tonumber(ARGV[2]) > created + tonumber(p[6]) then return {2, p[1]} end
+p[4] = string.format('%d', tonumber(ARGV[1]) - created)
+p[5] = string.format('%d', tonumber(ARGV[2]) - created)
 redis.call('SET', KEYS[1], join(p), 'PXAT', ARGV[3])
 return {1}
 """
@@ -175,7 +198,7 @@ _LUA_PATCH = (
 local raw = redis.call('GET', KEYS[1])
 local m = pending(raw)
 if m then
-  if ARGV[1] == '3' then m[1] = ARGV[2] else m[2] = ARGV[2] end
+  if ARGV[1] == '2' then m[1] = ARGV[2] else m[2] = ARGV[2] end
   redis.call('SET', KEYS[1], '~' .. m[1] .. '\n' .. m[2], 'KEEPTTL')
   return 1
 end
@@ -200,8 +223,8 @@ local m = pending(redis.call('GET', KEYS[1]))
 if not m then return false end
 local p = split(ARGV[1])
 if p.err then return p end
-if m[1] ~= '' then p[3] = m[1] end
-if m[2] ~= '' then p[12] = m[2] end
+if m[1] ~= '' then p[2] = m[1] end
+if m[2] ~= '' then p[11] = m[2] end
 local out = join(p)
 redis.call('SET', KEYS[1], out, 'PXAT', ARGV[2])
 return out
@@ -222,11 +245,33 @@ def _json(value: object) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
-def _decode(raw: bytes | str | None) -> SessionRecord | None:
+def _decode(raw: bytes | str | None, key: str) -> SessionRecord | None:
     # Tombstones (b"") and anything else that is not a record read as absent.
     if not raw or raw[:1] not in (b"[", "["):
         return None
-    return loads(raw)
+    return loads(raw, key)
+
+
+def session_id(key: str) -> str:
+    """The name Redis knows a session by: its key (64 hex digits) in base64url."""
+    try:
+        digest = bytes.fromhex(key)
+    except ValueError:
+        digest = b""
+    if len(digest) != 32 or digest.hex() != key:
+        raise ValueError("not a session key")
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def key_of(session_id: str | bytes) -> str | None:
+    """Inverse of :func:`session_id`; None for anything it did not make."""
+    if len(session_id) != 43:
+        return None
+    raw = session_id.encode() if isinstance(session_id, str) else session_id
+    try:
+        return base64.urlsafe_b64decode(raw + b"=").hex()
+    except binascii.Error:
+        return None
 
 
 class RedisSessionStore(RedisStore):
@@ -241,18 +286,21 @@ class RedisSessionStore(RedisStore):
     _create: AsyncScript
 
     def session_key(self, key: str) -> str:
-        return f"{self.prefix}s:{key}"
+        """The Redis key of the session whose key (hex) is ``key``."""
+        return self._by_id(session_id(key))
 
     def index_key(self, user_id: str) -> str:
-        return f"{self.prefix}u:{checked(user_id)}"
+        return f"{self.prefix}i:{checked(user_id)}"
 
-    async def _add_to_index(self, record: SessionRecord) -> None:
-        score = max(record.expires_at, record.absolute_expires_at)
-        await self._index_add(keys=[self.index_key(record.user_id)], args=[score, record.key])
+    async def _index(self, user_id: str, key: str, deadline: float) -> None:
+        # Whole seconds, rounded up: a short ZSET entry, never trimmed early.
+        score = math.ceil(deadline)
+        await self._index_add(keys=[self.index_key(user_id)], args=[score, session_id(key)])
 
     @guarded
     async def create(self, record: SessionRecord) -> None:
-        await self._add_to_index(record)
+        deadline = max(record.expires_at, record.absolute_expires_at)
+        await self._index(record.user_id, record.key, deadline)
         there = await self._create(
             keys=[self.session_key(record.key)], args=[dumps(record), ms(record.expires_at)]
         )
@@ -260,31 +308,28 @@ class RedisSessionStore(RedisStore):
         # writing it: the session ends at once, as if revoked right after login.
         if there is None or there == b"":
             return
-        clash = _decode(there)
+        clash = _decode(there, record.key)
         if clash is None or clash.user_id != record.user_id:
             # The member we added points at someone else's session.
-            await self.client.zrem(self.index_key(record.user_id), record.key)
+            await self.client.zrem(self.index_key(record.user_id), session_id(record.key))
         raise ValueError("session key already exists")
 
     @guarded
     async def get(self, key: str) -> SessionRecord | None:
         raw = await self.client.get(self.session_key(key))
-        return _decode(raw)
+        return _decode(raw, key)
 
     @guarded
     async def touch(self, key: str, *, last_seen_at: float, expires_at: float) -> bool:
         args: list[str | int | float] = [
-            _json(float(last_seen_at)),
-            _json(float(expires_at)),
-            ms(expires_at),
-            "0",
-        ]
+            to_ms(last_seen_at), to_ms(expires_at), ms(expires_at), "0"
+        ]  # fmt: skip
         result = await self._touch(keys=[self.session_key(key)], args=args)
         if result[0] == 2:
             # Past the absolute deadline (the manager never asks for this):
             # raise the index score first, then write.
             user_id = json.loads(result[1])
-            await self._index_add(keys=[self.index_key(user_id)], args=[expires_at, key])
+            await self._index(user_id, key, expires_at)
             args[3] = "1"
             result = await self._touch(keys=[self.session_key(key)], args=args)
         return bool(result[0] == 1)
@@ -303,16 +348,14 @@ class RedisSessionStore(RedisStore):
         # below is what delete_user and set_roles rely on (module docstring).
         # A session's user and absolute deadline never change, so a plain
         # read tells us which index to use before anything is claimed.
-        peek = _decode(await self.client.get(self.session_key(old_key)))
+        peek = _decode(await self.client.get(self.session_key(old_key)), old_key)
         if peek is None:
             return None
         new = self.session_key(new_key)
         if not await self.client.set(new, _PENDING, nx=True, px=_TOMBSTONE_MS):
             raise ValueError("session key already exists")
-        index = self.index_key(peek.user_id)
-        score = max(expires_at, peek.absolute_expires_at)
-        await self._index_add(keys=[index], args=[score, new_key])
-        old = _decode(await self.client.getdel(self.session_key(old_key)))
+        await self._index(peek.user_id, new_key, max(expires_at, peek.absolute_expires_at))
+        old = _decode(await self.client.getdel(self.session_key(old_key)), old_key)
         written: bytes | None = None
         if old is not None:
             moved = replace(old, key=new_key, last_seen_at=last_seen_at, expires_at=expires_at)
@@ -321,21 +364,25 @@ class RedisSessionStore(RedisStore):
             if old is None:
                 pipe.delete(new)  # our own marker: nobody else writes this key
             if written is None:
-                pipe.zrem(index, new_key)
+                pipe.zrem(self.index_key(peek.user_id), session_id(new_key))
             if old is not None:
-                pipe.zrem(self.index_key(old.user_id), old_key)
+                pipe.zrem(self.index_key(old.user_id), session_id(old_key))
             await pipe.execute()
-        return None if written is None else loads(written)
+        return None if written is None else loads(written, new_key)
 
     @guarded
     async def delete(self, key: str) -> SessionRecord | None:
-        record = _decode(await self.client.getdel(self.session_key(key)))
+        record = _decode(await self.client.getdel(self.session_key(key)), key)
         if record is not None:
-            await self.client.zrem(self.index_key(record.user_id), key)
+            await self.client.zrem(self.index_key(record.user_id), session_id(key))
         return record
 
     async def _members(self, user_id: str) -> list[str]:
+        # Session ids as Redis knows them (not hex keys).
         return await self.members(self.index_key(user_id))
+
+    def _by_id(self, sid: str) -> str:
+        return f"{self.prefix}s:{sid}"
 
     @guarded
     async def list_user(self, user_id: str) -> list[SessionRecord]:
@@ -344,27 +391,31 @@ class RedisSessionStore(RedisStore):
             return []
         # A pipeline of GETs rather than MGET: MGET across hash slots is
         # refused by a cluster, a pipeline is split per node.
+        keys = [key_of(member) for member in members]
         async with self.client.pipeline(transaction=False) as pipe:
             for member in members:
-                pipe.get(self.session_key(member))
+                pipe.get(self._by_id(member))
             raws: list[bytes | None] = await pipe.execute()
-        records = [r for r in map(_decode, raws) if r is not None and r.user_id == user_id]
+        found = (_decode(raw, key) for raw, key in zip(raws, keys, strict=True) if key)
+        records = [r for r in found if r is not None and r.user_id == user_id]
         return sorted(records, key=lambda r: (r.created_at, r.key))
 
     @guarded
     async def delete_user(self, user_id: str, *, keep: str | None = None) -> int:
+        spared = None if keep is None else session_id(keep)
         revoked: set[str] = set()
         removed = 0
         for _ in range(_MAX_REVOKE_PASSES):
-            fresh = [m for m in await self._members(user_id) if m != keep and m not in revoked]
+            fresh = [m for m in await self._members(user_id) if m != spared and m not in revoked]
             if not fresh:
                 break
             revoked.update(fresh)
             async with self.client.pipeline(transaction=False) as pipe:
                 for member in fresh:
-                    pipe.set(self.session_key(member), b"", px=_TOMBSTONE_MS, get=True)
+                    pipe.set(self._by_id(member), b"", px=_TOMBSTONE_MS, get=True)
                 previous: list[bytes | None] = await pipe.execute()
-            removed += sum(1 for raw in previous if _decode(raw) is not None)
+            # Only whether a session was there counts, not whose it was.
+            removed += sum(1 for raw in previous if raw and raw[:1] == b"[")
             # After the keys are gone, never before.
             await self.client.zrem(self.index_key(user_id), *fresh)
         return removed
@@ -383,8 +434,7 @@ class RedisSessionStore(RedisStore):
             patched.update(fresh)
             async with self.client.pipeline(transaction=False) as pipe:
                 for member in fresh:
-                    key = self.session_key(member)
-                    queue_script(pipe, self._patch, [key], [_ROLES, roles_json])
+                    queue_script(pipe, self._patch, [self._by_id(member)], [_ROLES, roles_json])
                 results: list[int] = await pipe.execute()
             done += sum(results)
         return done

@@ -35,7 +35,7 @@ from typing import Any
 from gatepass.drivers.redis_tracking import InvalidationStream
 from gatepass.sessions.record import SessionRecord
 from gatepass.sessions.store import UNKNOWN, Unknown
-from gatepass.stores.redis import RedisSessionStore
+from gatepass.stores.redis import RedisSessionStore, key_of
 
 
 class CachingRedisSessionStore(RedisSessionStore):
@@ -53,7 +53,7 @@ class CachingRedisSessionStore(RedisSessionStore):
         self._entries: OrderedDict[str, tuple[SessionRecord, float]] = OrderedDict()
         self._max_entries = max_entries
         self._max_age = max_age
-        self._session_prefix = self.session_key("").encode()
+        self._session_prefix = f"{self.prefix}s:".encode()
         # Local writes bump this too (see _forget), on top of the stream's.
         self._local_generation = 0
         self._stream = InvalidationStream(
@@ -189,4 +189,9 @@ class CachingRedisSessionStore(RedisSessionStore):
         cut = len(self._session_prefix)
         for name in keys:
             if name.startswith(self._session_prefix):
-                self._entries.pop(name[cut:].decode("ascii", "replace"), None)
+                # Entries are by key (hex), Redis names sessions by id
+                # (base64url).  A name that is no id cannot be a cached
+                # session's: every cached record was read under its id.
+                key = key_of(name[cut:])
+                if key is not None:
+                    self._entries.pop(key, None)

@@ -9,8 +9,11 @@ Redis announces only when its expiry sampling gets to it) is cached per
 names of the Redis keys it was read from (the jti's entry, the generation
 and the family's marker); when Redis pushes that any of them changed (a
 revoke on any instance, a generation bump, an expiry), the answer is
-dropped.  While the invalidation stream is down the cache is bypassed,
-exactly like the session cache (:mod:`gatepass.stores.redis_cache`).
+dropped.  A user's generation read alone (:meth:`generation`, which every
+refresh asks after its rotation) is cached the same way, by the name of its
+key, so a refresh costs one round trip: the rotation.  While the
+invalidation stream is down the cache is bypassed, exactly like the session
+cache (:mod:`gatepass.stores.redis_cache`).
 
 **Redis Cluster**: the cache is bypassed (``cache_active`` stays False and
 every check is one MGET on the user's slot), because the invalidation stream
@@ -35,6 +38,8 @@ class CachingRedisRevocationStore(RedisRevocationStore):
         self._answers: dict[_Key, tuple[bool, bool, int]] = {}
         # Redis key name -> the cached answers read from it.
         self._readers: dict[bytes, set[_Key]] = {}
+        # Generation key name -> the generation read from it.
+        self._generations: dict[bytes, int] = {}
         self._max_entries = max_entries
         self._local_generation = 0
         prefixes = [f"{self.prefix}{kind}:".encode() for kind in ("deny", "allow", "gen")]
@@ -71,6 +76,23 @@ class CachingRedisRevocationStore(RedisRevocationStore):
                 self._readers.setdefault(name.encode(), set()).add(key)
         return answer
 
+    async def generation(self, user_id: str) -> int:
+        self._stream.ensure_started()
+        name = self.generation_key(user_id).encode()
+        if self._stream.healthy:
+            hit = self._generations.get(name)
+            if hit is not None:
+                return hit
+        before = (self._stream.generation, self._local_generation)
+        value = await super().generation(user_id)
+        # The key never expires and only grows by INCR, each of which Redis
+        # announces: any value read while no invalidation came is current.
+        if self._stream.healthy and before == (self._stream.generation, self._local_generation):
+            if len(self._generations) >= self._max_entries:
+                self._generations.clear()
+            self._generations[name] = value
+        return value
+
     # Local writes forget at once (before and after), so this instance never
     # depends on its own push to see its own revocation.
 
@@ -104,12 +126,15 @@ class CachingRedisRevocationStore(RedisRevocationStore):
         self._local_generation += 1
         self._answers.clear()
         self._readers.clear()
+        self._generations.clear()
 
     def _on_invalidate(self, names: list[bytes] | None) -> None:
         if names is None:
             self._answers.clear()
             self._readers.clear()
+            self._generations.clear()
             return
         for name in names:
+            self._generations.pop(name, None)
             for key in self._readers.pop(name, ()):
                 self._answers.pop(key, None)
