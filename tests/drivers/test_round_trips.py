@@ -184,14 +184,37 @@ def test_postgres_request_budgets(tmp_path: Path, postgres_url: str) -> None:
 @pytest.mark.slow
 def test_redis_cluster_request_budgets(tmp_path: Path, redis_cluster_url: str) -> None:
     """Sessions and tokens on a Redis Cluster (accounts in SQLite): cached
-    GETs make no round trip (per-node tracking); an unseen token costs one."""
+    GETs make no round trip (per-node tracking); an unseen token costs one,
+    and so does each first request of a fresh instance."""
     url = f"{redis_cluster_url}?prefix=gprt:{secrets.token_hex(4)}:"
     with make_client(tmp_path, session_store_url=url) as client:
         register(client)
+        register(client, "bob@example.com")
         cookie, bearer, unseen = _credentials(client)
+        _, warm, _ = _credentials(client, "bob@example.com")
         _until_cached(client, cookie)
         _until_cached(client, bearer)
         for _ in range(5):
             assert _count(client, cookie) == 0
             assert _count(client, bearer) == 0
         assert _count(client, unseen) == 1
+    with make_client(tmp_path, session_store_url=url) as fresh:
+        _count(fresh, warm)
+        assert _count(fresh, cookie) <= 1  # the session
+        assert _count(fresh, bearer) <= 1  # the revocation check
+
+
+@pytest.mark.mongodb
+def test_mongodb_request_budgets(tmp_path: Path, mongodb_url: str) -> None:
+    """Everything on MongoDB (the nx-27017 emulator; no local cache there, see
+    docs/storage.md): every GET reads the session or the token's revocation
+    entry, and the account."""
+    with make_client(tmp_path, database_url=mongodb_url) as client:
+        register(client)
+        cookie, bearer, unseen = _credentials(client)
+        _count(client, cookie)  # indexes created on first use are not measured
+        _count(client, bearer)
+        for _ in range(3):
+            assert _count(client, cookie) <= 2
+            assert _count(client, bearer) <= 2
+        assert _count(client, unseen) <= 2
