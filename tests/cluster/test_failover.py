@@ -169,12 +169,14 @@ async def test_master_failover(replicated_cluster: RedisCluster) -> None:
 
 
 def _replica_of(cluster: RedisCluster, master: int) -> int:
-    nodes = [line.split() for line in cli(master, "CLUSTER", "NODES").splitlines()]
-    master_id = next(f[0] for f in nodes if "myself" in f[2])
+    """The replica of ``master``, as the replicas themselves say (a master's
+    CLUSTER NODES can lag behind)."""
     return next(
-        int(f[1].split("@")[0].rpartition(":")[2])
-        for f in nodes
-        if "slave" in f[2] and f[3] == master_id
+        port
+        for port in cluster.ports
+        if port in cluster.processes
+        and (info := _replication(port)).get("role") == "slave"
+        and int(info["master_port"]) == master
     )
 
 
@@ -242,3 +244,38 @@ async def test_session_cache_stays_exact_through_a_failover(
     finally:
         await one.close()
         await two.close()
+
+
+async def test_session_cache_recovers_when_the_dead_master_is_never_read(
+    replicated_cluster: RedisCluster,
+) -> None:
+    """A master dies while this client has no reason to talk to it (its
+    sessions live on other masters): the client still names the dead node,
+    and the cache must not stay bypassed for ever on that account."""
+    url = replicated_cluster.url
+    prefix = f"gpfd:{secrets.token_hex(4)}:"
+    one = CachingRedisSessionStore(RedisConnection(url), prefix=prefix)
+    try:
+        record = make_record("quin")
+        await one.create(record)
+        await _cached(one, record)
+        slot = int(cli(replicated_cluster.ports[0], "CLUSTER", "KEYSLOT",
+                       one.session_key(record.key)))  # fmt: skip
+        owner = _master_port_of(replicated_cluster, slot)
+        victim = next(
+            port
+            for port in replicated_cluster.ports
+            if port != owner and _replication(port).get("role") == "master"
+        )
+        replica = _replica_of(replicated_cluster, victim)
+        replicated_cluster.stop_node(victim)
+        deadline = time.monotonic() + 30
+        while _replication(replica).get("role") != "master" or "cluster_state:ok" not in cli(
+            replica, "CLUSTER", "INFO"
+        ):
+            assert time.monotonic() < deadline, "the replica was never promoted"
+            await asyncio.sleep(0.1)
+        # Only the untouched master is read from here on.
+        await _cached(one, record)
+    finally:
+        await one.close()

@@ -34,6 +34,9 @@ promoted replica was already being listened to), and:
 * ``healthy`` is also False while the client knows a node that is not
   listened to (it followed a MOVED to a node added since the last check):
   a read from a node the stream does not hear is never cached nor served.
+  The check every ping interval then refreshes the client's view (a dead
+  master it had no reason to contact is dropped from it) and starts over
+  if the node is still there.
 """
 
 from __future__ import annotations
@@ -256,8 +259,13 @@ class InvalidationStream:
             if await _slot_map(control, self.ping_interval) != slots:
                 raise TopologyChanged
             if not self.client.nodes_manager.nodes_cache.keys() <= self._listened:
-                # The client followed a MOVED to a node not listened to.
-                raise TopologyChanged
+                # The client names a node not listened to: one it followed a
+                # MOVED to (new), or one gone from the slot map that it had
+                # no reason to contact since (a dead master).  Refresh its
+                # view; a node still there means the map moved on.
+                await self.client.nodes_manager.initialize()
+                if not self.client.nodes_manager.nodes_cache.keys() <= self._listened:
+                    raise TopologyChanged
 
 
 async def _connect(connection_class: Any, connection_kwargs: dict[str, Any]) -> AbstractConnection:
