@@ -48,7 +48,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import redis.exceptions as rexc
-from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.connection import AbstractConnection
 
 from gatepass.drivers.redis import RedisClient
@@ -86,6 +86,7 @@ class InvalidationStream:
         self.name = name
         self.generation = 0
         self._healthy = False
+        self._cluster = isinstance(client, RedisCluster)
         #: On a cluster, the names ("host:port") of the nodes listened to.
         self._listened: frozenset[str] = frozenset()
         self._task: asyncio.Task[None] | None = None
@@ -101,14 +102,15 @@ class InvalidationStream:
         """Whether pushes are known to flow for every key the client can read."""
         if not self._healthy:
             return False
-        if isinstance(self.client, RedisCluster):
+        if self._cluster:
+            assert isinstance(self.client, RedisCluster)
             return self.client.nodes_manager.nodes_cache.keys() <= self._listened
         return True
 
     def ensure_started(self) -> None:
         """Start listening (lazily: it needs the running loop)."""
         if self._task is None and not self._closed:
-            listen = self._listen_cluster if isinstance(self.client, RedisCluster) else self._listen
+            listen = self._listen_cluster if self._cluster else self._listen
             self._task = asyncio.create_task(listen(), name=f"gatepass-tracking-{self.name}")
 
     async def close(self) -> None:
@@ -198,9 +200,8 @@ class InvalidationStream:
             control: AbstractConnection | None = None
             conns: list[AbstractConnection] = []
             try:
-                control = await self._control_connection()
+                control, template = await self._control_connection()
                 slots = await _slot_map(control, self.ping_interval)
-                template = self.client.get_nodes()[0]
                 for host, port in _addresses(slots):
                     kwargs = {**template.connection_kwargs, "host": host, "port": port}
                     conns.append(await self._subscribe_with(template.connection_class, kwargs))
@@ -224,15 +225,16 @@ class InvalidationStream:
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 2.0)
 
-    async def _control_connection(self) -> AbstractConnection:
-        """A plain connection to a node that answers, for CLUSTER SLOTS."""
+    async def _control_connection(self) -> tuple[AbstractConnection, ClusterNode]:
+        """A plain connection to a node that answers, for CLUSTER SLOTS, and
+        that node (whose settings the other connections copy)."""
         assert isinstance(self.client, RedisCluster)
         if self.client._initialize:
             await self.client.initialize()
         failure: BaseException = TopologyChanged("no cluster node known")
         for node in self.client.get_nodes():
             try:
-                return await _connect(node.connection_class, node.connection_kwargs)
+                return await _connect(node.connection_class, node.connection_kwargs), node
             except (TimeoutError, rexc.RedisError, OSError) as exc:
                 failure = exc
         raise failure
@@ -275,7 +277,8 @@ async def _connect(connection_class: Any, connection_kwargs: dict[str, Any]) -> 
 
 
 async def _slot_map(conn: AbstractConnection, wait: float) -> SlotMap:
-    """CLUSTER SLOTS, as comparable tuples (node ids and extra fields left out)."""
+    """CLUSTER SLOTS, as comparable tuples: per range, the master's address
+    then its replicas' in order (node ids and extra fields left out)."""
     await conn.send_command("CLUSTER", "SLOTS")
     reply = await conn.read_response(timeout=wait)
     if not isinstance(reply, list):
@@ -289,7 +292,7 @@ async def _slot_map(conn: AbstractConnection, wait: float) -> SlotMap:
              int(node[1]))
             for node in nodes
         )  # fmt: skip
-        ranges.append((int(start), int(end), addresses))
+        ranges.append((int(start), int(end), (addresses[0], *sorted(addresses[1:]))))
     return tuple(sorted(ranges))
 
 
