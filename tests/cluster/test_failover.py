@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
+from redis.crc import key_slot
 
 from gatepass.drivers.redis import RedisConnection
 from gatepass.errors import StoreUnavailable
@@ -279,3 +280,67 @@ async def test_session_cache_recovers_when_the_dead_master_is_never_read(
         await _cached(one, record)
     finally:
         await one.close()
+
+
+@pytest.fixture
+def private_cluster() -> Iterator[RedisCluster]:
+    """Three masters of this test's own, whose slots it may move."""
+    require_redis_binaries()
+    with tempfile.TemporaryDirectory(prefix="gatepass-reshard-") as directory:
+        cluster = RedisCluster(Path(directory), masters=3)
+        try:
+            cluster.start()
+            yield cluster
+        finally:
+            cluster.stop()
+
+
+def _node_id(port: int) -> str:
+    return cli(port, "CLUSTER", "MYID").strip()
+
+
+def _move_slot(cluster: RedisCluster, slot: int, source: int, target: int) -> None:
+    """Move one slot and its keys, as ``redis-cli --cluster reshard`` does."""
+    source_id, target_id = _node_id(source), _node_id(target)
+    cli(target, "CLUSTER", "SETSLOT", str(slot), "IMPORTING", source_id)
+    cli(source, "CLUSTER", "SETSLOT", str(slot), "MIGRATING", target_id)
+    keys = cli(source, "CLUSTER", "GETKEYSINSLOT", str(slot), "1000").split()
+    if keys:
+        cli(source, "MIGRATE", "127.0.0.1", str(target), "", "0", "5000", "KEYS", *keys)
+    for port in cluster.ports:
+        cli(port, "CLUSTER", "SETSLOT", str(slot), "NODE", target_id)
+
+
+async def test_session_cache_stays_exact_through_resharding(
+    private_cluster: RedisCluster,
+) -> None:
+    """A cached session's slot moves to another master: the move itself, and
+    a logout through another client on the new owner right after, are seen;
+    the cache then serves again on the new slot map."""
+    url = private_cluster.url
+    prefix = f"gprs:{secrets.token_hex(4)}:"
+    one = CachingRedisSessionStore(RedisConnection(url), prefix=prefix)
+    two = RedisSessionStore(RedisConnection(url), prefix=prefix)
+    try:
+        record = make_record("rhea")
+        await two.create(record)
+        await _cached(one, record)
+        key = two.session_key(record.key)
+        slot = int(cli(private_cluster.ports[0], "CLUSTER", "KEYSLOT", key))
+        source = _master_port_of(private_cluster, slot)
+        target = next(port for port in private_cluster.ports if port != source)
+        _move_slot(private_cluster, slot, source, target)
+        assert _master_port_of(private_cluster, slot, seen_by=target) == target
+
+        assert await two.delete(record.key) == record  # on the new owner, via MOVED
+        await asyncio.sleep(0.05)  # the push reaches this instance's loop
+        assert await one.get(record.key) is None
+        # The cache serves again, now reading from the new owner.
+        fresh = make_record("rhea")
+        while key_slot(two.session_key(fresh.key).encode()) != slot:
+            fresh = make_record("rhea")  # a session in the slot that moved
+        await two.create(fresh)
+        await _cached(one, fresh)
+    finally:
+        await one.close()
+        await two.close()
