@@ -13,6 +13,7 @@ import pytest
 
 from gatepass.drivers.redis import RedisConnection, redis_client
 from gatepass.errors import StoreUnavailable
+from gatepass.sessions.store import UNKNOWN
 from gatepass.stores.redis_cache import CachingRedisSessionStore
 from tests.conftest import RedisServer
 from tests.stores.conftest import make_record
@@ -69,6 +70,7 @@ async def test_repeat_reads_are_served_locally(
     before = await _gets_sent(private_redis)
     for _ in range(200):
         assert await a.get(record.key) == record
+        assert a.cached(record.key) == record
     assert await _gets_sent(private_redis) - before == 0
 
 
@@ -120,6 +122,8 @@ async def test_a_write_on_one_instance_reaches_the_others_cache(
     # The push from Redis arrives within milliseconds; one event-loop pass is
     # usually enough, the bound only absorbs a busy machine.
     await _eventually(seen, within=1.0)
+    assert a.cached(record.key) in (UNKNOWN, await a.get(record.key))
+    assert a.cached(record.key) != record
 
 
 async def test_expiry_in_redis_reaches_the_cache(
@@ -150,6 +154,7 @@ async def test_outage_bypasses_and_empties_the_cache(
         return not a.cache_active
 
     await _eventually(bypassed)
+    assert a.cached(record.key) is UNKNOWN  # never the copy held before the outage
     with pytest.raises(StoreUnavailable):
         await a.get(record.key)
     # Redis comes back empty (it keeps nothing on disk): the cached copy of

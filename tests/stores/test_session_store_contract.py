@@ -20,7 +20,7 @@ import pytest
 
 from gatepass.errors import StoreUnavailable
 from gatepass.sessions.record import SessionRecord, dumps
-from gatepass.sessions.store import SessionStore
+from gatepass.sessions.store import UNKNOWN, SessionStore
 from gatepass.stores.postgres import PostgresSessionStore
 from gatepass.stores.redis import RedisSessionStore
 from tests.conftest import RedisServer, free_port
@@ -584,3 +584,31 @@ async def test_user_ids_are_strings_and_round_trip_exactly(store: SessionStore) 
     assert await store.list_user("0042") == [padded]
     assert await store.delete_user("42") == 1
     assert await store.get(padded.key) == padded
+
+
+# ---------------------------------------------------------------- cached reads
+
+
+async def test_cached_reads_never_answer_for_a_session_that_changed(store: SessionStore) -> None:
+    """A store's synchronous ``cached(key)`` (the middleware's I/O-free path)
+    answers exactly what ``get`` would, or UNKNOWN; never an older record."""
+    cached: Callable[[str], Any] = getattr(store, "cached", lambda key: UNKNOWN)
+    record = make_record()
+    await store.create(record)
+    assert await read_twice(store, record.key) == record
+    assert cached(record.key) in (UNKNOWN, record)
+
+    await store.touch(record.key, last_seen_at=record.last_seen_at + 5,
+                      expires_at=record.expires_at + 5)  # fmt: skip
+    now = cached(record.key)
+    assert now is UNKNOWN or now.last_seen_at == record.last_seen_at + 5
+    assert await read_twice(store, record.key) is not None
+
+    await store.set_roles(record.user_id, ("changed",))
+    now = cached(record.key)
+    assert now is UNKNOWN or now.roles == ("changed",)
+    assert await read_twice(store, record.key) is not None
+
+    await store.delete(record.key)
+    assert cached(record.key) in (UNKNOWN, None)
+    assert cached(new_key()) in (UNKNOWN, None)

@@ -21,7 +21,8 @@ Failure modes, on purpose:
 
 from __future__ import annotations
 
-from typing import Any
+from types import MappingProxyType
+from typing import Any, cast
 
 from gatepass.asgi.bearer import BearerResolver
 from gatepass.asgi.errors import error_parts
@@ -41,6 +42,8 @@ from gatepass.errors import GatepassError
 from gatepass.identity import ANONYMOUS, Anonymous, Identity, RolePermissions
 from gatepass.sessions.manager import IssuedSession, SessionManager
 from gatepass.sessions.record import SessionRecord
+from gatepass.sessions.store import UNKNOWN
+from gatepass.sessions.tokens import is_well_formed, token_key
 
 # Re-exported: apps and older code import the ASGI types from here.
 __all__ = [
@@ -56,16 +59,19 @@ class RequestAuth:
     """
 
     __slots__ = (
-        "_middleware", "_scope", "clear_site_data", "extra_headers", "record", "set_cookies",
-        "token",
+        "_middleware", "_scope", "_send", "clear_site_data", "extra_headers", "record",
+        "set_cookies", "started", "token",
     )  # fmt: skip
 
     def __init__(
         self, middleware: AuthMiddleware, scope: Scope, token: str | None,
-        record: SessionRecord | None,
+        record: SessionRecord | None, send: Send,
     ) -> None:  # fmt: skip
         self._middleware = middleware
         self._scope = scope
+        self._send = send
+        #: True once the response has started (an error can no longer be sent).
+        self.started = False
         self.token = token
         self.record = record
         #: ``Set-Cookie`` values to add to the response.
@@ -74,6 +80,29 @@ class RequestAuth:
         self.clear_site_data = False
         #: Other headers that go with the cookies (a device-binding offer).
         self.extra_headers: list[tuple[bytes, bytes]] = []
+
+    async def _send_through(self, message: Message) -> None:
+        """The app's ``send``: adds the cookies (and what goes with them) to
+        the response start; everything else passes untouched."""
+        if message["type"] == "http.response.start":
+            self.started = True
+            if self.set_cookies:
+                message["headers"] = self._with_cookies(message.get("headers", ()))
+        await self._send(message)
+
+    def _with_cookies(self, original: Any) -> list[tuple[bytes, bytes]]:
+        headers = list(original)
+        headers.extend((b"set-cookie", v.encode("latin-1")) for v in self.set_cookies)
+        # A response that sets a session cookie must never be stored by a
+        # shared cache and served to someone else.
+        headers = [(k, v) for k, v in headers if k.lower() != b"cache-control"]
+        headers.append((b"cache-control", b"no-store"))
+        headers.extend(self.extra_headers)
+        if self.clear_site_data:
+            # Not "cookies": that would clear every cookie of the registrable
+            # domain, sibling apps' included; ours are expired explicitly.
+            headers.append((b"clear-site-data", b'"cache", "storage"'))
+        return headers
 
     @property
     def scopes(self) -> list[str]:
@@ -172,9 +201,11 @@ class AuthMiddleware:
         self.bearer = bearer
         self._cookie_name = self.cookie.name
         self._stale_cookie = self.cookie.deletion_header()
+        self._cookie_memo: dict[str, tuple[str, str | None] | None] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket"):
+        kind = scope["type"]
+        if kind != "http" and kind != "websocket":
             await self.app(scope, receive, send)
             return
 
@@ -182,20 +213,29 @@ class AuthMiddleware:
         record: SessionRecord | None = None
         user: Identity | Anonymous = ANONYMOUS
         authorization, cookie = credentials(scope)  # one pass over the headers
+        bearer = self.bearer
         try:
             presented = (
-                await self.bearer.resolve_headers(authorization, cookie)
-                if self.bearer is not None
+                await bearer.resolve_headers(authorization, cookie)
+                if bearer is not None and (authorization is not None or bearer.cookie is not None)
                 else None
             )
             if presented is not None:
                 # A bearer token decides alone: no cookie is consulted, so a
                 # request cannot mix one user's token with another's session.
                 user = presented
-            else:
-                token = read_cookie(cookie, self._cookie_name)
-                if token is not None:
-                    record = await self.sessions.load(token)
+            elif cookie is not None:
+                found = self._session_cookie(cookie)
+                if found is not None:
+                    token, key = found
+                    if key is not None:
+                        sessions = self.sessions
+                        found_record = sessions.peek(key)  # no I/O: the store's cache
+                        record = (
+                            await sessions.load_key(key)
+                            if found_record is UNKNOWN
+                            else found_record  # type: ignore[assignment]
+                        )
                     if (
                         record is not None
                         and DATA_KEY in record.data
@@ -208,47 +248,66 @@ class AuthMiddleware:
         except GatepassError as exc:
             await _send_error(send, exc)
             return
-        auth = RequestAuth(self, scope, token if record else None, record)
-        if token is not None and record is None:
-            # A cookie for a session that is gone: tell the browser to drop it.
-            auth.set_cookies.append(self._stale_cookie)
+        auth = RequestAuth(self, scope, token if record is not None else None, record, send)
         if record is not None:
             user = self.permissions.identity_for(record)
+        elif token is not None:
+            # A cookie for a session that is gone: tell the browser to drop it.
+            auth.set_cookies.append(self._stale_cookie)
         scope["user"] = user
         scope["auth"] = auth
 
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        started = False
-
-        async def send_with_cookies(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-                if auth.set_cookies:
-                    headers = list(message.get("headers", ()))
-                    headers.extend((b"set-cookie", v.encode("latin-1")) for v in auth.set_cookies)
-                    # A response that sets a session cookie must never be
-                    # stored by a shared cache and served to someone else.
-                    headers = [(k, v) for k, v in headers if k.lower() != b"cache-control"]
-                    headers.append((b"cache-control", b"no-store"))
-                    headers.extend(auth.extra_headers)
-                    if auth.clear_site_data:
-                        # Not "cookies": that would clear every cookie of the
-                        # registrable domain, sibling apps' included; ours are
-                        # expired explicitly above.
-                        headers.append((b"clear-site-data", b'"cache", "storage"'))
-                    message["headers"] = headers
-            await send(message)
-
         try:
-            await self.app(scope, receive, send_with_cookies)
-        except GatepassError as exc:
-            if started:
-                raise
-            await _send_error(send_with_cookies, exc)
+            if kind != "http":
+                await self.app(scope, receive, send)
+                return
+            try:
+                await self.app(scope, receive, auth._send_through)
+            except GatepassError as exc:
+                if auth.started:
+                    raise
+                await _send_error(auth._send_through, exc)
+        finally:
+            # scope -> auth -> scope is a reference cycle: left in place, every
+            # request's objects wait for the garbage collector, whose passes
+            # then cost more than the rest of the middleware (a test holds it).
+            auth._scope = _ENDED
+
+    def _session_cookie(self, cookie: str) -> tuple[str, str | None] | None:
+        """The session token in a ``Cookie`` header and its store key (None
+        for a value that is not the shape we mint), or None without one.
+
+        Browsers send the same header on every request, so the answer (a pure
+        function of the header: the strict parse, the shape check and the
+        hash) is kept per header in a small bounded memo, the way verified
+        access tokens are.  Revocation is unaffected: the session itself is
+        read from the store on every request.
+        """
+        memo = self._cookie_memo
+        found = memo.get(cookie, _UNSEEN)
+        if found is not _UNSEEN:
+            return found  # type: ignore[return-value]
+        token = read_cookie(cookie, self._cookie_name)
+        answer = (
+            None
+            if token is None
+            else (token, token_key(token) if is_well_formed(token) else None)
+        )
+        if len(cookie) <= _MEMO_HEADER_MAX:
+            if len(memo) >= _MEMO_ENTRIES:
+                memo.clear()
+            memo[cookie] = answer
+        return answer
+
+
+#: The per-header memo's bounds: entries, and the longest header kept (a
+#: header full of other cookies is parsed each time instead).
+_MEMO_ENTRIES = 4096
+_MEMO_HEADER_MAX = 1024
+_UNSEEN = object()
+#: What a finished request's :class:`RequestAuth` holds instead of its
+#: scope: empty and read-only, so nothing can be learnt or left through it.
+_ENDED = cast(Scope, MappingProxyType({}))
 
 
 async def _send_error(send: Send, exc: GatepassError) -> None:

@@ -21,7 +21,7 @@ from typing import Any
 from gatepass.errors import NotFound
 from gatepass.sessions.config import SessionConfig
 from gatepass.sessions.record import SessionRecord
-from gatepass.sessions.store import SessionStore
+from gatepass.sessions.store import UNKNOWN, SessionStore, Unknown
 from gatepass.sessions.tokens import is_well_formed, new_token, token_key
 
 Clock = Callable[[], float]
@@ -51,6 +51,9 @@ class SessionManager:
         self.config = config or SessionConfig()
         self.clock = clock
         self._renew_after: dict[int, float] = {}
+        self._cached: Callable[[str], SessionRecord | Unknown | None] | None = getattr(
+            store, "cached", None
+        )
 
     async def create(
         self,
@@ -101,7 +104,33 @@ class SessionManager:
         """The live session for a token, renewed if due; None otherwise."""
         if not is_well_formed(token):
             return None
-        key = token_key(token)
+        return await self.load_key(token_key(token))
+
+    def peek(self, key: str) -> SessionRecord | Unknown | None:
+        """:meth:`load_key` answered from the store's memory, with no I/O.
+
+        ``UNKNOWN`` when that is not possible: the store has nothing cached
+        for ``key``, or the session is expired (to be deleted) or due for
+        renewal (a write): the caller then awaits :meth:`load_key`.
+        """
+        cached = self._cached
+        if cached is None:
+            return UNKNOWN
+        record = cached(key)
+        if record is None or record is UNKNOWN:
+            return record
+        assert isinstance(record, SessionRecord)
+        now = self.clock()
+        if now >= record.expires_at or now >= record.absolute_expires_at:
+            return UNKNOWN
+        renew_after = self._renew_after.get(record.idle_timeout)
+        if renew_after is None or now - record.last_seen_at >= renew_after:
+            return UNKNOWN
+        return record
+
+    async def load_key(self, key: str) -> SessionRecord | None:
+        """:meth:`load` by the token's store key (:func:`token_key`), for a
+        caller that has checked and hashed the token already."""
         record = await self.store.get(key)
         if record is None:
             return None

@@ -18,9 +18,24 @@ its own clock.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Final, Protocol
 
 from gatepass.sessions.record import SessionRecord
+
+
+class Unknown:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "UNKNOWN"
+
+
+#: What a store's optional ``cached(key)`` answers when it cannot tell
+#: without a round trip.  A store may offer
+#: ``cached(key) -> SessionRecord | None | UNKNOWN``, a synchronous read of
+#: what it already holds in memory (exact, as its ``get`` would answer); the
+#: manager then loads a cached session without creating a coroutine.
+UNKNOWN: Final = Unknown()
 
 
 class SessionStore(Protocol):

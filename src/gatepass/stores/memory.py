@@ -27,6 +27,10 @@ class MemorySessionStore:
     async def get(self, key: str) -> SessionRecord | None:
         return self._records.get(key)
 
+    def cached(self, key: str) -> SessionRecord | None:
+        """:meth:`get` without a coroutine: everything here is in memory."""
+        return self._records.get(key)
+
     async def touch(self, key: str, *, last_seen_at: float, expires_at: float) -> bool:
         record = self._records.get(key)
         if record is None:

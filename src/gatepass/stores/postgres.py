@@ -27,6 +27,7 @@ from gatepass.drivers.pg_changes import publishes_writes, trigger_ddl
 from gatepass.drivers.postgres import PostgresPool, PostgresStore, count
 from gatepass.drivers.registry import Schema
 from gatepass.sessions.record import SessionRecord
+from gatepass.sessions.store import UNKNOWN, Unknown
 
 _SCHEMA: Schema = (
     """
@@ -197,6 +198,11 @@ class CachingPostgresSessionStore(PostgresSessionStore):
             return cached
         load = super().get
         return await self._cache.read_through(key, lambda: load(key), _live)
+
+    def cached(self, key: str) -> SessionRecord | Unknown:
+        """The cached session, exact as :meth:`get`; ``UNKNOWN`` on a miss."""
+        cached = self._cache.get(key)
+        return cached if cached is not None and _live(cached) else UNKNOWN
 
 
 def _live(record: SessionRecord) -> bool:

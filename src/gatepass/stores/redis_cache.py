@@ -34,6 +34,7 @@ from typing import Any
 
 from gatepass.drivers.redis_tracking import InvalidationStream
 from gatepass.sessions.record import SessionRecord
+from gatepass.sessions.store import UNKNOWN, Unknown
 from gatepass.stores.redis import RedisSessionStore
 
 
@@ -68,6 +69,23 @@ class CachingRedisSessionStore(RedisSessionStore):
     @property
     def _generation(self) -> tuple[int, int]:
         return self._stream.generation, self._local_generation
+
+    def cached(self, key: str) -> SessionRecord | Unknown:
+        """The cached session, exact as :meth:`get`; ``UNKNOWN`` on a miss,
+        a stale entry or while invalidations are not flowing."""
+        stream = self._stream
+        if not stream.healthy:
+            stream.ensure_started()
+            return UNKNOWN
+        entry = self._entries.get(key)
+        if (
+            entry is None
+            or time.monotonic() - entry[1] >= self._max_age
+            or entry[0].is_expired(time.time())
+        ):
+            return UNKNOWN
+        self._entries.move_to_end(key)
+        return entry[0]
 
     async def get(self, key: str) -> SessionRecord | None:
         self._stream.ensure_started()

@@ -18,6 +18,7 @@ from gatepass.drivers.changes import ChangeCache
 from gatepass.drivers.ids import user_id as checked
 from gatepass.drivers.sqlite import SQLiteDatabase, SQLiteStore
 from gatepass.sessions.record import SessionRecord
+from gatepass.sessions.store import UNKNOWN, Unknown
 
 _SCHEMA = (
     """
@@ -189,6 +190,11 @@ class CachingSQLiteSessionStore(SQLiteSessionStore):
             return cached
         load = super().get
         return await self._cache.read_through(key, lambda: load(key), _live)
+
+    def cached(self, key: str) -> SessionRecord | Unknown:
+        """The cached session, exact as :meth:`get`; ``UNKNOWN`` on a miss."""
+        cached = self._cache.get(key)
+        return cached if cached is not None and _live(cached) else UNKNOWN
 
 
 def _live(record: SessionRecord) -> bool:
