@@ -3,11 +3,12 @@
 The store contract suites run on the cluster too (their ``redis-cluster``
 backends); these tests cover what only a cluster has: the URL form, where
 keys land (``CLUSTER KEYSLOT`` and the node that owns the slot), the local
-caches standing aside, and outages.
+local caches kept exact by per-node tracking, and outages.
 """
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
 from collections.abc import AsyncIterator
@@ -18,6 +19,7 @@ from redis.asyncio.cluster import RedisCluster
 
 from gatepass.drivers.redis import RedisConnection, redis_client
 from gatepass.errors import ConfigurationError, StoreUnavailable
+from gatepass.sessions.record import SessionRecord
 from gatepass.stores.redis import RedisSessionStore
 from gatepass.stores.redis_cache import CachingRedisSessionStore
 from gatepass.stores.urls import open_session_store
@@ -26,7 +28,8 @@ from gatepass.throttle.urls import open_throttle_store
 from gatepass.tokens.backends.redis import RedisRefreshStore, RedisRevocationStore
 from gatepass.tokens.backends.redis_cache import CachingRedisRevocationStore
 from gatepass.tokens.backends.urls import open_refresh_store, open_revocation_store
-from tests.cluster.server import free_cluster_port
+from tests.cluster.server import RedisCluster as ClusterServers
+from tests.cluster.server import cli, free_cluster_port
 from tests.stores.conftest import make_record
 from tests.tokens_store.conftest import new_family
 
@@ -227,40 +230,122 @@ async def test_throttle_keys_hash_alone(
     assert await store.deadlines(names, now=now) == [pytest.approx(now + 30, abs=0.002)] * 12
 
 
-# ---------------------------------------------------------------- local caches stand aside
+# ---------------------------------------------------------------- local caches
 
 
-async def test_session_cache_is_bypassed_and_never_stale(
+async def cache_up(store: CachingRedisSessionStore | CachingRedisRevocationStore) -> None:
+    """Until the store's per-node invalidation streams are all up."""
+    deadline = time.monotonic() + 10
+    while not store.cache_active:
+        assert time.monotonic() < deadline, "the invalidation streams never came up"
+        if isinstance(store, CachingRedisSessionStore):
+            await store.get("nothing-here")
+        else:
+            await store.check("nothing-here", "nobody")
+        await asyncio.sleep(0.02)
+
+
+async def records_on_every_node(
+    store: RedisSessionStore, cluster: RedisCluster, user: str
+) -> list[SessionRecord]:
+    """Sessions whose keys land on each of the cluster's masters."""
+    await cluster.initialize()  # the slot map, on first use
+    masters = {node.name for node in cluster.get_primaries()}
+    found: dict[str, SessionRecord] = {}
+    while set(found) != masters:
+        record = make_record(user)
+        node = cluster.get_node_from_key(store.session_key(record.key))
+        assert node is not None
+        if node.name not in found:
+            await store.create(record)
+            found[node.name] = record
+    return list(found.values())
+
+
+async def test_session_cache_on_a_cluster_is_exact(
     redis_cluster_url: str, prefix: str, cluster: RedisCluster
 ) -> None:
+    """Per-node tracking: a cached session costs no round trip, and a logout
+    through another client, on whichever node, is seen at the next read."""
     one = CachingRedisSessionStore(RedisConnection(redis_cluster_url), prefix=prefix)
     two = RedisSessionStore(RedisConnection(redis_cluster_url), prefix=prefix)
     try:
-        record = make_record("hank")
-        await two.create(record)
-        for _ in range(3):
+        records = await records_on_every_node(two, cluster, "hank")
+        await cache_up(one)
+        for record in records:
             assert await one.get(record.key) == record
-        assert not one.cache_active and not one._entries
-        await two.delete(record.key)  # another instance logs the user out
-        assert await one.get(record.key) is None
+        before = one.conn.stats.round_trips
+        for record in records:
+            assert await one.get(record.key) == record
+        assert one.conn.stats.round_trips == before  # all cached
+        for record in records:
+            await two.delete(record.key)  # another instance logs the user out
+        await asyncio.sleep(0.05)  # the pushes reach this instance's loop
+        for record in records:
+            assert await one.get(record.key) is None
     finally:
         await one.close()
         await two.close()
 
 
-async def test_revocation_cache_is_bypassed_and_never_stale(
+async def test_revocation_cache_on_a_cluster_is_exact(
     redis_cluster_url: str, prefix: str, cluster: RedisCluster
 ) -> None:
     one = CachingRedisRevocationStore(RedisConnection(redis_cluster_url), prefix=prefix)
     two = RedisRevocationStore(RedisConnection(redis_cluster_url), prefix=prefix)
     try:
-        jti = secrets.token_hex(8)
-        for _ in range(3):
-            assert await one.check(jti, "ivy") == (False, 0)
-        assert not one.cache_active and not one._answers
-        await two.deny(jti, "ivy", until=time.time() + 60)
-        await two.bump_generation("ivy")
-        assert await one.check(jti, "ivy") == (True, 1)
+        users = [f"ivy{i}" for i in range(6)]  # their slots spread over the masters
+        jtis = {user: secrets.token_hex(8) for user in users}
+        await cache_up(one)
+        for user in users:
+            assert await one.check(jtis[user], user) == (False, 0)
+        before = one.conn.stats.round_trips
+        for user in users:
+            assert await one.check(jtis[user], user) == (False, 0)
+        assert one.conn.stats.round_trips == before  # all cached
+        for user in users:
+            await two.deny(jtis[user], user, until=time.time() + 60)
+            await two.bump_generation(user)
+        await asyncio.sleep(0.05)
+        for user in users:
+            assert await one.check(jtis[user], user) == (True, 1)
+    finally:
+        await one.close()
+        await two.close()
+
+
+async def test_a_killed_node_stream_flushes_bypasses_and_recovers(
+    redis_cluster: ClusterServers, redis_cluster_url: str, prefix: str, cluster: RedisCluster
+) -> None:
+    """CLIENT KILL of the invalidation connection on one node: the cache is
+    emptied and bypassed (a logout meanwhile is seen), then comes back."""
+    one = CachingRedisSessionStore(RedisConnection(redis_cluster_url), prefix=prefix)
+    two = RedisSessionStore(RedisConnection(redis_cluster_url), prefix=prefix)
+    try:
+        records = await records_on_every_node(two, cluster, "jade")
+        await cache_up(one)
+        for record in records:
+            assert await one.get(record.key) == record
+        victim = records[0]
+        node = cluster.get_node_from_key(two.session_key(victim.key))
+        assert node is not None
+        killed = cli(int(node.port), "CLIENT", "KILL", "TYPE", "pubsub")
+        assert int(killed) >= 1
+        deadline = time.monotonic() + 5
+        while one.cache_active:
+            assert time.monotonic() < deadline, "the lost stream was never noticed"
+            await asyncio.sleep(0.005)
+        assert not one._entries  # flushed
+        await two.delete(victim.key)
+        assert await one.get(victim.key) is None  # bypassed or refilled: never stale
+        await cache_up(one)
+        rest = records[1:]
+        for record in rest:
+            assert await one.get(record.key) == record
+        before = one.conn.stats.round_trips
+        for record in rest:
+            assert await one.get(record.key) == record
+        assert one.conn.stats.round_trips == before  # cached again
     finally:
         await one.close()
         await two.close()

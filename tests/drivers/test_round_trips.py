@@ -7,7 +7,9 @@ import secrets
 import time
 from pathlib import Path
 
+import httpx
 import pytest
+from starlette.testclient import TestClient
 
 from gatepass.drivers import open_revocation_store, open_session_store
 from gatepass.drivers.redis import RedisConnection
@@ -16,6 +18,7 @@ from gatepass.tokens.backends.redis import RedisRevocationStore
 from gatepass.tokens.backends.redis_cache import CachingRedisRevocationStore
 from gatepass.tokens.revocation import family_marker
 from tests.conftest import RedisServer
+from tests.server.conftest import PASSWORD, make_client, register
 from tests.stores.conftest import make_record
 
 
@@ -114,3 +117,104 @@ async def test_sqlite_check_is_one_call(tmp_path: Path) -> None:
         assert db.stats.round_trips - before == 1
     finally:
         await store.close()
+
+
+# ------------------------------------------------ whole requests, per store
+
+
+def _trips(client: TestClient) -> int:
+    parts = client.app.state.gatepass.components  # type: ignore[attr-defined]
+    count: int = parts.sessions.store.stats.round_trips
+    return count
+
+
+def _count(client: TestClient, headers: dict[str, str]) -> int:
+    """The round trips of one successful GET /auth/verify."""
+    before = _trips(client)
+    assert client.get("/auth/verify", headers=headers).status_code == 200
+    return _trips(client) - before
+
+
+def _credentials(
+    client: TestClient, email: str = "ada@example.com"
+) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
+    """A session cookie and two Bearer tokens of one account, as headers."""
+    body = {"email": email, "password": PASSWORD}
+    assert client.post("/auth/login", json=body).status_code == 200
+    cookie = {"cookie": f"__Host-gatepass={client.cookies['__Host-gatepass']}"}
+    client.cookies = httpx.Cookies()
+    tokens = [client.post("/auth/token", json=body).json()["access_token"] for _ in range(2)]
+    return cookie, *({"authorization": f"Bearer {token}"} for token in tokens)  # type: ignore[return-value]
+
+
+def _until_cached(client: TestClient, headers: dict[str, str]) -> None:
+    """Repeat the request until it costs nothing (the streams start on first use)."""
+    deadline = time.monotonic() + 10
+    while _count(client, headers) != 0:
+        assert time.monotonic() < deadline, "the request never became free"
+        time.sleep(0.02)
+
+
+@pytest.mark.postgres
+def test_postgres_request_budgets(tmp_path: Path, postgres_url: str) -> None:
+    """Everything on PostgreSQL (accounts, sessions, tokens; one counter for
+    the one pool): cached GETs make no round trip; a token this instance
+    has not seen costs its revocation check only; a fresh instance pays the
+    session or revocation read plus the account read."""
+    with make_client(tmp_path, database_url=postgres_url) as client:
+        register(client)
+        register(client, "bob@example.com")
+        cookie, bearer, unseen = _credentials(client)
+        _, warm, _ = _credentials(client, "bob@example.com")
+        _until_cached(client, cookie)
+        _until_cached(client, bearer)
+        for _ in range(5):
+            assert _count(client, cookie) == 0
+            assert _count(client, bearer) == 0
+        assert _count(client, unseen) == 1  # the revocation check; the account is cached
+    with make_client(tmp_path, database_url=postgres_url) as fresh:
+        # Another account's request first: the pool's connections and
+        # schema checks are not what is measured.
+        _count(fresh, warm)
+        assert _count(fresh, cookie) <= 2  # the session, the account
+        assert _count(fresh, bearer) <= 1  # the revocation check; the account is cached now
+
+
+@pytest.mark.redis
+@pytest.mark.slow
+def test_redis_cluster_request_budgets(tmp_path: Path, redis_cluster_url: str) -> None:
+    """Sessions and tokens on a Redis Cluster (accounts in SQLite): cached
+    GETs make no round trip (per-node tracking); an unseen token costs one,
+    and so does each first request of a fresh instance."""
+    url = f"{redis_cluster_url}?prefix=gprt:{secrets.token_hex(4)}:"
+    with make_client(tmp_path, session_store_url=url) as client:
+        register(client)
+        register(client, "bob@example.com")
+        cookie, bearer, unseen = _credentials(client)
+        _, warm, _ = _credentials(client, "bob@example.com")
+        _until_cached(client, cookie)
+        _until_cached(client, bearer)
+        for _ in range(5):
+            assert _count(client, cookie) == 0
+            assert _count(client, bearer) == 0
+        assert _count(client, unseen) == 1
+    with make_client(tmp_path, session_store_url=url) as fresh:
+        _count(fresh, warm)
+        assert _count(fresh, cookie) <= 1  # the session
+        assert _count(fresh, bearer) <= 1  # the revocation check
+
+
+@pytest.mark.mongodb
+def test_mongodb_request_budgets(tmp_path: Path, mongodb_url: str) -> None:
+    """Everything on MongoDB (the nx-27017 emulator; no local cache there, see
+    docs/storage.md): every GET reads the session or the token's revocation
+    entry, and the account."""
+    with make_client(tmp_path, database_url=mongodb_url) as client:
+        register(client)
+        cookie, bearer, unseen = _credentials(client)
+        _count(client, cookie)  # indexes created on first use are not measured
+        _count(client, bearer)
+        for _ in range(3):
+            assert _count(client, cookie) <= 2
+            assert _count(client, bearer) <= 2
+        assert _count(client, unseen) <= 2

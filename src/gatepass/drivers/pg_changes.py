@@ -31,6 +31,9 @@ logger = logging.getLogger("gatepass.stores")
 
 CHANNEL = "gatepass_changes"
 
+#: How the listening connections show in ``pg_stat_activity``.
+APPLICATION_NAME = "gatepass-changes"
+
 #: The trigger function, created once (with the schemas) in the first schema
 #: of the search path, like the tables.
 FUNCTION = f"""
@@ -62,6 +65,8 @@ class PgChangeStream:
         self.dsn = dsn
         self.ping_interval = ping_interval
         self.healthy = False
+        #: The listening connection's server process (pg_stat_activity.pid), while connected.
+        self.backend_pid: int | None = None
         self._word = os.urandom(8)
         self._task: asyncio.Task[None] | None = None
         self._closed = False
@@ -103,9 +108,12 @@ class PgChangeStream:
         while not self._closed:
             conn: asyncpg.Connection | None = None
             try:
-                conn = await asyncpg.connect(self.dsn, timeout=5)
+                conn = await asyncpg.connect(
+                    self.dsn, timeout=5, server_settings={"application_name": APPLICATION_NAME}
+                )
                 await conn.add_listener(CHANNEL, self._on_notify)
                 conn.add_termination_listener(lambda _c: self._set_healthy(False))
+                self.backend_pid = conn.get_server_pid()
                 self._set_healthy(True)
                 backoff = 0.05
                 while not self._closed:
@@ -119,6 +127,7 @@ class PgChangeStream:
                                    type(exc).__name__)  # fmt: skip
             finally:
                 self._set_healthy(False)
+                self.backend_pid = None
                 if conn is not None:
                     with contextlib.suppress(Exception):
                         await conn.close(timeout=1)

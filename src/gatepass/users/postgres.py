@@ -4,6 +4,13 @@ The table is created on first use, inside a transaction that holds an advisory
 lock, so that instances starting together do not trip over each other's
 ``CREATE TABLE IF NOT EXISTS`` (which is not safe under concurrency on its
 own).  The unique index on the email decides races between registrations.
+
+:meth:`PostgresUserStore.get` by id is answered from a local cache, kept
+exact by LISTEN/NOTIFY like the session and revocation caches
+(:mod:`gatepass.drivers.pg_changes`): the table's trigger announces every
+committed write, by any process or an admin's SQL, and the notification
+empties the cache; while the listening connection is down, every read goes
+to the database.
 """
 
 from __future__ import annotations
@@ -15,7 +22,9 @@ from typing import Any
 
 import asyncpg
 
+from gatepass.drivers.changes import ChangeCache
 from gatepass.drivers.ids import user_id as checked
+from gatepass.drivers.pg_changes import publishes_writes, trigger_ddl
 from gatepass.drivers.postgres import PostgresPool, PostgresStore, count
 from gatepass.errors import InvalidRequest, UserExists
 from gatepass.users.model import User
@@ -52,12 +61,34 @@ def _user(row: Any) -> User:
     )
 
 
+@publishes_writes(
+    "create", "set_password_hash", "set_disabled", "set_roles", "set_email_verified", "set_email",
+)  # fmt: skip
 class PostgresUserStore(PostgresStore):
-    SCHEMA = _SCHEMA
+    """Accounts in PostgreSQL; :meth:`get` by id is answered from a local cache.
 
-    def __init__(self, pool: PostgresPool, *, clock: Callable[[], float] = time.time) -> None:
+    ``/auth/verify`` and ``/auth/me`` read the account on every request.  The
+    cache is exact across processes and instances: any committed write to
+    the table (a disabled account, new roles, a new password) empties it
+    before the next read, and it is bypassed while the change stream is not
+    known to be alive.  Lookups by email (logins) are not cached.
+    """
+
+    SCHEMA = (*_SCHEMA, *trigger_ddl("gatepass_users"))
+
+    def __init__(
+        self,
+        pool: PostgresPool,
+        *,
+        clock: Callable[[], float] = time.time,
+        max_entries: int = 100_000,
+        max_age: float = 30.0,
+    ) -> None:
         super().__init__(pool)
         self._clock = clock
+        self._cache: ChangeCache[str, User] = ChangeCache(
+            pool.changes.word, max_entries=max_entries, max_age=max_age
+        )
 
     async def _fetch(self, sql: str, *args: object) -> list[Any]:
         async with self._connection() as conn:
@@ -97,9 +128,16 @@ class PostgresUserStore(PostgresStore):
         return user
 
     async def get(self, user_id: str) -> User | None:
+        key = checked(user_id)
+        cached = self._cache.get(key)  # a hit allocates nothing
+        if cached is not None:
+            return cached
+        return await self._cache.read_through(key, lambda: self._get(key))
+
+    async def _get(self, user_id: str) -> User | None:
         rows = await self._fetch(
             f"SELECT {_COLUMNS} FROM gatepass_users WHERE id = $1",  # noqa: S608
-            checked(user_id),
+            user_id,
         )
         return _user(rows[0]) if rows else None
 
