@@ -118,7 +118,10 @@ class BenchApp:
                 sessions=SessionManager(store),
                 permissions=permissions,
                 bearer=BearerResolver(
-                    tokens.verify, permissions, cookie=ACCESS_COOKIE if browser else None
+                    tokens.verify,
+                    permissions,
+                    cookie=ACCESS_COOKIE if browser else None,
+                    verify_cached=tokens.verify_cached,
                 ),
             )
         ]

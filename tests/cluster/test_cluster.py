@@ -239,7 +239,7 @@ async def cache_up(store: CachingRedisSessionStore | CachingRedisRevocationStore
     while not store.cache_active:
         assert time.monotonic() < deadline, "the invalidation streams never came up"
         if isinstance(store, CachingRedisSessionStore):
-            await store.get("nothing-here")
+            await store.get("0" * 64)
         else:
             await store.check("nothing-here", "nobody")
         await asyncio.sleep(0.02)

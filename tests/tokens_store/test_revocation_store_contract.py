@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+from gatepass.drivers.changes import UNKNOWN
 from gatepass.tokens.backends.redis import RedisRevocationStore
 from gatepass.tokens.revocation import RevocationStore, family_marker
 from tests.tokens_store.conftest import PERSISTENT, Backend
@@ -234,3 +235,32 @@ async def test_user_ids_are_strings(revocation_store: RevocationStore) -> None:
     await revocation_store.bump_generation("42")
     assert await revocation_store.check(token, "42") == (True, 1)
     assert await revocation_store.check(token, "0042") == (False, 0)
+
+
+async def test_cached_checks_answer_as_the_store_does(revocation_store: RevocationStore) -> None:
+    """``cached_check`` (the Bearer path's I/O-free read) answers exactly what
+    ``check`` answers at that moment, or UNKNOWN; never a stale "good"."""
+    store = revocation_store
+    token, family = jti(), secrets.token_hex(16)
+    until = time.time() + 600
+
+    async def agree() -> None:
+        for kind, cached, live in (
+            ("deny", store.cached_check, store.check),
+            ("allow", store.cached_check_allowed, store.check_allowed),
+        ):
+            now = await live(token, "u-cache", family_id=family)
+            await live(token, "u-cache", family_id=family)  # a caching store keeps it now
+            answer = cached(token, "u-cache", family_id=family)
+            assert answer is UNKNOWN or answer == now, kind
+
+    await agree()
+    await store.allow(token, "u-cache", until=until)
+    await agree()
+    await store.deny(family_marker(family), "u-cache", until=until)
+    await agree()
+    await store.bump_generation("u-cache")
+    await agree()
+    await store.deny(token, "u-cache", until=until)
+    await agree()
+    assert store.cached_check(token, "u-cache", family_id=family) in (UNKNOWN, (True, 1))

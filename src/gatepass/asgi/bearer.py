@@ -15,11 +15,15 @@ from collections.abc import Awaitable, Callable
 from gatepass.asgi.types import Scope, credentials
 from gatepass.cookies import CookieSpec, read_cookie
 from gatepass.dbsc import DATA_KEY, BoundCookies
+from gatepass.drivers.changes import UNKNOWN, Unknown
 from gatepass.errors import InvalidToken
 from gatepass.identity import Identity, RolePermissions, Scheme
 from gatepass.tokens.access import AccessClaims
 
 Verifier = Callable[[str], Awaitable[AccessClaims]]
+#: The same check with no I/O when a local cache answers, else ``UNKNOWN``
+#: (:meth:`gatepass.tokens.service.TokenService.verify_cached`).
+CachedVerifier = Callable[[str], AccessClaims | Unknown]
 #: Loads the current roles of a user, or None when the user is gone or
 #: disabled: the "stateful JWT" option.
 RolesLoader = Callable[[str], Awaitable[tuple[str, ...] | None]]
@@ -36,11 +40,15 @@ class BearerResolver:
         cookie: CookieSpec | None = None,
         roles_loader: RolesLoader | None = None,
         bound: BoundCookies | None = None,
+        verify_cached: CachedVerifier | None = None,
     ) -> None:
         """``cookie`` enables browser JWT mode (the access token in that cookie);
-        ``bound`` enforces device-bound logins (see :mod:`gatepass.dbsc`)."""
+        ``bound`` enforces device-bound logins (see :mod:`gatepass.dbsc`);
+        ``verify_cached``, the same check as ``verify`` answered from local
+        caches without a coroutine when it can be, saves the per-request await."""
         self.bound = bound
         self.verify = verify
+        self.verify_cached = verify_cached
         self.permissions = permissions
         self.cookie = cookie
         self.roles_loader = roles_loader
@@ -72,7 +80,10 @@ class BearerResolver:
         return None
 
     async def _identity(self, token: str, scheme: Scheme, cookie: str | None) -> Identity:
-        claims = await self.verify(token)
+        cached = self.verify_cached
+        claims = cached(token) if cached is not None else UNKNOWN
+        if isinstance(claims, Unknown):
+            claims = await self.verify(token)
         if (
             DATA_KEY in claims.raw
             and self.bound is not None

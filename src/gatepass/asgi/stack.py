@@ -92,6 +92,7 @@ def build_stack(app: ASGIApp, parts: Components, layers: Layers = Layers()) -> A
             cookie=ACCESS_COOKIE if settings.browser_mode == "jwt" else None,
             roles_loader=users_roles(parts.accounts.users) if settings.jwt_stateful else None,
             bound=parts.dbsc.cookies if parts.dbsc is not None else None,
+            verify_cached=parts.tokens.verify_cached,
         ),
         bound=parts.dbsc.cookies if parts.dbsc is not None else None,
     )

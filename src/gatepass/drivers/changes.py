@@ -33,7 +33,7 @@ import os
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from typing import Generic, TypeVar
+from typing import Final, Generic, TypeVar
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -149,3 +149,16 @@ class ChangeCache(Generic[K, V]):
 
     def clear(self) -> None:
         self._entries.clear()
+
+
+class Unknown:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "UNKNOWN"
+
+
+#: What a synchronous read of a local cache answers when it cannot tell
+#: without a round trip (a session store's ``cached(key)``, a revocation
+#: store's ``cached_check``); the caller then awaits the real read.
+UNKNOWN: Final = Unknown()

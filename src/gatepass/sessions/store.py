@@ -18,24 +18,14 @@ its own clock.
 
 from __future__ import annotations
 
-from typing import Final, Protocol
+from typing import Protocol
 
+from gatepass.drivers.changes import UNKNOWN, Unknown
 from gatepass.sessions.record import SessionRecord
 
-
-class Unknown:
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "UNKNOWN"
+__all__ = ["UNKNOWN", "SessionStore", "Unknown"]
 
 
-#: What a store's optional ``cached(key)`` answers when it cannot tell
-#: without a round trip.  A store may offer
-#: ``cached(key) -> SessionRecord | None | UNKNOWN``, a synchronous read of
-#: what it already holds in memory (exact, as its ``get`` would answer); the
-#: manager then loads a cached session without creating a coroutine.
-UNKNOWN: Final = Unknown()
 
 
 class SessionStore(Protocol):

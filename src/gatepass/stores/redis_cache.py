@@ -21,9 +21,10 @@ carry the record's own deadlines: an entry is never served at or after its
 ``expires_at`` (when Redis drops the key, possibly before it says so), and
 is refetched at least every ``max_age`` seconds regardless.
 
-**Redis Cluster**: the cache is bypassed (``cache_active`` stays False and
-every ``get`` reads Redis), because the invalidation stream does not follow a
-cluster's per-node tracking; see :mod:`gatepass.drivers.redis_tracking`.
+**Redis Cluster**: the cache works there too.  The invalidation stream
+listens on every node of the slot map and serves only while all of them are
+subscribed and the map has not changed; see
+:mod:`gatepass.drivers.redis_tracking`.
 """
 
 from __future__ import annotations

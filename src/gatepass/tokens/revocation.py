@@ -29,6 +29,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from gatepass.drivers.changes import UNKNOWN, Unknown
+
 
 def good_answer(kind: str, answer: tuple[bool, bool, int]) -> bool:
     """Whether a check's raw answer ``(entry, family_denied, generation)``
@@ -89,6 +91,19 @@ class RevocationStore(Protocol):
         """
         ...
 
+    def cached_check(
+        self, jti: str, user_id: str, *, family_id: str | None = None
+    ) -> tuple[bool, int] | Unknown:
+        """:meth:`check` answered from local memory with no I/O, exactly as
+        :meth:`check` would answer now; ``UNKNOWN`` when it cannot be."""
+        ...
+
+    def cached_check_allowed(
+        self, jti: str, user_id: str, *, family_id: str | None = None
+    ) -> tuple[bool, int] | Unknown:
+        """:meth:`check_allowed` from local memory, or ``UNKNOWN``."""
+        ...
+
     async def purge_expired(self, now: float) -> int:
         """Drop entries whose ``until`` has passed; returns how many."""
         ...
@@ -137,3 +152,31 @@ class RevocationEntries:
     ) -> tuple[bool, int]:
         entry, family_denied, generation = await self._check("allow", jti, user_id, family_id)
         return entry and not family_denied, generation
+
+    def _cached_check(
+        self, kind: str, jti: str, user_id: str, family_id: str | None
+    ) -> tuple[bool, bool, int] | Unknown:
+        """``_check`` answered from memory with no I/O, or ``UNKNOWN``.
+
+        A backend that keeps answers locally overrides this; the answer must
+        be exactly what ``_check`` would return at this moment.
+        """
+        return UNKNOWN
+
+    def cached_check(
+        self, jti: str, user_id: str, *, family_id: str | None = None
+    ) -> tuple[bool, int] | Unknown:
+        """:meth:`check` from memory (no I/O), or ``UNKNOWN``: then await it."""
+        answer = self._cached_check("deny", jti, user_id, family_id)
+        if isinstance(answer, Unknown):
+            return answer
+        return answer[0] or answer[1], answer[2]
+
+    def cached_check_allowed(
+        self, jti: str, user_id: str, *, family_id: str | None = None
+    ) -> tuple[bool, int] | Unknown:
+        """:meth:`check_allowed` from memory (no I/O), or ``UNKNOWN``."""
+        answer = self._cached_check("allow", jti, user_id, family_id)
+        if isinstance(answer, Unknown):
+            return answer
+        return answer[0] and not answer[1], answer[2]

@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+from gatepass.drivers.changes import Unknown
 from gatepass.errors import InvalidGrant, InvalidToken
 from gatepass.tokens.access import AccessClaims, AccessTokenCodec
 from gatepass.tokens.refresh import (
@@ -233,11 +234,24 @@ class TokenService:
             denied, generation = await self.revocation.check(
                 claims.jti, claims.sub, family_id=claims.fid
             )
-        if denied:
-            raise InvalidToken(reason="revoked")
-        if claims.gen < generation:
-            raise InvalidToken(reason="generation")
-        return claims
+        return _judged(claims, denied, generation)
+
+    def verify_cached(self, access_token: str) -> AccessClaims | Unknown:
+        """:meth:`verify` with no I/O when the revocation store's local cache
+        answers (the per-request path); ``UNKNOWN`` otherwise, and the caller
+        awaits :meth:`verify`.  Raises InvalidToken as :meth:`verify` does."""
+        claims = self.codec.verify(access_token)
+        if self.mode == "allowlist":
+            answer = self.revocation.cached_check_allowed(
+                claims.jti, claims.sub, family_id=claims.fid
+            )
+            if isinstance(answer, Unknown):
+                return answer
+            return _judged(claims, not answer[0], answer[1])
+        answer = self.revocation.cached_check(claims.jti, claims.sub, family_id=claims.fid)
+        if isinstance(answer, Unknown):
+            return answer
+        return _judged(claims, answer[0], answer[1])
 
     async def _deny_family(self, family: Family) -> None:
         await self.revocation.deny(
@@ -342,3 +356,12 @@ def _binding_claim(value: object) -> dict[str, object] | None:
 
 def _flag(value: object) -> bool | None:
     return value if isinstance(value, bool) else None
+
+
+def _judged(claims: AccessClaims, denied: bool, generation: int) -> AccessClaims:
+    """The verified claims, unless revoked (denied, or an older generation)."""
+    if denied:
+        raise InvalidToken(reason="revoked")
+    if claims.gen < generation:
+        raise InvalidToken(reason="generation")
+    return claims

@@ -16,7 +16,7 @@ from typing import Any
 
 import asyncpg
 
-from gatepass.drivers.changes import ChangeCache
+from gatepass.drivers.changes import UNKNOWN, ChangeCache, Unknown
 from gatepass.drivers.ids import user_id as checked
 from gatepass.drivers.pg_changes import publishes_writes, trigger_ddl
 from gatepass.drivers.postgres import PostgresPool, PostgresStore, count
@@ -226,3 +226,9 @@ class CachingPostgresRevocationStore(PostgresRevocationStore):
         )
         assert result is not None  # a check always answers
         return result
+
+    def _cached_check(
+        self, kind: str, jti: str, user_id: str, family_id: str | None
+    ) -> tuple[bool, bool, int] | Unknown:
+        hit = self._cache.get((kind, jti, user_id, family_id))
+        return hit if hit is not None and good_answer(kind, hit) else UNKNOWN

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from gatepass.drivers.changes import ChangeCache
+from gatepass.drivers.changes import UNKNOWN, ChangeCache, Unknown
 from gatepass.drivers.ids import user_id as checked
 from gatepass.drivers.sqlite import SQLiteDatabase, SQLiteStore
 from gatepass.tokens.refresh import Family, RotateOutcome, decide
@@ -254,3 +254,9 @@ class CachingSQLiteRevocationStore(SQLiteRevocationStore):
         )
         assert result is not None  # a check always answers
         return result
+
+    def _cached_check(
+        self, kind: str, jti: str, user_id: str, family_id: str | None
+    ) -> tuple[bool, bool, int] | Unknown:
+        hit = self._cache.get((kind, jti, user_id, family_id))
+        return hit if hit is not None and good_answer(kind, hit) else UNKNOWN
