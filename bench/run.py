@@ -52,8 +52,9 @@ def _stamp(*files: Path) -> str:
     return digest.hexdigest()
 
 
-def bootstrap_venv() -> None:
-    """Create/refresh bench/.venv, then re-exec this script with its Python."""
+def bootstrap_venv(script: str = __file__) -> None:
+    """Create/refresh bench/.venv, then re-exec ``script`` (this one by default)
+    with its Python."""
     if Path(sys.prefix).resolve() == VENV.resolve():
         return
     if not VENV_PYTHON.exists():
@@ -73,7 +74,7 @@ def bootstrap_venv() -> None:
             [*pip, "-r", str(BENCH / "requirements.txt"), "-e", GATEPASS_SPEC], check=True
         )
         stamp_file.write_text(stamp)
-    os.execv(str(VENV_PYTHON), [str(VENV_PYTHON), str(Path(__file__).resolve()), *sys.argv[1:]])
+    os.execv(str(VENV_PYTHON), [str(VENV_PYTHON), str(Path(script).resolve()), *sys.argv[1:]])
 
 
 def install_node() -> str | None:
