@@ -34,10 +34,41 @@ from tests.server.dbsc_helpers import DeviceKey, b64, b64json
 
 SID = "A" * 22
 
+#: What the client is told for each refusal (the reason is for logs and tests).
+DETAILS = {
+    "header_empty": "The header is empty.",
+    "header_size": "The header is too large.",
+    "header_escape": "The header is not a valid string.",
+    "header_trail": "The header is not a valid string.",
+    "header_char": "The header is not a valid string.",
+    "header_unterminated": "The header is not a valid string.",
+    "header_token": "The header is not a valid token.",
+    "jwk_missing": "The proof carries no key.",
+    "jwk_private": "The proof's key must be a public key.",
+    "jwk_kty": "The proof's key does not match its alg.",
+    "jwk_member": "The proof's key is invalid.",
+    "jwk_point": "The proof's key is invalid.",
+    "jwk_size": "The proof's key is too weak.",
+    "alg": "The proof's algorithm is not allowed.",
+    "alg_mismatch": "The proof's algorithm is not the registered one.",
+    "format": "The proof is not a JWT.",
+    "typ": "The proof's typ must be dbsc+jwt.",
+    "signature": "The proof's signature is invalid.",
+    "jti": "The proof carries no challenge.",
+    "challenge": "The challenge is unknown, used or expired.",
+    "login": "The challenge was issued for another login.",
+}
+DEFAULT_DETAIL = "The device-binding proof is invalid."
+
+
+def check_detail(error: InvalidProof) -> None:
+    assert error.detail == DETAILS.get(error.reason, DEFAULT_DETAIL), error.reason
+
 
 def reason_of(token: object, registered: tuple[str, dict[str, str]] | None = None) -> str:
     with pytest.raises(InvalidProof) as caught:
         verify_proof(token, registered=registered)  # type: ignore[arg-type]
+    check_detail(caught.value)
     return caught.value.reason
 
 
@@ -70,6 +101,14 @@ def signed(device: DeviceKey, head: dict[str, Any], claims: dict[str, Any]) -> s
         (";a=1", "header_token"),
         ("a b", "header_token"),
         ("a\x00", "header_token"),
+        ("\nabc", "header_token"),
+        ("abc\r", "header_token"),
+        ("\x0babc", "header_token"),
+        ("abc\t;x", "header_token"),
+        ('"a\\Xb"', "header_escape"),
+        ('"a"\t;p', "header_trail"),
+        ('"a"X;p', "header_trail"),
+        ('"a"\n', "header_trail"),
     ],
 )
 def test_header_refusals_name_their_reason(raw: str, reason: str) -> None:
@@ -77,6 +116,7 @@ def test_header_refusals_name_their_reason(raw: str, reason: str) -> None:
         header_string(raw)
     assert caught.value.reason == reason
     assert caught.value.code == "invalid_dbsc_proof"
+    check_detail(caught.value)
 
 
 @pytest.mark.parametrize(
@@ -92,10 +132,18 @@ def test_header_refusals_name_their_reason(raw: str, reason: str) -> None:
         ("abc ; x", "abc"),
         ("A-Za-z0-9._~+/=", "A-Za-z0-9._~+/="),
         ("x" * dbsc.MAX_HEADER, "x" * dbsc.MAX_HEADER),
+        ("Xabc", "Xabc"),
+        ("abcX;p=1", "abcX"),
+        ("abc;x;y", "abc"),
+        ('X"a"', None),
     ],
 )
-def test_header_forms(raw: str, value: str) -> None:
-    assert header_string(raw) == value
+def test_header_forms(raw: str, value: str | None) -> None:
+    if value is None:  # not an sf-string: read as a bare token, which it is not
+        with pytest.raises(InvalidProof):
+            header_string(raw)
+    else:
+        assert header_string(raw) == value
 
 
 def test_session_ids() -> None:
@@ -140,6 +188,7 @@ def test_load_jwk_refusals() -> None:
         with pytest.raises(InvalidProof) as caught:
             load_jwk(jwk, alg)
         assert caught.value.reason == reason, (jwk, alg)
+        check_detail(caught.value)
 
 
 def test_an_ec_key_loads_as_its_minimal_jwk() -> None:
@@ -166,6 +215,9 @@ def test_rsa_key_limits() -> None:
     assert minimal == {"kty": "RSA", "n": good["n"], "e": good["e"]}
     assert key.key_size == 2048  # type: ignore[union-attr]
     assert load_jwk({**good, "e": b64(bytes([3]))}, "RS256")[0] is not None
+    # A member whose base64 needs two padding characters (10 characters).
+    long_e = b64((2**55 + 1).to_bytes(7, "big"))
+    assert len(long_e) == 10 and load_jwk({**good, "e": long_e}, "RS256")[1]["e"] == long_e
     for jwk, reason in (
         (rsa_jwk(1024), "jwk_size"),
         ({**good, "e": b64(bytes([1]))}, "jwk_size"),
@@ -174,10 +226,13 @@ def test_rsa_key_limits() -> None:
         ({**good, "e": b64((65538).to_bytes(3, "big"))}, "jwk_size"),
         ({**good, "kty": "EC"}, "jwk_kty"),
         ({**good, "n": ""}, "jwk_member"),
+        ({**good, "n": "A" * 2050}, "jwk_member"),  # over 2048 characters: not even read
+        ({**good, "n": "B" * 2048}, "jwk_size"),  # 2048 characters are read (and too big)
     ):
         with pytest.raises(InvalidProof) as caught:
             load_jwk(jwk, "RS256")
         assert caught.value.reason == reason, jwk
+        check_detail(caught.value)
 
 
 def test_rsa_modulus_bit_bounds_are_inclusive() -> None:
@@ -217,6 +272,8 @@ def test_proof_refusals_name_their_reason() -> None:
     h, b, s = good.split(".")
     array_input = f"{h}.{b64(b'[1]')}"
     array_payload = f"{array_input}.{b64(device.sign(array_input.encode()))}"
+    bad_input = f"{h}.A"  # one base64 character: no bytes at all
+    bad_payload = f"{bad_input}.{b64(device.sign(bad_input.encode()))}"
     cases: list[tuple[object, str, tuple[str, dict[str, str]] | None]] = [
         (7, "size", None),
         (None, "size", None),
@@ -244,9 +301,29 @@ def test_proof_refusals_name_their_reason() -> None:
         (signed(device, head, {"jti": 7}), "jti", None),
         (signed(device, head, {"jti": "c" * (dbsc.MAX_JTI + 1)}), "jti", None),
         (array_payload, "payload_json", None),
+        (bad_payload, "payload_base64", None),
+        (signed(device, {**head, "alg": "HS256"}, {"jti": "c"}), "alg", ("ES256", device.jwk)),
     ]  # fmt: skip
     for token, reason, registered in cases:
         assert reason_of(token, registered) == reason, (token, reason)
+
+
+def test_a_proof_of_the_maximum_length_is_read() -> None:
+    device = DeviceKey("ES256")
+    # An ES256 signature is 86 characters; pad the header and the claims
+    # until the whole proof is exactly MAX_HEADER long.
+    for extra in ("", "a", "ab"):
+        head = {"alg": "ES256", "typ": "dbsc+jwt", "jwk": device.jwk, "x": extra}
+        room = dbsc.MAX_HEADER - len(b64json(head)) - 2 - 86
+        for pad in range(room):
+            claims = {"jti": "c", "p": "x" * pad}
+            if len(b64json(claims)) == room:
+                token = signed(device, head, claims)
+                assert len(token) == dbsc.MAX_HEADER
+                assert verify_proof(token).jti == "c"
+                assert reason_of(token + "A") == "size"
+                return
+    raise AssertionError("no padding gave a proof of exactly MAX_HEADER characters")
 
 
 def test_an_rs256_proof_is_checked_with_rs256_and_its_registered_key() -> None:
@@ -328,7 +405,7 @@ def test_the_bound_cookie_value_is_the_documented_mac() -> None:
 
 
 def test_no_secret_is_an_error() -> None:
-    with pytest.raises(ValueError, match="at least one secret"):
+    with pytest.raises(ValueError, match=r"^BoundCookies needs at least one secret$"):
         BoundCookies([])
 
 
@@ -411,6 +488,7 @@ async def test_a_challenge_is_taken_once_by_its_login() -> None:
     with pytest.raises(InvalidProof) as caught:
         await device.take(dbsc.PURPOSE_REFRESH, proof_for(challenge), "u1", "ref-1")
     assert caught.value.reason == "challenge"
+    check_detail(caught.value)
 
 
 @pytest.mark.parametrize(
@@ -431,6 +509,7 @@ async def test_a_challenge_of_another_purpose_or_login_is_refused(
     with pytest.raises(InvalidProof) as caught:
         await device.take(purpose, proof_for(challenge), user, ref)
     assert caught.value.reason == reason
+    check_detail(caught.value)
 
 
 async def test_a_challenge_expires_after_its_ttl() -> None:
