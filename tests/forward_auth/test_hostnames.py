@@ -113,6 +113,11 @@ def test_invalid_patterns_say_why(pattern: object, message: str) -> None:
     assert problem is not None and message in problem
 
 
+def test_a_missing_pattern_is_named_so() -> None:
+    assert validate_pattern("") == "a host must be a non-empty string"
+    assert validate_pattern(None) == "a host must be a non-empty string"  # type: ignore[arg-type]
+
+
 def test_messages_quote_at_most_80_characters_of_the_pattern() -> None:
     long = "a:" + "b" * 100
     assert validate_pattern(long) == (

@@ -51,12 +51,13 @@ def test_the_key_is_derived_and_the_user_is_bound() -> None:
     assert AESGCM(key).decrypt(raw[:12], raw[12:], aad).decode() == PLAIN
 
 
-@pytest.mark.parametrize("plain", ["", "A", "AB", "ABC", PLAIN, PLAIN + "A", PLAIN + "AB"])
-def test_every_length_round_trips_without_padding(plain: str) -> None:
+def test_every_length_round_trips_without_padding() -> None:
     box = SecretBox([NEW])
-    sealed = box.seal(plain, user_id="u1")
-    assert "=" not in sealed and sealed.count(".") == 2
-    assert box.open(sealed, user_id="u1") == plain
+    for n in range(48):  # every base64 remainder, several times over
+        plain = "A" * n
+        sealed = box.seal(plain, user_id="u1")
+        assert "=" not in sealed and sealed.count(".") == 2
+        assert box.open(sealed, user_id="u1") == plain
 
 
 def test_another_users_row_does_not_open() -> None:

@@ -6,16 +6,20 @@ refused for users without TOTP, a challenge taken by a concurrent request.
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 
 import pyotp
 import pytest
 
-from gatepass.errors import Conflict, InvalidCode, InvalidMFAToken, InvalidRequest
+from gatepass.errors import Conflict, InvalidCode, InvalidMFAToken, InvalidRequest, RateLimited
 from gatepass.mfa.crypto import SecretBox
 from gatepass.mfa.memory import MemoryFactorStore
 from gatepass.mfa.service import MFAService, client_binding, token_hash
 from gatepass.mfa.store import Challenge
+from gatepass.throttle import LoginThrottle
+from gatepass.throttle.memory import MemoryThrottleStore
+from gatepass.throttle.policy import Rule
 
 SECRETS = [b"s" * 40]
 CLIENT = client_binding("203.0.113.7", "pytest-agent")
@@ -265,3 +269,113 @@ async def test_passkeys_need_a_passkey_service() -> None:
         await service.passkey_options(token, challenge)
     with pytest.raises(InvalidRequest, match=r"^Passkeys are not available here\.$"):
         await service.finish_with_passkey(token, challenge, {})
+
+
+# -- throttling: per account *and* address, through every entry point ----------------
+
+
+def throttled() -> tuple[MFAService, MemoryFactorStore, Clock]:
+    """A service whose account+address pair backs off after 2 wrong codes
+    (the account and address rules are out of the way)."""
+    service, store, clock = make()
+    service.throttle = LoginThrottle(
+        MemoryThrottleStore(),
+        pair=Rule(free=2, window=900, cap=900),
+        account=Rule(free=1000, window=900, cap=900),
+        address=Rule(free=1000, window=900, cap=900),
+        namespace="mfa",
+        clock=clock,
+    )
+    return service, store, clock
+
+
+async def test_wrong_codes_back_off_the_account_and_address_pair() -> None:
+    service, _, clock = throttled()
+    secret, _ = await enrol(service, clock)
+    wrong = wrong_code(secret, clock.now)
+    for _ in range(3):
+        with pytest.raises(InvalidCode):
+            await service.verify_code("u1", wrong, ip="198.51.100.1")
+    with pytest.raises(RateLimited):
+        await service.verify_code("u1", pyotp.TOTP(secret).at(clock.now), ip="198.51.100.1")
+    # Another address is another pair.
+    assert await service.verify_code("u1", pyotp.TOTP(secret).at(clock.now), ip="198.51.100.2") == (
+        "otp",
+    )
+
+
+async def test_a_right_code_clears_the_pair() -> None:
+    service, _, clock = throttled()
+    secret, codes = await enrol(service, clock)
+    wrong = wrong_code(secret, clock.now)
+    ip = "198.51.100.1"
+    for _ in range(2):
+        with pytest.raises(InvalidCode):
+            await service.verify_code("u1", wrong, ip=ip)
+    assert await service.verify_code("u1", codes[0], ip=ip) == ("otp", "mfa")
+    for _ in range(2):
+        with pytest.raises(InvalidCode):
+            await service.verify_code("u1", wrong, ip=ip)
+    assert await service.verify_code("u1", codes[1], ip=ip) == ("otp", "mfa")
+
+
+async def test_the_second_step_is_throttled_by_its_address() -> None:
+    service, _, clock = throttled()
+    secret, _ = await enrol(service, clock)
+    wrong = wrong_code(secret, clock.now)
+    service.max_attempts = 100
+    token = await service.start_challenge("u1", kind="login", client=CLIENT, data={})
+    for _ in range(3):
+        challenge = await service.attempt(token, client=CLIENT)
+        with pytest.raises(InvalidCode):
+            await service.finish(token, challenge, wrong, ip="198.51.100.1")
+    challenge = await service.attempt(token, client=CLIENT)
+    with pytest.raises(RateLimited):
+        await service.finish(token, challenge, pyotp.TOTP(secret).at(clock.now), ip="198.51.100.1")
+
+
+async def test_confirming_is_throttled_and_cleared_like_verifying() -> None:
+    service, store, clock = throttled()
+    ip = "198.51.100.1"
+    setup = await service.begin_totp("u1", "ada@example.com")
+    wrong = wrong_code(setup.secret, clock.now)
+    for _ in range(2):
+        with pytest.raises(InvalidCode):
+            await service.confirm_totp("u1", wrong, ip=ip)
+    await service.confirm_totp("u1", pyotp.TOTP(setup.secret).at(clock.now), ip=ip)
+    # The success cleared the pair: two more wrong codes are still free.
+    await service.disable_totp("u1")
+    setup = await service.begin_totp("u1", "ada@example.com")
+    wrong = wrong_code(setup.secret, clock.now)
+    for _ in range(3):
+        with pytest.raises(InvalidCode):
+            await service.confirm_totp("u1", wrong, ip=ip)
+    with pytest.raises(RateLimited):
+        await service.confirm_totp("u1", pyotp.TOTP(setup.secret).at(clock.now), ip=ip)
+    assert not (await store.get("u1")).totp_enabled
+
+
+async def test_confirm_without_a_setup_says_so() -> None:
+    service, _, _ = make()
+    with pytest.raises(Conflict) as caught:
+        await service.confirm_totp("u1", "123456", ip=None)
+    assert caught.value.detail == "There is no TOTP setup to confirm; start one first."
+
+
+# -- what the operator's log says ------------------------------------------------
+
+
+async def test_the_events_are_logged_with_their_user(caplog: pytest.LogCaptureFixture) -> None:
+    service, _, clock = make()
+    caplog.set_level(logging.INFO, logger="gatepass.mfa")
+    _, codes = await enrol(service, clock)
+    await service.verify_code("u1", codes[0], ip=None)
+    token = await service.start_challenge("u1", kind="login", client=CLIENT, data={})
+    with pytest.raises(InvalidMFAToken):
+        await service.attempt(token, client=client_binding("198.51.100.9", "x"))
+    messages = [r.getMessage() for r in caplog.records if r.name == "gatepass.mfa"]
+    assert messages == [
+        "totp enabled (user u1)",
+        "recovery code used (user u1)",
+        "mfa_token presented by another client (user u1)",
+    ]

@@ -482,7 +482,9 @@ async def test_an_mfa_challenge_finished_with_a_passkey() -> None:
     with pytest.raises(InvalidPasskey):  # its challenge was taken
         await mfa.finish_with_passkey(token, challenge, authenticator.get(options, uv=False))
     # Bound to that mfa_token: another token's challenge does not take it.
-    token2 = await mfa.start_challenge("u1", kind="login", client=client, data={"amr": ["pwd"]})
+    token2 = await mfa.start_challenge(
+        "u1", kind="login", client=client, data={"amr": ["pwd", "x-first"]}
+    )
     challenge2 = await mfa.attempt(token2, client=client)
     token3 = await mfa.start_challenge("u1", kind="login", client=client, data={})
     challenge3 = await mfa.attempt(token3, client=client)
@@ -491,7 +493,25 @@ async def test_an_mfa_challenge_finished_with_a_passkey() -> None:
         await mfa.finish_with_passkey(token2, challenge2, authenticator.get(options3))
     options2 = await mfa.passkey_options(token2, challenge2)
     passed = await mfa.finish_with_passkey(token2, challenge2, authenticator.get(options2))
-    assert passed.amr == ("pwd", "hwk", "user", "mfa")
+    assert passed.amr == ("pwd", "x-first", "hwk", "user", "mfa")
+
+
+async def test_an_mfa_challenge_takes_only_its_users_passkey() -> None:
+    clock = Clock()
+    passkeys = PasskeyService(
+        store=MemoryPasskeyStore(), challenges=MemoryOneTimeTokenStore(),
+        rp_id=RP_ID, origin=ORIGIN, clock=clock,
+    )  # fmt: skip
+    mfa = MFAService(
+        store=MemoryFactorStore(), box=SecretBox([b"s" * 40]), clock=clock, passkeys=passkeys
+    )
+    await enrol(passkeys, "u1")
+    intruder = await enrol(passkeys, "u2")
+    token = await mfa.start_challenge("u1", kind="login", client="c", data={})
+    challenge = await mfa.attempt(token, client="c")
+    options = await mfa.passkey_options(token, challenge)
+    with pytest.raises(InvalidPasskey):
+        await mfa.finish_with_passkey(token, challenge, intruder.get(options))
 
 
 async def test_finish_with_passkey_refuses_a_challenge_taken_meanwhile() -> None:
