@@ -9,6 +9,7 @@ Services are built inside each test (tests/mutation/README.md).
 from __future__ import annotations
 
 import json
+import logging
 import time
 from typing import Any
 
@@ -532,3 +533,115 @@ async def test_finish_with_passkey_refuses_a_challenge_taken_meanwhile() -> None
     assert await store.take_challenge(token_hash(token))
     with pytest.raises(InvalidMFAToken):
         await mfa.finish_with_passkey(token, challenge, authenticator.get(options))
+
+
+# -- found by surviving mutants ----------------------------------------------------
+
+
+async def test_a_counter_of_one_then_zero_is_refused() -> None:
+    service, _ = make()
+    authenticator = await enrol(service)
+    options = await service.login_options(client=CLIENT)
+    await service.sign_in(authenticator.get(options, counter=1), client=CLIENT)
+    options = await service.login_options(client=CLIENT)
+    with pytest.raises(InvalidPasskey):
+        await service.sign_in(authenticator.get(options, counter=0), client=CLIENT)
+
+
+class NoPresence(SoftAuthenticator):
+    """An authenticator that signs without the user-present flag."""
+
+    def _flags(self, uv: bool, extra: int = 0) -> int:
+        return super()._flags(uv, extra) & ~0x01
+
+
+async def test_a_registration_without_user_presence_is_refused() -> None:
+    service, _ = make()
+    options = await service.registration_options("u1", "u1@x.test", client=CLIENT)
+    with pytest.raises(PasskeyRejected):
+        await service.register("u1", NoPresence(ORIGIN).create(options), "Key", client=CLIENT)
+    assert await service.passkeys("u1") == []
+
+
+@pytest.mark.parametrize("transports", [None, 7, "usb", {"usb": 1}])
+async def test_transports_that_are_not_a_list_are_dropped(transports: object) -> None:
+    service, _ = make()
+    options = await service.registration_options("u1", "u1@x.test", client=CLIENT)
+    credential = SoftAuthenticator(ORIGIN).create(options)
+    credential["response"]["transports"] = transports
+    assert (await service.register("u1", credential, "Key", client=CLIENT)).transports == ()
+
+
+def test_client_data_of_exactly_4096_characters_is_read() -> None:
+    base = json.dumps({"challenge": "B" * 43, "pad": ""})
+    data = json.dumps({"challenge": "B" * 43, "pad": "x" * (3072 - len(base))}).encode()
+    assert len(data) == 3072 and len(b64(data)) == 4096
+    assert challenge_of({"response": {"clientDataJSON": b64(data)}}) == "B" * 43
+
+
+async def test_not_found_and_conflict_say_so() -> None:
+    service, _ = make()
+    authenticator = await enrol(service)
+    with pytest.raises(NotFound) as caught:
+        await service.find("u1", "nope")
+    assert caught.value.detail == "There is no such passkey."
+    options = await service.registration_options("u2", "u2@x.test", client=CLIENT)
+    with pytest.raises(Conflict) as conflict:
+        await service.register("u2", authenticator.create(options), "Key", client=CLIENT)
+    assert conflict.value.detail == "This passkey is already registered."
+
+
+async def test_the_log_names_users_and_credentials_by_tag(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import hashlib
+
+    caplog.set_level(logging.INFO, logger="gatepass.passkeys")
+    service, _ = make()
+    mine = await enrol(service, "u1")
+    theirs = await enrol(service, "u2")
+
+    def tag(authenticator: SoftAuthenticator) -> str:
+        return hashlib.sha256(authenticator.id.encode()).hexdigest()[:24]
+
+    async def refused_sign_in(credential: dict[str, Any], client: str = CLIENT) -> None:
+        with pytest.raises(InvalidPasskey):
+            await service.sign_in(credential, client=client)
+
+    options = await service.login_options(client=CLIENT)
+    await refused_sign_in(mine.get(options), client="other")
+    options = await service.login_options(client=CLIENT)
+    await refused_sign_in(SoftAuthenticator(ORIGIN).get(options))
+    options = await service.login_options(client=CLIENT)
+    await refused_sign_in(mine.get(options, user_handle=b"u2"))
+    options = await service.login_options(client=CLIENT)
+    await refused_sign_in(mine.get(options, uv=False))
+    options = await service.login_options(client=CLIENT)
+    await service.sign_in(mine.get(options, counter=3), client=CLIENT)  # logs nothing
+    options = await service.login_options(client=CLIENT)
+    await refused_sign_in(mine.get(options, counter=0))
+    options = await service.second_factor_options("u1", binding="b")
+    with pytest.raises(InvalidPasskey):
+        await service.second_factor("u1", theirs.get(options), binding="b")
+    options = await service.registration_options("u1", "u1@x.test", client=CLIENT)
+    with pytest.raises(PasskeyRejected):
+        await service.register("u2", SoftAuthenticator(ORIGIN).create(options), "K", client=CLIENT)
+    options = await service.registration_options("u1", "u1@x.test", client=CLIENT)
+    with pytest.raises(PasskeyRejected):
+        await service.register(
+            "u1", SoftAuthenticator(ORIGIN).create(options, rp_id="evil.test"), "K", client=CLIENT
+        )
+    messages = [r.getMessage() for r in caplog.records if r.name == "gatepass.passkeys"]
+    assert messages == [
+        f"passkey registered (user u1, {tag(mine)})",
+        f"passkey registered (user u2, {tag(theirs)})",
+        "passkey challenge presented by another client (passkey-login)",
+        "passkey assertion with an unknown credential",
+        f"passkey assertion names another user (user u1, {tag(mine)})",
+        f"passkey assertion refused (user u1, {tag(mine)}): InvalidAuthenticationResponse",
+        "passkey signature counter did not advance (0 after 3): possibly a "
+        f"cloned authenticator; refused (user u1, {tag(mine)})",
+        "passkey of another user offered (user u1)",
+        "passkey registration challenge of another user (user u2)",
+        "passkey registration refused (user u1): InvalidRegistrationResponse",
+    ]
