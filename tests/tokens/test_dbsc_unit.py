@@ -176,6 +176,7 @@ def test_load_jwk_refusals() -> None:
         ({**ec_jwk, "x": "a" * 2049}, "ES256", "jwk_member"),
         ({**ec_jwk, "x": ec_jwk["x"] + "="}, "ES256", "jwk_member"),
         ({**ec_jwk, "x": ec_jwk["x"][:-1] + "+"}, "ES256", "jwk_member"),
+        ({**ec_jwk, "x": "AAAAA"}, "ES256", "jwk_member"),
         ({**ec_jwk, "x": b64(b"\1" * 31)}, "ES256", "jwk_member"),
         ({**ec_jwk, "y": b64(b"\1" * 33)}, "ES256", "jwk_member"),
         ({**ec_jwk, "y": b64(b"\1" * 32)}, "ES256", "jwk_point"),
@@ -228,6 +229,8 @@ def test_rsa_key_limits() -> None:
         ({**good, "n": ""}, "jwk_member"),
         ({**good, "n": "A" * 2050}, "jwk_member"),  # over 2048 characters: not even read
         ({**good, "n": "B" * 2048}, "jwk_size"),  # 2048 characters are read (and too big)
+        ({**good, "n": "AAAAA"}, "jwk_member"),  # 4k+1 characters: no base64 at all
+        ({**good, "e": good["n"]}, "jwk_member"),  # e == n: no RSA key (cryptography refuses)
     ):
         with pytest.raises(InvalidProof) as caught:
             load_jwk(jwk, "RS256")
