@@ -41,6 +41,8 @@ def test_valid_hosts_are_normalised(text: str, host: str) -> None:
         "",
         "a" * 261,
         "bücher.example",
+        "\u212aelvin.example.test",  # KELVIN SIGN: lower() makes it an ASCII "k"
+        "[::\u212a]",
         "app.example.test:",
         "app.example.test:http",
         "app.example.test:65536",
