@@ -11,6 +11,7 @@ they run once per mutant, and the unit tests, not the draws, must do the killing
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import settings
 
 settings.register_profile(
@@ -26,3 +27,18 @@ def pytest_runtest_setup() -> None:
     from gatepass.tokens import jws
 
     jws.clear_header_cache()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # The service suites (MFA, one-time tokens) run on every store backend;
+    # under mutation only on the memory one: the mutated checks sit above the
+    # store, every backend would give the same verdict, and the store
+    # contracts are suites of their own, not this run's business.
+    kept, dropped = [], []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        backend = callspec.params.get("backend_name") if callspec is not None else None
+        (dropped if backend not in (None, "memory") else kept).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept

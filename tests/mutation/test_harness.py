@@ -115,3 +115,31 @@ def test_a_survivor_entry_without_a_reason_is_refused(tmp_path: Path) -> None:
     path.write_text(path.read_text().replace("equivalent", "fine").replace('" "', '"r"'))
     with pytest.raises(ValueError):
         load_explanations(path)
+
+
+def test_every_target_names_files_that_exist() -> None:
+    root = Path(__file__).resolve().parents[2]
+    for target in TARGETS:
+        assert (root / target.path).is_file(), target.path
+        for test in target.tests:
+            assert (root / test.split("::")[0]).is_file(), test
+
+
+def test_under_mutation_backend_suites_run_on_memory_only() -> None:
+    from types import SimpleNamespace
+
+    from tests.mutation.plugin import pytest_collection_modifyitems
+
+    def item(backend: str | None) -> SimpleNamespace:
+        params = {} if backend is None else {"backend_name": backend}
+        return SimpleNamespace(name=backend, callspec=SimpleNamespace(params=params))
+
+    plain = SimpleNamespace(name="plain")  # not parametrised at all
+    items = [item("memory"), item("redis"), plain, item(None), item("postgres")]
+    dropped: list[object] = []
+    config = SimpleNamespace(
+        hook=SimpleNamespace(pytest_deselected=lambda items: dropped.extend(items))
+    )
+    pytest_collection_modifyitems(config, items)  # type: ignore[arg-type]
+    assert [i.name for i in items] == ["memory", "plain", None]
+    assert [i.name for i in dropped] == ["redis", "postgres"]  # type: ignore[attr-defined]

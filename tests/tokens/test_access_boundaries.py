@@ -135,3 +135,30 @@ def test_a_signed_payload_that_is_not_base64_is_named_as_such() -> None:
         signing_input = f"{head}.{body}"
         token = f"{signing_input}.{jws.b64url(key.sign(signing_input.encode()))}"
         assert rejects(token) == "payload_base64"
+
+
+def test_amr_lists_from_0_to_8_values_of_1_to_32_characters() -> None:
+    accepts(amr=[])
+    accepts(amr=["pwd"] * 8)
+    accepts(amr=["a", "x" * 32])
+    assert codec().verify(forge(claims=good_claims(amr=["pwd", "otp"]))).amr == ("pwd", "otp")
+    assert codec().verify(forge(claims=good_claims())).amr == ()
+    for bad in (["pwd"] * 9, [""], ["x" * 33], [7], "pwd", {"pwd": 1}, None):
+        assert rejects(forge(claims=good_claims(amr=bad))) == "amr", bad
+
+
+def test_auth_time_is_a_timestamp_at_most_the_leeway_ahead() -> None:
+    accepts(auth_time=NOW + 5)  # leeway 5
+    accepts(auth_time=0)
+    verified = codec().verify(forge(claims=good_claims(auth_time=NOW - 60)))
+    assert verified.auth_time == NOW - 60
+    assert rejects(forge(claims=good_claims(auth_time=NOW + 5.01))) == "auth_time"
+    for bad in ("1", True, -1, None, MAX_TIMESTAMP + 1):
+        assert rejects(forge(claims=good_claims(auth_time=bad))) == "auth_time", bad
+
+
+def test_email_verified_is_a_boolean_when_present() -> None:
+    accepts(email_verified=True)
+    accepts(email_verified=False)
+    for bad in (1, 0, "true", None):
+        assert rejects(forge(claims=good_claims(email_verified=bad))) == "email_verified", bad
