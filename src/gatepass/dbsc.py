@@ -378,9 +378,11 @@ class BoundCookies:
         # under the key is not ours to trust (fail closed).
         if not isinstance(binding, dict):
             return False
-        sid = binding.get("sid")
-        if isinstance(sid, str):
-            return self.valid(read_cookie(cookie_header, self.spec.name), sid)
+        if "sid" in binding:
+            sid = binding["sid"]
+            return isinstance(sid, str) and self.valid(
+                read_cookie(cookie_header, self.spec.name), sid
+            )
         by = binding.get("by")
         return isinstance(by, int | float) and not isinstance(by, bool) and self.clock() < by
 

@@ -229,3 +229,7 @@ def test_bound_cookie_check_of_a_required_binding() -> None:
     # Anything but the two shapes the server writes is refused (fail closed).
     for odd in (None, {}, {"by": "later"}, {"by": True}, {"sid": 7}, ["A" * 22]):
         assert not cookies.check(None, odd), odd
+    # A bound login's id that is not a string is not read as "awaiting
+    # binding" through a deadline beside it.
+    for sid in (7, None, ["A" * 22]):
+        assert not cookies.check(None, {"sid": sid, "by": now + 60}), sid
