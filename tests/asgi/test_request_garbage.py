@@ -55,6 +55,26 @@ def make_app(sessions: SessionManager | None = None) -> Starlette:
     )
 
 
+class Cycle:
+    """One request as uvicorn holds it: the object whose method is ``send``
+    keeps the scope, so anything the scope holds that keeps ``send`` is a
+    reference cycle (the shape the first version of this test missed)."""
+
+    def __init__(self, scope: Scope) -> None:
+        self.scope = scope
+        self.status = 0
+        self.body = b""
+
+    async def receive(self) -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(self, message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+        else:
+            self.body += message.get("body", b"")
+
+
 async def call(app: Any, method: str, path: str, cookie: str | None = None) -> tuple[int, bytes]:
     headers = [(b"host", b"testserver")]
     if cookie is not None:
@@ -63,19 +83,9 @@ async def call(app: Any, method: str, path: str, cookie: str | None = None) -> t
                     "root_path": "", "scheme": "http", "query_string": b"", "headers": headers,
                     "client": ("127.0.0.1", 5000), "server": ("testserver", 80),
                     "http_version": "1.1", "asgi": {"version": "3.0"}}  # fmt: skip
-    out: dict[str, Any] = {"body": b""}
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: dict[str, Any]) -> None:
-        if message["type"] == "http.response.start":
-            out["status"] = message["status"]
-        else:
-            out["body"] += message.get("body", b"")
-
-    await app(scope, receive, send)
-    return out["status"], out["body"]
+    cycle = Cycle(scope)
+    await app(scope, cycle.receive, cycle.send)
+    return cycle.status, cycle.body
 
 
 @pytest.fixture

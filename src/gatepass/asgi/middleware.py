@@ -268,10 +268,13 @@ class AuthMiddleware:
                     raise
                 await _send_error(auth._send_through, exc)
         finally:
-            # scope -> auth -> scope is a reference cycle: left in place, every
-            # request's objects wait for the garbage collector, whose passes
-            # then cost more than the rest of the middleware (a test holds it).
+            # The request's auth state refers to its scope and to the server's
+            # send (whose owner holds the scope, as uvicorn's does), and the
+            # scope refers back to it: reference cycles that would leave every
+            # request's objects to the garbage collector, whose passes then
+            # cost more than the rest of the middleware.  Cut both.
             auth._scope = _ENDED
+            auth._send = _ended
 
     def _session_cookie(self, cookie: str) -> tuple[str, str | None] | None:
         """The session token in a ``Cookie`` header and its store key (None
@@ -308,6 +311,11 @@ _UNSEEN = object()
 #: What a finished request's :class:`RequestAuth` holds instead of its
 #: scope: empty and read-only, so nothing can be learnt or left through it.
 _ENDED = cast(Scope, MappingProxyType({}))
+
+
+async def _ended(message: Message) -> None:
+    """What a finished request's :class:`RequestAuth` holds instead of ``send``."""
+    raise RuntimeError("The response of this request has been sent already.")
 
 
 async def _send_error(send: Send, exc: GatepassError) -> None:
