@@ -156,7 +156,9 @@ def main() -> None:
         meta = saved["meta"]
         if "argon2_ms" not in meta:
             meta.update(argon2_cost())
-        report.write([Row(**row) for row in saved["rows"]], meta, RESULTS)
+        fields = set(Row.__dataclass_fields__)
+        rows = [Row(**{k: v for k, v in row.items() if k in fields}) for row in saved["rows"]]
+        report.write(rows, meta, RESULTS)
         print((RESULTS / "results.md").read_text())
         return
 
