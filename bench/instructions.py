@@ -40,7 +40,9 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 sys.path.insert(0, str(BENCH))
 
+from harness import Redis  # noqa: E402
 from run import bootstrap_venv  # noqa: E402
+from scenarios_wrk import asgi_argv  # noqa: E402
 
 CONNECTIONS = 8
 WARM_UP = 400
@@ -116,24 +118,8 @@ def instructions(target: str, env: dict[str, str], credential: str, n: int) -> f
             "--tool=callgrind",
             "--instr-atstart=no",
             f"--callgrind-out-file={out}",
-            sys.executable,
-            "-m",
-            "uvicorn",
-            target,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-            "--loop",
-            "uvloop",
-            "--http",
-            "httptools",
-            "--lifespan",
-            "on",
-        ],
+            *(arg.replace("{port}", str(port)) for arg in asgi_argv("uvicorn", target)),
+        ],  # the same uvicorn settings as every wrk row
         cwd=ROOT,
         env={**os.environ, **env},
         stdout=subprocess.DEVNULL,
@@ -176,26 +162,11 @@ def main() -> None:
     bootstrap_venv(__file__)
 
     tmp = Path(tempfile.mkdtemp(prefix="gatepass-instructions-"))
-    redis: subprocess.Popen[bytes] | None = None
+    redis: Redis | None = None
     urls = {"memory": "memory://", "sqlite": f"sqlite:///{tmp}/bench.db"}
     if "redis" in args.stores:
-        redis_port = free_port()
-        redis = subprocess.Popen(
-            [
-                "redis-server",
-                "--port",
-                str(redis_port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ],
-            stdout=subprocess.DEVNULL,
-        )
-        urls["redis"] = f"redis://127.0.0.1:{redis_port}/0"
-        time.sleep(0.5)
+        redis = Redis()  # a private redis-server on a free port
+        urls["redis"] = redis.url
     pythonpath = f"{ROOT / 'src'}{os.pathsep}{ROOT}"
     try:
         base = instructions("bench.plain_app:app", {"PYTHONPATH": pythonpath}, "none", args.n)
@@ -211,8 +182,7 @@ def main() -> None:
                 )
     finally:
         if redis is not None:
-            redis.terminate()
-            redis.wait()
+            redis.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 
 
