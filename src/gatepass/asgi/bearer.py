@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from gatepass.asgi.types import Scope, credentials
-from gatepass.cookies import CookieSpec, read_cookie
+from gatepass.asgi.types import CookieReader, Scope, credentials
+from gatepass.cookies import CookieSpec
 from gatepass.dbsc import DATA_KEY, BoundCookies
 from gatepass.drivers.changes import UNKNOWN, Unknown
 from gatepass.errors import InvalidToken
@@ -51,6 +51,7 @@ class BearerResolver:
         self.verify_cached = verify_cached
         self.permissions = permissions
         self.cookie = cookie
+        self._read_cookie = CookieReader(cookie.name) if cookie is not None else None
         self.roles_loader = roles_loader
 
     async def resolve(self, scope: Scope) -> Identity | None:
@@ -70,8 +71,8 @@ class BearerResolver:
             if not credentials or " " in credentials:
                 raise InvalidToken(reason="malformed")
             return await self._identity(credentials, "bearer", cookie)
-        if self.cookie is not None:
-            value = read_cookie(cookie, self.cookie.name)
+        if self._read_cookie is not None:
+            value = self._read_cookie(cookie)
             if value is not None:
                 try:
                     return await self._identity(value, "jwt-cookie", cookie)

@@ -31,8 +31,17 @@ from starlette.requests import HTTPConnection
 
 from gatepass.asgi.errors import error_parts
 from gatepass.asgi.middleware import RequestAuth
-from gatepass.asgi.types import ASGIApp, Message, Receive, Scope, Send, header
-from gatepass.cookies import CookieSpec, read_cookie
+from gatepass.asgi.types import (
+    ASGIApp,
+    CookieReader,
+    Message,
+    Receive,
+    Scope,
+    Send,
+    cookie_header,
+    header,
+)
+from gatepass.cookies import CookieSpec
 from gatepass.csrf import ANONYMOUS_BINDING, CSRFSigner, normalize_origins, origin_of
 from gatepass.errors import ConfigurationError, CSRFFailed, GatepassError, PayloadTooLarge
 from gatepass.identity import Identity
@@ -119,6 +128,7 @@ class CSRFMiddleware:
         self.signer = signer
         self.trusted = normalize_origins(trusted_origins)
         self.cookie = cookie
+        self._read_cookie = CookieReader(cookie.name)
         self.max_form_bytes = max_form_bytes
         self.exempt_paths = frozenset(exempt_paths)
 
@@ -126,7 +136,7 @@ class CSRFMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        state = CSRFState(self, read_cookie(header(scope, b"cookie"), self.cookie.name))
+        state = CSRFState(self, self._read_cookie(cookie_header(scope)))
         scope["gatepass.csrf"] = state
         if (
             scope["method"] not in SAFE_METHODS

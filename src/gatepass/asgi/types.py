@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from gatepass.cookies import read_cookie
+
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -40,6 +42,47 @@ def credentials(scope: Scope) -> tuple[str | None, str | None]:
         None if authorization is None else authorization.decode("latin-1"),
         None if cookie is None else cookie.decode("latin-1"),
     )
+
+
+def cookie_header(scope: Scope) -> str | None:
+    """The ``Cookie`` header as :func:`header` reads it, in one plain pass."""
+    cookie: bytes | None = None
+    for name, value in scope.get("headers", ()):
+        if name == b"cookie":
+            cookie = value if cookie is None else cookie + b"; " + value
+    return None if cookie is None else cookie.decode("latin-1")
+
+
+class CookieReader:
+    """:func:`~gatepass.cookies.read_cookie` for one cookie name, memoised per
+    ``Cookie`` header.
+
+    A browser sends the same header on every request, and the strict parse
+    is a pure function of it, so each layer that reads a cookie keeps its
+    answers in a small bounded memo instead of parsing again.  Headers longer
+    than ``max_header`` are parsed each time and never kept.
+    """
+
+    __slots__ = ("_memo", "max_entries", "max_header", "name")
+
+    def __init__(self, name: str, *, max_entries: int = 4096, max_header: int = 1024) -> None:
+        self.name = name
+        self.max_entries = max_entries
+        self.max_header = max_header
+        self._memo: dict[str, str | None] = {}
+
+    def __call__(self, header: str | None) -> str | None:
+        if header is None:
+            return None
+        memo = self._memo
+        if header in memo:
+            return memo[header]
+        value = read_cookie(header, self.name)
+        if len(header) <= self.max_header:
+            if len(memo) >= self.max_entries:
+                memo.clear()
+            memo[header] = value
+        return value
 
 
 def client_ip(scope: Scope) -> str | None:
