@@ -31,7 +31,7 @@ HEADERS = [
 
 @pytest.mark.parametrize("header", HEADERS)
 def test_answers_are_the_parser_s_every_time(header: str) -> None:
-    reader = CookieReader(NAME)
+    reader = CookieReader(NAME, str)
     expected = read_cookie(header, NAME)
     assert reader(header) == expected
     assert reader(header) == expected  # from the memo
@@ -39,7 +39,7 @@ def test_answers_are_the_parser_s_every_time(header: str) -> None:
 
 
 def test_each_header_keeps_its_own_answer() -> None:
-    reader = CookieReader(NAME)
+    reader = CookieReader(NAME, str)
     values = {f"{NAME}={secrets.token_urlsafe(16)}" for _ in range(50)}
     for header in values:
         reader(header)
@@ -49,7 +49,7 @@ def test_each_header_keeps_its_own_answer() -> None:
 
 
 def test_the_memo_is_bounded_and_long_headers_are_not_kept() -> None:
-    reader = CookieReader(NAME, max_entries=8, max_header=64)
+    reader = CookieReader(NAME, str, max_entries=8, max_header=64)
     for i in range(20):
         assert reader(f"{NAME}=v{i}") == f"v{i}"
         assert len(reader._memo) <= 8
@@ -66,11 +66,11 @@ def test_the_session_cookie_memo_is_bounded_and_exact() -> None:
     tokens = [secrets.token_urlsafe(32) for _ in range(5000)]
     for token in tokens:
         assert middleware._session_cookie(f"__Host-gatepass={token}") == (token, token_key(token))
-    assert len(middleware._cookie_memo) <= 4096
+    assert len(middleware._session_cookie._memo) <= 4096
     # A value that is not the shape we mint: the token, no key (the browser
     # is told to drop it); no session cookie at all: None.
     assert middleware._session_cookie("__Host-gatepass=short") == ("short", None)
     assert middleware._session_cookie("other=1") is None
     long = f"__Host-gatepass={tokens[0]}; pad=" + "x" * 2000
     assert middleware._session_cookie(long) == (tokens[0], token_key(tokens[0]))
-    assert long not in middleware._cookie_memo
+    assert long not in middleware._session_cookie._memo

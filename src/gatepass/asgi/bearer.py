@@ -51,7 +51,7 @@ class BearerResolver:
         self.verify_cached = verify_cached
         self.permissions = permissions
         self.cookie = cookie
-        self._read_cookie = CookieReader(cookie.name) if cookie is not None else None
+        self._read_cookie = CookieReader(cookie.name, str) if cookie is not None else None
         self.roles_loader = roles_loader
 
     async def resolve(self, scope: Scope) -> Identity | None:

@@ -128,7 +128,7 @@ class CSRFMiddleware:
         self.signer = signer
         self.trusted = normalize_origins(trusted_origins)
         self.cookie = cookie
-        self._read_cookie = CookieReader(cookie.name)
+        self._read_cookie = CookieReader(cookie.name, str)
         self.max_form_bytes = max_form_bytes
         self.exempt_paths = frozenset(exempt_paths)
 

@@ -28,6 +28,7 @@ from gatepass.asgi.bearer import BearerResolver
 from gatepass.asgi.errors import error_parts
 from gatepass.asgi.types import (
     ASGIApp,
+    CookieReader,
     Message,
     Receive,
     Scope,
@@ -36,7 +37,7 @@ from gatepass.asgi.types import (
     credentials,
     header,
 )
-from gatepass.cookies import CookieSpec, read_cookie
+from gatepass.cookies import CookieSpec
 from gatepass.dbsc import DATA_KEY, BoundCookies
 from gatepass.errors import GatepassError
 from gatepass.identity import ANONYMOUS, Anonymous, Identity, RolePermissions
@@ -201,7 +202,10 @@ class AuthMiddleware:
         self.bearer = bearer
         self._cookie_name = self.cookie.name
         self._stale_cookie = self.cookie.deletion_header()
-        self._cookie_memo: dict[str, tuple[str, str | None] | None] = {}
+        #: The session token in a Cookie header and its store key (None for a
+        #: value that is not the shape we mint), memoised per header: the
+        #: session itself is still read from the store on every request.
+        self._session_cookie = CookieReader(self._cookie_name, _token_and_key)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -276,38 +280,10 @@ class AuthMiddleware:
             auth._scope = _ENDED
             auth._send = _ended
 
-    def _session_cookie(self, cookie: str) -> tuple[str, str | None] | None:
-        """The session token in a ``Cookie`` header and its store key (None
-        for a value that is not the shape we mint), or None without one.
-
-        Browsers send the same header on every request, so the answer (a pure
-        function of the header: the strict parse, the shape check and the
-        hash) is kept per header in a small bounded memo, the way verified
-        access tokens are.  Revocation is unaffected: the session itself is
-        read from the store on every request.
-        """
-        memo = self._cookie_memo
-        found = memo.get(cookie, _UNSEEN)
-        if found is not _UNSEEN:
-            return found  # type: ignore[return-value]
-        token = read_cookie(cookie, self._cookie_name)
-        answer = (
-            None
-            if token is None
-            else (token, token_key(token) if is_well_formed(token) else None)
-        )
-        if len(cookie) <= _MEMO_HEADER_MAX:
-            if len(memo) >= _MEMO_ENTRIES:
-                memo.clear()
-            memo[cookie] = answer
-        return answer
+def _token_and_key(token: str) -> tuple[str, str | None]:
+    return token, token_key(token) if is_well_formed(token) else None
 
 
-#: The per-header memo's bounds: entries, and the longest header kept (a
-#: header full of other cookies is parsed each time instead).
-_MEMO_ENTRIES = 4096
-_MEMO_HEADER_MAX = 1024
-_UNSEEN = object()
 #: What a finished request's :class:`RequestAuth` holds instead of its
 #: scope: empty and read-only, so nothing can be learnt or left through it.
 _ENDED = cast(Scope, MappingProxyType({}))

@@ -8,7 +8,7 @@ other.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from gatepass.cookies import read_cookie
 
@@ -17,6 +17,7 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+T = TypeVar("T")
 
 
 def header(scope: Scope, name: bytes) -> str | None:
@@ -53,36 +54,46 @@ def cookie_header(scope: Scope) -> str | None:
     return None if cookie is None else cookie.decode("latin-1")
 
 
-class CookieReader:
+class CookieReader(Generic[T]):
     """:func:`~gatepass.cookies.read_cookie` for one cookie name, memoised per
-    ``Cookie`` header.
+    ``Cookie`` header, with ``derive`` applied to the value found.
 
     A browser sends the same header on every request, and the strict parse
-    is a pure function of it, so each layer that reads a cookie keeps its
-    answers in a small bounded memo instead of parsing again.  Headers longer
-    than ``max_header`` are parsed each time and never kept.
+    (and whatever ``derive`` computes from the value, e.g. a hash) is a pure
+    function of it, so each layer that reads a cookie keeps its answers in a
+    small bounded memo instead of parsing again.  Headers longer than
+    ``max_header`` are parsed each time and never kept.
     """
 
-    __slots__ = ("_memo", "max_entries", "max_header", "name")
+    __slots__ = ("_memo", "derive", "max_entries", "max_header", "name")
 
-    def __init__(self, name: str, *, max_entries: int = 4096, max_header: int = 1024) -> None:
+    def __init__(
+        self,
+        name: str,
+        derive: Callable[[str], T],
+        *,
+        max_entries: int = 4096,
+        max_header: int = 1024,
+    ) -> None:
         self.name = name
+        self.derive = derive
         self.max_entries = max_entries
         self.max_header = max_header
-        self._memo: dict[str, str | None] = {}
+        self._memo: dict[str, T | None] = {}
 
-    def __call__(self, header: str | None) -> str | None:
+    def __call__(self, header: str | None) -> T | None:
         if header is None:
             return None
         memo = self._memo
         if header in memo:
             return memo[header]
         value = read_cookie(header, self.name)
+        answer = None if value is None else self.derive(value)
         if len(header) <= self.max_header:
             if len(memo) >= self.max_entries:
                 memo.clear()
-            memo[header] = value
-        return value
+            memo[header] = answer
+        return answer
 
 
 def client_ip(scope: Scope) -> str | None:
