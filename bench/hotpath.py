@@ -13,6 +13,8 @@ than wrk's requests/s.  Scenarios, on the real ``gatepass serve`` app
 * ``bearer``: ``GET /auth/me`` with ``Authorization: Bearer``;
 * ``lib``: ``GET /me`` on ``bench/app.py`` (``AuthMiddleware`` alone, the
   wrk rows' app) with a session cookie, sessions on ``--store`` too;
+* ``browser``: ``GET /me`` on ``bench/app.py`` with ``CSRFMiddleware`` too
+  (``BENCH_CSRF=1``) and the access token in its cookie (browser JWT mode);
 * ``bare``: a plain Starlette route with no gatepass (the honest baseline).
 
 The numbers leave out the HTTP server (parsing, the socket), which costs
@@ -110,7 +112,7 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=5000)
     parser.add_argument("--store", help="GATEPASS_SESSION_STORE_URL (default: embedded SQLite)")
-    parser.add_argument("--only", default="bare,lib,verify,me,bearer")
+    parser.add_argument("--only", default="bare,lib,browser,verify,me,bearer")
     args = parser.parse_args()
     wanted = args.only.split(",")
 
@@ -138,8 +140,13 @@ async def main() -> None:
     lib_task, lib_inbox = await lifespan(lib)
     lib_cookie = await call(lib, dict(scope_for("/_bench/login", []), method="POST"))
     set_cookie = dict(lib_cookie[1])[b"set-cookie"].split(b";")[0]
+    os.environ["BENCH_CSRF"] = "1"
+    browser = BenchApp()
+    browser_task, browser_inbox = await lifespan(browser)
+    access = (await call(browser, dict(scope_for("/_bench/token", []), method="POST")))[2]
     scenarios = {
         "lib": (lib, scope_for("/me", [(b"cookie", set_cookie)])),
+        "browser": (browser, scope_for("/me", [(b"cookie", b"__Host-gatepass-at=" + access)])),
         "bare": (bare, scope_for("/plain", [])),
         "verify": (app, scope_for("/auth/verify", [cookie])),
         "me": (app, scope_for("/auth/me", [cookie])),
@@ -148,7 +155,7 @@ async def main() -> None:
     for name in wanted:
         target, scope = scenarios[name]
         print(f"{name:8} {await measure(target, scope, args.n):8.1f} µs/request", flush=True)
-    for box, running in ((inbox, task), (lib_inbox, lib_task)):
+    for box, running in ((inbox, task), (lib_inbox, lib_task), (browser_inbox, browser_task)):
         await box.put({"type": "lifespan.shutdown"})
         await running
 

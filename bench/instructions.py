@@ -108,7 +108,9 @@ def drive(port: int, path: str, headers: list[str], n: int) -> int:
     return done
 
 
-def instructions(target: str, env: dict[str, str], credential: str, n: int) -> float:
+def instructions(
+    target: str, env: dict[str, str], credential: str, n: int, root: Path = ROOT
+) -> float:
     """Instructions per request of ``GET`` on ``target`` (an ASGI app path)."""
     port = free_port()
     out = Path(tempfile.mkdtemp(prefix="gatepass-callgrind-")) / "callgrind.out"
@@ -120,7 +122,7 @@ def instructions(target: str, env: dict[str, str], credential: str, n: int) -> f
             f"--callgrind-out-file={out}",
             *(arg.replace("{port}", str(port)) for arg in asgi_argv("uvicorn", target)),
         ],  # the same uvicorn settings as every wrk row
-        cwd=ROOT,
+        cwd=root,
         env={**os.environ, **env},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -156,6 +158,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=4000, help="requests counted per row")
     parser.add_argument("--stores", default="memory,sqlite,redis")
+    parser.add_argument(
+        "--root",
+        type=Path,
+        default=ROOT,
+        help="measure another checkout (its src/ and bench/ apps), e.g. a git worktree "
+        "of an older commit, for a before/after",
+    )
     args = parser.parse_args()
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
         raise SystemExit("valgrind is not installed: apt-get install valgrind")
@@ -167,14 +176,15 @@ def main() -> None:
     if "redis" in args.stores:
         redis = Redis()  # a private redis-server on a free port
         urls["redis"] = redis.url
-    pythonpath = f"{ROOT / 'src'}{os.pathsep}{ROOT}"
+    root = args.root.resolve()
+    pythonpath = f"{root / 'src'}{os.pathsep}{root}"
     try:
-        base = instructions("bench.plain_app:app", {"PYTHONPATH": pythonpath}, "none", args.n)
+        base = instructions("bench.plain_app:app", {"PYTHONPATH": pythonpath}, "none", args.n, root)
         print(f"{'plain Starlette, no gatepass':34} {base:>10,.0f} instructions/request")
         for store in args.stores.split(","):
             env = {"PYTHONPATH": pythonpath, "BENCH_STORE": urls[store], "BENCH_ALG": "HS256"}
             for credential in ("session", "bearer"):
-                count = instructions("bench.app:app", env, credential, args.n)
+                count = instructions("bench.app:app", env, credential, args.n, root)
                 print(
                     f"{credential + ' / ' + store:34} {count:>10,.0f} instructions/request"
                     f"   ratio {base / count:.3f}",
