@@ -150,6 +150,13 @@ def test_cluster_url_credentials_and_tls() -> None:
     assert "ssl" in str(kwargs.get("connection_class", "")).lower()
     seeds = sorted((n.host, n.port) for n in client.nodes_manager.startup_nodes.values())
     assert seeds == [("10.0.0.1", 7000), ("::1", 7001)]
+    # Split by hand, not by urlsplit (which refuses several hosts with an IPv6
+    # one on some 3.11 releases): the same rules still hold.
+    for bad in ("/1", "/0?x=1", "?ssl_cert_reqs=none"):
+        with pytest.raises(ValueError):
+            redis_client(f"redis+cluster://[::1]:7000,[::1]:7001{bad}")
+    with pytest.raises(ValueError):
+        redis_client("redis+cluster://[::1]:port/")
 
 
 # ---------------------------------------------------------------- key layout

@@ -18,7 +18,7 @@ import functools
 import math
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, ClassVar, ParamSpec, Self, TypeAlias, TypeVar
-from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote
 
 import redis.asyncio as aioredis
 import redis.exceptions as rexc
@@ -81,7 +81,7 @@ def redis_client(url: str, stats: Stats | None = None) -> RedisClient:
     really down becomes a 503 within a few seconds instead of a hung request.
     """
     client: _Redis | _RedisCluster
-    if urlsplit(url).scheme.lower() in CLUSTER_SCHEMES:
+    if _scheme(url) in CLUSTER_SCHEMES:
         client = _cluster_client(url)
     else:
         client = _Redis.from_url(  # type: ignore[assignment]  # from_url is typed as Redis
@@ -121,14 +121,26 @@ class _RedisCluster(RedisCluster):
         return pipe
 
 
+def _scheme(url: str) -> str:
+    """The URL's scheme, lower-cased, read without parsing the rest."""
+    scheme, sep, _ = url.partition("://")
+    return scheme.lower() if sep else ""
+
+
 def _cluster_client(url: str) -> _RedisCluster:
     # redis-py's own URL parser takes one host; a cluster URL lists seeds.
-    parts = urlsplit(url)
-    if parts.path not in ("", "/", "/0"):
+    # The URL is split by hand: urllib's urlsplit refuses a netloc of several
+    # hosts with an IPv6 one among them on some Python 3.11 releases
+    # (Debian 12's 3.11.2 among them: "Invalid IPv6 URL").
+    _, _, rest = url.partition("://")
+    rest = rest.partition("#")[0]
+    rest, _, query = rest.partition("?")
+    netloc, slash, path = rest.partition("/")
+    if slash + path not in ("", "/", "/0"):
         raise ValueError("a Redis Cluster has only database 0")
-    if parse_qsl(parts.query, keep_blank_values=True):
+    if parse_qsl(query, keep_blank_values=True):
         raise ValueError("unsupported Redis Cluster URL parameter")
-    userinfo, _, hosts = parts.netloc.rpartition("@")
+    userinfo, _, hosts = netloc.rpartition("@")
     username, _, password = userinfo.partition(":")
     nodes: list[ClusterNode] = []
     for host_port in hosts.split(","):
@@ -144,7 +156,7 @@ def _cluster_client(url: str) -> _RedisCluster:
         startup_nodes=nodes,
         username=unquote(username) or None,
         password=unquote(password) or None,
-        ssl=parts.scheme.lower() == "rediss+cluster",
+        ssl=_scheme(url) == "rediss+cluster",
         socket_timeout=2,
         socket_connect_timeout=2,
         health_check_interval=30,
@@ -255,8 +267,8 @@ async def _ping(client: RedisClient) -> None:
 
 def open_connection(url: str) -> RedisConnection:
     """The shared client for ``url`` (without ``prefix``); connects on first use."""
-    parts = urlsplit(url)
-    key = urlunsplit(parts._replace(scheme=parts.scheme.lower()))
+    scheme, sep, rest = url.partition("://")
+    key = f"{scheme.lower()}{sep}{rest}"  # one client per URL, whatever the scheme's case
     return shared(f"redis:{key}", RedisConnection, lambda: RedisConnection(url))
 
 
